@@ -1,0 +1,77 @@
+"""./scripts/demo: one daily run of the whole pipeline on this machine.
+
+Starts nats-server (JetStream, temporary store, free loopback port), writes
+sample drops for US1 and US2 into a temporary inbox, starts status-checker and
+file-transformer, runs `daily-checker --once`, waits until status-checker
+reports both clients, prints the status JSON and the output paths, and stops
+everything it started (also on failure or Ctrl-C).
+"""
+
+import json
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "integration"))
+os.environ.setdefault("DX_BUILD_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "..", "build"))
+
+import harness  # noqa: E402
+
+US1 = (
+    "Order ID;Date commande;Client;E-mail;SKU;Produit;Quantité;Prix unitaire;Devise;Statut\r\n"
+    "FR-1001;24/11/2026 09:12;C-77;Anne.Martin@Example.com ;MUG-01;Mug  émaillé;2;12,50 €;EUR;"
+    "Livrée\r\n"
+    "FR-1002;24/11/2026;C-78;paul@example.com;TEA-02;Thé vert;1;4,20;EUR;en cours\r\n"
+    "FR-1002;24/11/2026;C-78;paul@example.com;TEA-02;Thé vert;1;4,20;EUR;en cours\r\n"
+    "FR-1003;31/02/2026;C-79;zoe@example.com;POT-03;Théière;1;39,90;EUR;livrée\r\n"
+    "FR-1004;24/11/2026;C-80;leo@example.com;CUP-04;Tasse;deux;6,00;EUR;annulée\r\n"
+)
+
+US2 = (
+    "order_id,order_date,customer_id,customer_email,product_sku,product_name,quantity,"
+    "unit_price,currency,status\n"
+    "US-1,2026-11-24T08:15:00Z,K-1,kim@example.com,LAMP-1,Desk lamp,1,\"1,234.50\",USD,shipped\n"
+    "US-2,2026-11-24,K-2,lee@example.com,BULB-2,Bulb,4,3.25,USD,delivered\n"
+    "US-3,11/24/2026,K-3,max@example.com,CORD-3,Cord,1,2.00,USD,delivered\n"
+)
+
+ORDER_DATE = "2026-11-24"
+
+
+def main():
+    p = harness.Pipeline("demo")
+    print(f"demo workdir: {p.workdir}")
+    ok = False
+    try:
+        p.drop("US1", "input.csv", US1.encode("utf-8"))
+        p.drop("US2", "input.csv", US2)
+        p.start()
+        print(f"nats-server on {p.nats.url}; status-checker on "
+              f"http://127.0.0.1:{p.ports['status-checker']}/status")
+        code, out = p.run_checker("--once", "--date", ORDER_DATE)
+        for line in out.splitlines():
+            if "order-date published" in line:
+                print(f"daily-checker: {line}")
+        if code != 0:
+            raise RuntimeError(f"daily-checker exited {code}: {out[-500:]}")
+        status = p.wait_runs(["US1", "US2"], ORDER_DATE, timeout=60)
+        print(json.dumps(status, indent=2))
+        print("\noutputs:")
+        for client in ("US1", "US2"):
+            for name in status["clients"][client]["files"]:
+                print(f"  {os.path.join(p.depot, name)}")
+        ok = True
+    except Exception as e:  # noqa: BLE001 - report any failure, then clean up
+        print(f"demo failed: {e}", file=sys.stderr)
+        p.dump_logs()
+    finally:
+        p.stop()
+        shutil.rmtree(os.path.join(p.workdir, "jetstream"), ignore_errors=True)
+    print(f"\ndemo {'succeeded' if ok else 'FAILED'}; files kept in {p.workdir}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+/* Event codecs: protobuf and JSON both ways, and malformed input. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "event.h"
+#include "testing.h"
+
+static void roundtrip_file_ready(int json)
+{
+    event_file_ready in = {0}, out = {0};
+    void *data = NULL;
+    size_t len = 0;
+    char err[256];
+
+    strcpy(in.event_id, "e-1");
+    strcpy(in.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    strcpy(in.client_id, "US1");
+    strcpy(in.order_date, "2026-11-24");
+    strcpy(in.source, "US1/input.csv");
+    strcpy(in.output, "US1/2026-11-24/input.csv");
+    in.rows_in = 10;
+    in.rows_out = 7;
+    in.rows_rejected = 2;
+    in.rows_duplicate = 1;
+    in.bytes_out = 1234567890123ULL;
+    strcpy(in.sha256, "ab");
+    CHECK_EQ_INT(event_encode(EVENT_FILE_READY, &in, json, &data, &len), DX_OK);
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, data, len, NULL, &out, err, sizeof(err)), DX_OK);
+    CHECK(memcmp(&in, &out, sizeof(in)) == 0);
+    /* The Content-Type header wins over sniffing. */
+    CHECK_EQ_INT(
+        event_decode(EVENT_FILE_READY, data, len, event_content_type(json), &out, err, sizeof(err)),
+        DX_OK);
+    free(data);
+}
+
+static void roundtrip_file_failed(void)
+{
+    event_file_failed in = {0}, out = {0};
+    void *data = NULL;
+    size_t len = 0;
+    char err[256];
+
+    for (int json = 0; json <= 1; json++) {
+        strcpy(in.client_id, "US2");
+        strcpy(in.order_date, "2026-03-29");
+        strcpy(in.reason, "missing required column: unit_price");
+        in.permanent = 1;
+        CHECK_EQ_INT(event_encode(EVENT_FILE_FAILED, &in, json, &data, &len), DX_OK);
+        memset(&out, 0, sizeof(out));
+        CHECK_EQ_INT(event_decode(EVENT_FILE_FAILED, data, len, NULL, &out, err, sizeof(err)),
+                     DX_OK);
+        CHECK_EQ_STR(out.reason, in.reason);
+        CHECK_EQ_INT(out.permanent, 1);
+        free(data);
+    }
+}
+
+static dx_status decode_text(const char *text, event_order_date *ev, char *err, size_t len)
+{
+    memset(ev, 0, sizeof(*ev));
+    return event_decode(EVENT_ORDER_DATE, text, strlen(text), NULL, ev, err, len);
+}
+
+static void json_input_forms(void)
+{
+    event_order_date ev;
+    char err[256];
+
+    /* What an operator types with `nats pub`. */
+    CHECK_EQ_INT(
+        decode_text("{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\"}", &ev, err, sizeof(err)),
+        DX_OK);
+    CHECK_EQ_STR(ev.order_date, "2026-11-24");
+    CHECK_EQ_STR(ev.client_id, "US1");
+    CHECK_EQ_STR(ev.event_id, "");
+    /* The canonical proto3 JSON names are accepted too. */
+    CHECK_EQ_INT(
+        decode_text("  {\"orderDate\":\"2026-11-24\",\"traceId\":\"t\"}", &ev, err, sizeof(err)),
+        DX_OK);
+    CHECK_EQ_STR(ev.trace_id, "t");
+    CHECK_EQ_STR(ev.client_id, "");
+    /* uint64 as a string, as proto3 JSON writes it. */
+    event_file_ready fr;
+    const char *text = "{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\",\"rows_in\":\"42\"}";
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, text, strlen(text), NULL, &fr, err, sizeof(err)),
+                 DX_OK);
+    CHECK_EQ_INT(fr.rows_in, 42);
+}
+
+static void malformed(void)
+{
+    static const struct {
+        const char *input;
+        const char *reason_part;
+    } cases[] = {
+        {"{", "not a JSON object"},
+        {"[1,2]", "undecodable"},
+        {"{\"order_date\":20261124}", "order_date must be a string"},
+        {"{\"client_id\":\"US1\"}", "order_date is missing"},
+        {"{\"order_date\":\"2026-02-31\"}", "not a YYYY-MM-DD date"},
+        {"{\"order_date\":\"2026-13-01\"}", "not a YYYY-MM-DD date"},
+        {"{\"order_date\":\"24/11/2026\"}", "not a YYYY-MM-DD date"},
+        {"{\"order_date\":\"2026-11-24\",\"client_id\":7}", "client_id must be a string"},
+        {"{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\\nX\"}", "control character"},
+        {"\xff\x00\x13garbage", "neither protobuf nor JSON"},
+        {"", "order_date is missing"},
+    };
+    event_order_date ev;
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i].input);
+
+        if (cases[i].input[0] == '\xff')
+            len = 10;
+        err[0] = '\0';
+        CHECK_EQ_INT(
+            event_decode(EVENT_ORDER_DATE, cases[i].input, len, NULL, &ev, err, sizeof(err)),
+            DX_ERR_INVALID);
+        if (strstr(err, cases[i].reason_part) == NULL)
+            testing_fail(__FILE__, __LINE__, "case %zu: reason \"%s\" lacks \"%s\"", i, err,
+                         cases[i].reason_part);
+    }
+    /* Over-long strings are refused, never truncated silently. */
+    char big[600];
+    memset(big, 'a', sizeof(big));
+    strcpy(big, "{\"order_date\":\"2026-11-24\",\"client_id\":\"");
+    memset(big + strlen(big), 'U', 100);
+    strcpy(big + 141, "\"}");
+    CHECK_EQ_INT(decode_text(big, &ev, err, sizeof(err)), DX_ERR_INVALID);
+    CHECK(strstr(err, "too long") != NULL);
+    /* FileReady needs a client. */
+    const char *no_client = "{\"order_date\":\"2026-11-24\"}";
+    event_file_ready fr;
+    CHECK_EQ_INT(
+        event_decode(EVENT_FILE_READY, no_client, strlen(no_client), NULL, &fr, err, sizeof(err)),
+        DX_ERR_INVALID);
+}
+
+static void json_output_names(void)
+{
+    event_order_date ev = {0};
+    void *data = NULL;
+    size_t len = 0;
+
+    strcpy(ev.order_date, "2026-11-24");
+    CHECK_EQ_INT(event_encode(EVENT_ORDER_DATE, &ev, 1, &data, &len), DX_OK);
+    CHECK(strstr((char *)data, "\"order_date\":\"2026-11-24\"") != NULL);
+    free(data);
+}
+
+int main(void)
+{
+    roundtrip_file_ready(0);
+    roundtrip_file_ready(1);
+    roundtrip_file_failed();
+    json_input_forms();
+    malformed();
+    json_output_names();
+    return testing_finish("test_event");
+}

@@ -1,0 +1,111 @@
+/* The file:// backend: listing, atomic writes, renames, symlink refusal. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "storage.h"
+#include "testing.h"
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            n++;
+    closedir(d);
+    return n;
+}
+
+int main(void)
+{
+    char root[] = "/tmp/dx-storage-XXXXXX";
+    char url[64], err[256], path[256], buf[64];
+    storage *st = NULL;
+    storage_writer *wr = NULL;
+    storage_reader *rd = NULL;
+    storage_entry *entries = NULL, entry;
+    size_t count = 0, got = 0;
+
+    CHECK(mkdtemp(root) != NULL);
+    snprintf(url, sizeof(url), "file://%s", root);
+    CHECK_EQ_INT(storage_create(&st, "file://relative", err, sizeof(err)), DX_ERR_INVALID);
+    CHECK_EQ_INT(storage_create(&st, "ftp://x/y", err, sizeof(err)), DX_ERR_INVALID);
+    CHECK_EQ_INT(storage_create(&st, url, err, sizeof(err)), DX_OK);
+    CHECK_EQ_INT(storage_ping(st), DX_OK);
+
+    /* Path rules. */
+    CHECK(storage_path_valid("US1/input.csv"));
+    CHECK(storage_path_valid(""));
+    CHECK(!storage_path_valid("/etc/passwd"));
+    CHECK(!storage_path_valid("US1/../US2"));
+    CHECK(!storage_path_valid("US1//x"));
+    CHECK(!storage_path_valid("./x"));
+    CHECK(!storage_path_valid("US1/"));
+    CHECK(!storage_path_valid("a\nb"));
+    CHECK_EQ_INT(storage_reader_open(st, "../etc/passwd", &rd), DX_ERR_INVALID);
+
+    /* An atomic write is invisible until committed. */
+    CHECK_EQ_INT(storage_writer_open(st, "US1/2026-11-24/out.csv", &wr), DX_OK);
+    CHECK_EQ_INT(storage_write(wr, "a,b\n", 4), DX_OK);
+    snprintf(path, sizeof(path), "%s/US1/2026-11-24/out.csv", root);
+    CHECK(access(path, F_OK) != 0);
+    CHECK_EQ_INT(storage_list(st, "US1/2026-11-24", &entries, &count), DX_OK);
+    CHECK_EQ_INT(count, 1); /* only the hidden temporary file */
+    CHECK(count == 1 && entries[0].name[0] == '.');
+    storage_entries_free(entries, count);
+    CHECK_EQ_INT(storage_writer_commit(wr), DX_OK);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(path, sizeof(path), "%s/US1/2026-11-24", root);
+    CHECK_EQ_INT(count_entries(path), 1);
+
+    /* An aborted write leaves nothing. */
+    CHECK_EQ_INT(storage_writer_open(st, "US1/2026-11-24/gone.csv", &wr), DX_OK);
+    CHECK_EQ_INT(storage_write(wr, "x", 1), DX_OK);
+    storage_writer_abort(wr);
+    CHECK_EQ_INT(count_entries(path), 1);
+
+    /* Read back. */
+    CHECK_EQ_INT(storage_reader_open(st, "US1/2026-11-24/out.csv", &rd), DX_OK);
+    CHECK_EQ_INT(storage_read(rd, buf, sizeof(buf), &got), DX_OK);
+    CHECK_EQ_INT(got, 4);
+    CHECK_EQ_INT(storage_read(rd, buf, sizeof(buf), &got), DX_OK);
+    CHECK_EQ_INT(got, 0);
+    storage_reader_close(rd);
+
+    /* Rename creates the parents and replaces the target. */
+    CHECK_EQ_INT(storage_rename(st, "US1/2026-11-24/out.csv", "US1/archive/2026-11-24/out.csv"),
+                 DX_OK);
+    CHECK_EQ_INT(storage_stat(st, "US1/archive/2026-11-24/out.csv", &entry), DX_OK);
+    CHECK_EQ_INT(entry.kind, STORAGE_FILE);
+    CHECK_EQ_INT(entry.size, 4);
+    CHECK_EQ_INT(storage_stat(st, "US1/nope", &entry), DX_ERR_NOT_FOUND);
+
+    /* A symlink in a client folder is listed as OTHER and cannot be opened,
+     * and a symlinked folder cannot be walked through. */
+    snprintf(path, sizeof(path), "%s/US1/evil.csv", root);
+    CHECK(symlink("/etc/passwd", path) == 0);
+    snprintf(path, sizeof(path), "%s/US9", root);
+    CHECK(symlink("/etc", path) == 0);
+    CHECK_EQ_INT(storage_list(st, "US1", &entries, &count), DX_OK);
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(entries[i].name, "evil.csv") == 0)
+            CHECK_EQ_INT(entries[i].kind, STORAGE_OTHER);
+    storage_entries_free(entries, count);
+    CHECK(storage_reader_open(st, "US1/evil.csv", &rd) != DX_OK);
+    CHECK(storage_reader_open(st, "US9/passwd", &rd) != DX_OK);
+    CHECK(storage_list(st, "US9", &entries, &count) != DX_OK);
+    CHECK(storage_writer_open(st, "US9/x.csv", &wr) != DX_OK);
+
+    storage_destroy(st);
+    snprintf(path, sizeof(path), "rm -rf '%s'", root);
+    CHECK(system(path) == 0);
+    return testing_finish("test_storage_file");
+}

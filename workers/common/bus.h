@@ -1,0 +1,92 @@
+#pragma once
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "status.h"
+
+/*
+ * The bus: the NATS connection and the JetStream stream ORDERS that carries
+ * the three subjects.  Every worker calls bus_connect() at start, which
+ * creates or updates the stream and both durable consumers idempotently, so
+ * whichever worker starts first, no event published afterwards can miss its
+ * consumer.  The connection reconnects forever; publishes wait for
+ * JetStream's acknowledgement and are retried, and carry a Nats-Msg-Id so
+ * that a retried or re-run publish is dropped by the stream's duplicate
+ * window instead of being delivered twice.
+ */
+
+#define BUS_STREAM              "ORDERS"
+#define BUS_DURABLE_TRANSFORMER "file-transformer"
+#define BUS_DURABLE_STATUS      "status-checker"
+
+typedef struct bus bus;
+
+typedef enum bus_verdict {
+    BUS_ACK = 0, /* done: the output is committed */
+    BUS_NAK,     /* transient failure: redeliver after the delay */
+    BUS_TERM,    /* never redeliver (undecodable, or failure already published) */
+} bus_verdict;
+
+/* One delivered message, borrowed for the duration of the handler call. */
+typedef struct bus_delivery {
+    const char *subject;
+    const void *data;
+    size_t len;
+    const char *content_type; /* NULL when the header is absent */
+    const char *traceparent;  /* W3C header, NULL when absent */
+    uint64_t delivery;        /* 1 for the first delivery */
+    int last_delivery;        /* no redelivery will follow a NAK */
+    void *msg;                /* for bus_in_progress() */
+} bus_delivery;
+
+/*
+ * Handles one message and returns what to do with it; for BUS_NAK it may set
+ * *nak_delay_ms (else an exponential backoff by delivery count is used).
+ */
+typedef bus_verdict (*bus_handler)(void *ctx, const bus_delivery *d, int64_t *nak_delay_ms);
+
+/*
+ * Connects to cfg->nats_url as client `name` and ensures the stream and the
+ * durable consumers.  On success *out is a new bus the caller ends with
+ * bus_destroy(); on failure err holds a one-line reason (never credentials)
+ * and the caller may retry later.
+ */
+dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err, size_t err_len);
+
+/* Drains the connection (in-flight acks and publishes are flushed) and frees
+ * the bus.  Accepts NULL. */
+void bus_destroy(bus *b);
+
+/* True while the connection is up (for readiness). */
+int bus_connected(bus *b);
+
+/*
+ * Publishes data on subject through JetStream and waits for the stream's
+ * acknowledgement, retrying while the connection is being re-established
+ * (about 30 s in all).  msg_id (may be NULL) becomes the Nats-Msg-Id header.
+ */
+dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
+                      const char *content_type, const char *msg_id);
+
+/*
+ * Pulls from the durable consumer and calls handler for each message until
+ * *stop becomes non-zero (checked at least every second).  Returns DX_OK
+ * when stopped.
+ */
+dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
+                      volatile sig_atomic_t *stop);
+
+/*
+ * Reads every message of the stream matching filter, oldest first, through
+ * an ephemeral ordered consumer, calling handler for each (its verdict is
+ * ignored: nothing is acknowledged).  Used by status-checker to rebuild its
+ * projection at start.  Returns when the end of the stream is reached.
+ */
+dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx);
+
+/* Tells JetStream that the message is still being worked on (resets its ack
+ * wait), for long files. */
+void bus_in_progress(const bus_delivery *d);

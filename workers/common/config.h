@@ -1,0 +1,39 @@
+#pragma once
+
+#include <stddef.h>
+
+#include "status.h"
+
+/*
+ * The workers are configured by environment variables only, with the same
+ * names in every worker, the demo, the tests, stack.yml and deploy/k8s.  The
+ * README's configuration table lists them; config_load() is the one place
+ * that reads them.
+ */
+typedef struct config {
+    char nats_url[512];        /* NATS_URL */
+    char nats_creds_file[512]; /* NATS_CREDS_FILE ("" for none) */
+    char inbox_url[1024];      /* INBOX_URL */
+    char depot_url[1024];      /* DEPOT_URL */
+    char http_addr[64];        /* HTTP_ADDR */
+    int port;                  /* PORT */
+    char log_level[16];        /* LOG_LEVEL */
+    char client_pattern[256];  /* CLIENT_PATTERN */
+    int emit_json;             /* EVENT_ENCODING=json */
+    int subscribe;             /* SUBSCRIBE */
+    char schedule[512];        /* SCHEDULE ("" for none) */
+    int catchup_max_days;      /* CATCHUP_MAX_DAYS */
+    int drop_min_age;          /* DROP_MIN_AGE, seconds */
+    int max_deliver;           /* MAX_DELIVER */
+    int ack_wait;              /* ACK_WAIT, seconds */
+    int max_event_bytes;       /* MAX_EVENT_BYTES */
+    int shutdown_grace;        /* SHUTDOWN_GRACE, seconds */
+    int stream_replicas;       /* STREAM_REPLICAS */
+} config;
+
+/*
+ * Fills cfg from the environment, with defaults for what is unset.  Returns
+ * DX_ERR_INVALID with a one-line reason naming the variable when a value is
+ * malformed (the caller prints it and exits 2).
+ */
+dx_status config_load(config *cfg, char *err, size_t err_len);

@@ -1,0 +1,364 @@
+#include "event.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.pb-c.h"
+#include "util.h"
+
+typedef enum field_kind { FIELD_STRING, FIELD_UINT64, FIELD_BOOL } field_kind;
+
+/* One member of our C struct, named as in proto/events.proto. */
+typedef struct field_desc {
+    const char *name;
+    const char *camel; /* the proto3 JSON name, also accepted on input */
+    field_kind kind;
+    size_t offset;
+    size_t size; /* capacity for strings */
+} field_desc;
+
+#define STR(type, member, camel)                                                                   \
+    {                                                                                              \
+#member, camel, FIELD_STRING, offsetof(type, member), sizeof(((type *)0)->member)          \
+    }
+#define U64(type, member, camel)                                                                   \
+    {                                                                                              \
+#member, camel, FIELD_UINT64, offsetof(type, member), 0                                    \
+    }
+
+static const field_desc order_date_fields[] = {
+    STR(event_order_date, event_id, "eventId"),
+    STR(event_order_date, trace_id, "traceId"),
+    STR(event_order_date, order_date, "orderDate"),
+    STR(event_order_date, client_id, "clientId"),
+    STR(event_order_date, triggered_by, "triggeredBy"),
+    STR(event_order_date, created_at, "createdAt"),
+};
+
+static const field_desc file_ready_fields[] = {
+    STR(event_file_ready, event_id, "eventId"),
+    STR(event_file_ready, trace_id, "traceId"),
+    STR(event_file_ready, caused_by, "causedBy"),
+    STR(event_file_ready, client_id, "clientId"),
+    STR(event_file_ready, order_date, "orderDate"),
+    STR(event_file_ready, source, "source"),
+    STR(event_file_ready, output, "output"),
+    STR(event_file_ready, rejects, "rejects"),
+    U64(event_file_ready, rows_in, "rowsIn"),
+    U64(event_file_ready, rows_out, "rowsOut"),
+    U64(event_file_ready, rows_rejected, "rowsRejected"),
+    U64(event_file_ready, rows_duplicate, "rowsDuplicate"),
+    U64(event_file_ready, bytes_out, "bytesOut"),
+    STR(event_file_ready, sha256, "sha256"),
+};
+
+static const field_desc file_failed_fields[] = {
+    STR(event_file_failed, event_id, "eventId"),
+    STR(event_file_failed, trace_id, "traceId"),
+    STR(event_file_failed, caused_by, "causedBy"),
+    STR(event_file_failed, client_id, "clientId"),
+    STR(event_file_failed, order_date, "orderDate"),
+    STR(event_file_failed, source, "source"),
+    STR(event_file_failed, reason, "reason"),
+    {"permanent", "permanent", FIELD_BOOL, offsetof(event_file_failed, permanent), 0},
+};
+
+typedef struct message_desc {
+    const char *name;
+    const ProtobufCMessageDescriptor *proto;
+    const field_desc *fields;
+    size_t field_count;
+    size_t struct_size;
+} message_desc;
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static const message_desc messages[] = {
+    [EVENT_ORDER_DATE] = {"OrderDate", &orders__order_date__descriptor, order_date_fields,
+                          COUNT(order_date_fields), sizeof(event_order_date)},
+    [EVENT_FILE_READY] = {"FileReady", &orders__file_ready__descriptor, file_ready_fields,
+                          COUNT(file_ready_fields), sizeof(event_file_ready)},
+    [EVENT_FILE_FAILED] = {"FileFailed", &orders__file_failed__descriptor, file_failed_fields,
+                           COUNT(file_failed_fields), sizeof(event_file_failed)},
+};
+
+const char *event_content_type(int json)
+{
+    return json ? "application/json" : "application/protobuf";
+}
+
+static int looks_like_json(const void *data, size_t len, const char *content_type)
+{
+    const unsigned char *p = data;
+
+    if (content_type != NULL && content_type[0] != '\0') {
+        if (strstr(content_type, "json") != NULL)
+            return 1;
+        if (strstr(content_type, "protobuf") != NULL || strstr(content_type, "octet") != NULL)
+            return 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!isspace(p[i]))
+            return p[i] == '{';
+    }
+    return 0;
+}
+
+static dx_status set_string(const field_desc *f, void *ev, const char *value, char *err,
+                            size_t err_len)
+{
+    char *dst = (char *)ev + f->offset;
+    size_t len = strlen(value);
+
+    if (len >= f->size) {
+        snprintf(err, err_len, "field %s is too long (%zu bytes, at most %zu)", f->name, len,
+                 f->size - 1);
+        return DX_ERR_INVALID;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)value[i] < 0x20) {
+            snprintf(err, err_len, "field %s contains a control character", f->name);
+            return DX_ERR_INVALID;
+        }
+    }
+    memcpy(dst, value, len + 1);
+    return DX_OK;
+}
+
+static dx_status json_field(const field_desc *f, const cJSON *item, void *ev, char *err,
+                            size_t err_len)
+{
+    void *dst = (char *)ev + f->offset;
+
+    switch (f->kind) {
+    case FIELD_STRING:
+        if (!cJSON_IsString(item)) {
+            snprintf(err, err_len, "field %s must be a string", f->name);
+            return DX_ERR_INVALID;
+        }
+        return set_string(f, ev, item->valuestring, err, err_len);
+    case FIELD_UINT64:
+        /* proto3 JSON writes 64-bit integers as strings; accept both forms. */
+        if (cJSON_IsNumber(item) && item->valuedouble >= 0 &&
+            item->valuedouble <= 9007199254740992.0 &&
+            item->valuedouble == (double)(uint64_t)item->valuedouble) {
+            *(uint64_t *)dst = (uint64_t)item->valuedouble;
+            return DX_OK;
+        }
+        if (cJSON_IsString(item) && item->valuestring[0] != '\0' &&
+            strspn(item->valuestring, "0123456789") == strlen(item->valuestring) &&
+            strlen(item->valuestring) <= 19) {
+            *(uint64_t *)dst = strtoull(item->valuestring, NULL, 10);
+            return DX_OK;
+        }
+        snprintf(err, err_len, "field %s must be a non-negative integer", f->name);
+        return DX_ERR_INVALID;
+    case FIELD_BOOL:
+        if (!cJSON_IsBool(item)) {
+            snprintf(err, err_len, "field %s must be true or false", f->name);
+            return DX_ERR_INVALID;
+        }
+        *(int *)dst = cJSON_IsTrue(item);
+        return DX_OK;
+    }
+    return DX_ERR_INVALID;
+}
+
+static dx_status decode_json(const message_desc *m, const void *data, size_t len, void *ev,
+                             char *err, size_t err_len)
+{
+    cJSON *root = cJSON_ParseWithLength(data, len);
+    dx_status s = DX_OK;
+
+    if (root == NULL || !cJSON_IsObject(root)) {
+        snprintf(err, err_len, "undecodable %s: not a JSON object", m->name);
+        cJSON_Delete(root);
+        return DX_ERR_INVALID;
+    }
+    for (size_t i = 0; i < m->field_count && s == DX_OK; i++) {
+        const field_desc *f = &m->fields[i];
+        const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, f->name);
+
+        if (item == NULL)
+            item = cJSON_GetObjectItemCaseSensitive(root, f->camel);
+        if (item != NULL && !cJSON_IsNull(item))
+            s = json_field(f, item, ev, err, err_len);
+    }
+    cJSON_Delete(root);
+    return s;
+}
+
+static dx_status decode_protobuf(const message_desc *m, const void *data, size_t len, void *ev,
+                                 char *err, size_t err_len)
+{
+    ProtobufCMessage *msg = protobuf_c_message_unpack(m->proto, NULL, len, data);
+    dx_status s = DX_OK;
+
+    if (msg == NULL) {
+        snprintf(err, err_len, "undecodable %s: neither protobuf nor JSON", m->name);
+        return DX_ERR_INVALID;
+    }
+    for (size_t i = 0; i < m->field_count && s == DX_OK; i++) {
+        const field_desc *f = &m->fields[i];
+        const ProtobufCFieldDescriptor *pf =
+            protobuf_c_message_descriptor_get_field_by_name(m->proto, f->name);
+        const char *src = (const char *)msg + pf->offset;
+
+        switch (f->kind) {
+        case FIELD_STRING:
+            s = set_string(f, ev, *(char *const *)src, err, err_len);
+            break;
+        case FIELD_UINT64:
+            *(uint64_t *)((char *)ev + f->offset) = *(const uint64_t *)src;
+            break;
+        case FIELD_BOOL:
+            *(int *)((char *)ev + f->offset) = *(const protobuf_c_boolean *)src != 0;
+            break;
+        }
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return s;
+}
+
+static dx_status validate(event_type type, const void *ev, char *err, size_t err_len)
+{
+    const char *order_date = "";
+    const char *client_id = "";
+
+    switch (type) {
+    case EVENT_ORDER_DATE:
+        order_date = ((const event_order_date *)ev)->order_date;
+        break;
+    case EVENT_FILE_READY:
+        order_date = ((const event_file_ready *)ev)->order_date;
+        client_id = ((const event_file_ready *)ev)->client_id;
+        break;
+    case EVENT_FILE_FAILED:
+        order_date = ((const event_file_failed *)ev)->order_date;
+        client_id = ((const event_file_failed *)ev)->client_id;
+        break;
+    }
+    if (order_date[0] == '\0') {
+        snprintf(err, err_len, "invalid %s: order_date is missing", messages[type].name);
+        return DX_ERR_INVALID;
+    }
+    if (!util_date_valid(order_date)) {
+        snprintf(err, err_len, "invalid %s: order_date \"%s\" is not a YYYY-MM-DD date",
+                 messages[type].name, order_date);
+        return DX_ERR_INVALID;
+    }
+    if (type != EVENT_ORDER_DATE && client_id[0] == '\0') {
+        snprintf(err, err_len, "invalid %s: client_id is missing", messages[type].name);
+        return DX_ERR_INVALID;
+    }
+    return DX_OK;
+}
+
+dx_status event_decode(event_type type, const void *data, size_t len, const char *content_type,
+                       void *out, char *err, size_t err_len)
+{
+    const message_desc *m = &messages[type];
+    void *ev = calloc(1, m->struct_size);
+    dx_status s;
+
+    if (ev == NULL)
+        return DX_ERR_NOMEM;
+    if (looks_like_json(data, len, content_type))
+        s = decode_json(m, data, len, ev, err, err_len);
+    else
+        s = decode_protobuf(m, data, len, ev, err, err_len);
+    if (s == DX_OK)
+        s = validate(type, ev, err, err_len);
+    if (s == DX_OK)
+        memcpy(out, ev, m->struct_size);
+    free(ev);
+    return s;
+}
+
+cJSON *event_to_json(event_type type, const void *ev)
+{
+    const message_desc *m = &messages[type];
+    cJSON *root = cJSON_CreateObject();
+
+    if (root == NULL)
+        return NULL;
+    for (size_t i = 0; i < m->field_count; i++) {
+        const field_desc *f = &m->fields[i];
+        const char *src = (const char *)ev + f->offset;
+
+        switch (f->kind) {
+        case FIELD_STRING:
+            cJSON_AddStringToObject(root, f->name, src);
+            break;
+        case FIELD_UINT64:
+            cJSON_AddNumberToObject(root, f->name, (double)*(const uint64_t *)src);
+            break;
+        case FIELD_BOOL:
+            cJSON_AddBoolToObject(root, f->name, *(const int *)src);
+            break;
+        }
+    }
+    return root;
+}
+
+static dx_status encode_protobuf(const message_desc *m, const void *ev, void **data, size_t *len)
+{
+    ProtobufCMessage *msg = calloc(1, m->proto->sizeof_message);
+    uint8_t *buf = NULL;
+    size_t size;
+
+    if (msg == NULL)
+        return DX_ERR_NOMEM;
+    m->proto->message_init(msg);
+    /* The message borrows our strings: it is packed, then freed shallowly. */
+    for (size_t i = 0; i < m->field_count; i++) {
+        const field_desc *f = &m->fields[i];
+        const ProtobufCFieldDescriptor *pf =
+            protobuf_c_message_descriptor_get_field_by_name(m->proto, f->name);
+        char *dst = (char *)msg + pf->offset;
+        const char *src = (const char *)ev + f->offset;
+
+        switch (f->kind) {
+        case FIELD_STRING:
+            *(const char **)dst = src;
+            break;
+        case FIELD_UINT64:
+            *(uint64_t *)dst = *(const uint64_t *)src;
+            break;
+        case FIELD_BOOL:
+            *(protobuf_c_boolean *)dst = *(const int *)src != 0;
+            break;
+        }
+    }
+    size = protobuf_c_message_get_packed_size(msg);
+    buf = malloc(size > 0 ? size : 1);
+    if (buf == NULL) {
+        free(msg);
+        return DX_ERR_NOMEM;
+    }
+    protobuf_c_message_pack(msg, buf);
+    free(msg);
+    *data = buf;
+    *len = size;
+    return DX_OK;
+}
+
+dx_status event_encode(event_type type, const void *ev, int json, void **data, size_t *len)
+{
+    cJSON *root;
+    char *text;
+
+    if (!json)
+        return encode_protobuf(&messages[type], ev, data, len);
+    root = event_to_json(type, ev);
+    text = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (text == NULL)
+        return DX_ERR_NOMEM;
+    *data = text;
+    *len = strlen(text);
+    return DX_OK;
+}

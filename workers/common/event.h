@@ -1,0 +1,89 @@
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+/*
+ * The three events of proto/events.proto as plain C structs with bounded
+ * strings, and their codecs.  On the wire an event is protobuf binary (the
+ * default) or JSON with the proto field names (what an operator types in
+ * `nats pub`).  Decoders take either: the Content-Type header decides when
+ * there is one, else the first non-blank byte ('{' means JSON; that byte
+ * cannot start a valid protobuf encoding of these messages).
+ */
+
+#define EVENT_SUBJECT_ORDER_DATE  "orders.order-date"
+#define EVENT_SUBJECT_FILE_READY  "orders.file-ready"
+#define EVENT_SUBJECT_FILE_FAILED "orders.file-failed"
+
+#define EVENT_ID_MAX     64
+#define EVENT_CLIENT_MAX 72
+#define EVENT_PATH_MAX   512
+
+typedef struct event_order_date {
+    char event_id[EVENT_ID_MAX];
+    char trace_id[EVENT_ID_MAX];
+    char order_date[16];
+    char client_id[EVENT_CLIENT_MAX]; /* "" means every client */
+    char triggered_by[32];
+    char created_at[40];
+} event_order_date;
+
+typedef struct event_file_ready {
+    char event_id[EVENT_ID_MAX];
+    char trace_id[EVENT_ID_MAX];
+    char caused_by[EVENT_ID_MAX];
+    char client_id[EVENT_CLIENT_MAX];
+    char order_date[16];
+    char source[EVENT_PATH_MAX];
+    char output[EVENT_PATH_MAX];
+    char rejects[EVENT_PATH_MAX];
+    uint64_t rows_in;
+    uint64_t rows_out;
+    uint64_t rows_rejected;
+    uint64_t rows_duplicate;
+    uint64_t bytes_out;
+    char sha256[72];
+} event_file_ready;
+
+typedef struct event_file_failed {
+    char event_id[EVENT_ID_MAX];
+    char trace_id[EVENT_ID_MAX];
+    char caused_by[EVENT_ID_MAX];
+    char client_id[EVENT_CLIENT_MAX];
+    char order_date[16];
+    char source[EVENT_PATH_MAX];
+    char reason[EVENT_PATH_MAX];
+    int permanent;
+} event_file_failed;
+
+typedef enum event_type {
+    EVENT_ORDER_DATE = 0,
+    EVENT_FILE_READY,
+    EVENT_FILE_FAILED,
+} event_type;
+
+/*
+ * Decodes data (len bytes) into *out, which must point to the struct of the
+ * given type.  content_type may be NULL.  Returns DX_ERR_INVALID with a
+ * one-line reason in err for undecodable input, wrong JSON types, over-long
+ * strings, or a missing/invalid required field (every event needs a valid
+ * order_date; FileReady and FileFailed also need a client_id).
+ */
+dx_status event_decode(event_type type, const void *data, size_t len, const char *content_type,
+                       void *out, char *err, size_t err_len);
+
+/*
+ * Encodes *ev (the struct of the given type) as JSON (json != 0) or protobuf.
+ * On success *data is a malloc'd buffer of *len bytes owned by the caller.
+ */
+dx_status event_encode(event_type type, const void *ev, int json, void **data, size_t *len);
+
+/* Returns a new cJSON object of *ev (owned by the caller), or NULL. */
+cJSON *event_to_json(event_type type, const void *ev);
+
+/* The Content-Type the encoder's output should be published with. */
+const char *event_content_type(int json);

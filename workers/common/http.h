@@ -1,0 +1,60 @@
+#pragma once
+
+#include <stddef.h>
+
+#include "status.h"
+
+/*
+ * The HTTP side of every worker, on libmicrohttpd: the OpenFaaS function
+ * contract and the operators' endpoints.  http.c answers GET /_/health,
+ * GET /_/ready (through the worker's ready callback) and GET /metrics itself;
+ * every other request goes to the worker's handler with its whole body
+ * (bounded: a larger body is answered 413 without reaching the handler).
+ * Each connection has its own thread, so a long invocation never blocks the
+ * probes.
+ */
+
+typedef struct http_server http_server;
+
+typedef struct http_request {
+    const char *method;
+    const char *path;
+    const char *body; /* NUL-terminated copy, body_len bytes before the NUL */
+    size_t body_len;
+    const char *content_type; /* header values, NULL when absent */
+    const char *traceparent;
+    const char *x_topic;
+    const char *x_connector;
+} http_request;
+
+typedef struct http_response {
+    int status;
+    char *body;               /* malloc'd; http.c frees it after sending */
+    const char *content_type; /* static; "application/json" when NULL */
+} http_response;
+
+typedef void (*http_handler)(void *ctx, const http_request *req, http_response *resp);
+typedef int (*http_ready_fn)(void *ctx);
+
+/*
+ * Starts serving on addr:port (port 0 picks a free one, see http_port()).
+ * On success *out is a new server the caller stops with http_destroy().
+ */
+dx_status http_start(http_server **out, const char *addr, int port, size_t max_body,
+                     http_handler handler, http_ready_fn ready, void *ctx, char *err,
+                     size_t err_len);
+
+/* The port actually bound. */
+int http_port(const http_server *srv);
+
+/* Number of requests being handled right now. */
+int http_in_flight(const http_server *srv);
+
+/*
+ * Stops accepting connections, waits up to grace_ms for the requests in
+ * flight to finish, then stops the server and frees it.  Accepts NULL.
+ */
+void http_destroy(http_server *srv, int grace_ms);
+
+/* Sets resp to a JSON error {"error": message} with the given status. */
+void http_error(http_response *resp, int status, const char *message);

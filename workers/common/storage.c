@@ -1,0 +1,178 @@
+#include "storage.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char file_scheme[] = "file://";
+static const char sftp_scheme[] = "sftp://";
+
+dx_status storage_create(storage **out, const char *url, char *err, size_t err_len)
+{
+    if (url == NULL || url[0] == '\0') {
+        snprintf(err, err_len, "storage URL is empty");
+        return DX_ERR_INVALID;
+    }
+    if (strncmp(url, file_scheme, sizeof(file_scheme) - 1) == 0) {
+        const char *root = url + sizeof(file_scheme) - 1;
+
+        if (root[0] != '/') {
+            snprintf(err, err_len, "file:// URL needs an absolute path (file:///abs/path)");
+            return DX_ERR_INVALID;
+        }
+        return storage_file_create(out, root, err, err_len);
+    }
+    if (strncmp(url, sftp_scheme, sizeof(sftp_scheme) - 1) == 0)
+        return storage_sftp_create(out, url, err, err_len);
+    snprintf(err, err_len, "unsupported storage URL scheme (expected file:// or sftp://)");
+    return DX_ERR_INVALID;
+}
+
+void storage_destroy(storage *st)
+{
+    if (st != NULL)
+        st->ops->destroy(st);
+}
+
+const char *storage_display_url(const storage *st)
+{
+    return st->display_url;
+}
+
+const char *storage_last_error(const storage *st)
+{
+    return st->last_error;
+}
+
+void storage_set_error(storage *st, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(st->last_error, sizeof(st->last_error), fmt, ap);
+    va_end(ap);
+}
+
+int storage_path_valid(const char *path)
+{
+    const char *component = path;
+
+    if (path == NULL || path[0] == '/')
+        return 0;
+    if (path[0] == '\0')
+        return 1; /* the root itself */
+    for (const char *p = path;; p++) {
+        if (*p == '/' || *p == '\0') {
+            size_t len = (size_t)(p - component);
+
+            if (len == 0 || (len == 1 && component[0] == '.') ||
+                (len == 2 && component[0] == '.' && component[1] == '.'))
+                return 0;
+            if (*p == '\0')
+                return 1;
+            component = p + 1;
+        } else if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\') {
+            return 0;
+        }
+    }
+}
+
+static dx_status refuse_path(storage *st, const char *path)
+{
+    storage_set_error(st, "invalid storage path");
+    (void)path;
+    return DX_ERR_INVALID;
+}
+
+dx_status storage_ping(storage *st)
+{
+    return st->ops->ping(st);
+}
+
+dx_status storage_list(storage *st, const char *dir, storage_entry **entries, size_t *count)
+{
+    if (!storage_path_valid(dir))
+        return refuse_path(st, dir);
+    return st->ops->list(st, dir, entries, count);
+}
+
+void storage_entries_free(storage_entry *entries, size_t count)
+{
+    if (entries == NULL)
+        return;
+    for (size_t i = 0; i < count; i++)
+        free(entries[i].name);
+    free(entries);
+}
+
+dx_status storage_stat(storage *st, const char *path, storage_entry *entry)
+{
+    if (!storage_path_valid(path))
+        return refuse_path(st, path);
+    return st->ops->stat(st, path, entry);
+}
+
+dx_status storage_mkdirs(storage *st, const char *dir)
+{
+    if (!storage_path_valid(dir))
+        return refuse_path(st, dir);
+    return st->ops->mkdirs(st, dir);
+}
+
+dx_status storage_rename(storage *st, const char *from, const char *to)
+{
+    if (!storage_path_valid(from) || from[0] == '\0')
+        return refuse_path(st, from);
+    if (!storage_path_valid(to) || to[0] == '\0')
+        return refuse_path(st, to);
+    return st->ops->rename(st, from, to);
+}
+
+dx_status storage_remove(storage *st, const char *path)
+{
+    if (!storage_path_valid(path) || path[0] == '\0')
+        return refuse_path(st, path);
+    return st->ops->remove(st, path);
+}
+
+dx_status storage_reader_open(storage *st, const char *path, storage_reader **out)
+{
+    if (!storage_path_valid(path) || path[0] == '\0')
+        return refuse_path(st, path);
+    return st->ops->reader_open(st, path, out);
+}
+
+dx_status storage_read(storage_reader *rd, void *buf, size_t cap, size_t *got)
+{
+    return rd->owner->ops->read(rd, buf, cap, got);
+}
+
+void storage_reader_close(storage_reader *rd)
+{
+    if (rd != NULL)
+        rd->owner->ops->reader_close(rd);
+}
+
+dx_status storage_writer_open(storage *st, const char *path, storage_writer **out)
+{
+    if (!storage_path_valid(path) || path[0] == '\0')
+        return refuse_path(st, path);
+    return st->ops->writer_open(st, path, out);
+}
+
+dx_status storage_write(storage_writer *wr, const void *buf, size_t len)
+{
+    return wr->owner->ops->write(wr, buf, len);
+}
+
+dx_status storage_writer_commit(storage_writer *wr)
+{
+    return wr->owner->ops->writer_commit(wr);
+}
+
+void storage_writer_abort(storage_writer *wr)
+{
+    if (wr != NULL)
+        wr->owner->ops->writer_abort(wr);
+}

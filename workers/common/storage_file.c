@@ -1,0 +1,503 @@
+/*
+ * The file:// backend: a folder on a local (or mounted) file system.
+ *
+ * Every path is resolved under the root one component at a time with lstat,
+ * and any symbolic link on the way is refused: a link planted in a client
+ * folder can neither be read as a drop nor lead a write outside the root.
+ */
+#include "storage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+typedef struct file_storage {
+    struct storage base;
+    char root[PATH_MAX];
+} file_storage;
+
+typedef struct file_reader {
+    struct storage_reader base;
+    int fd;
+} file_reader;
+
+typedef struct file_writer {
+    struct storage_writer base;
+    FILE *fp;
+    char tmp_path[PATH_MAX];
+    char final_path[PATH_MAX];
+} file_writer;
+
+static const storage_ops file_ops;
+
+static dx_status status_from_errno(int err)
+{
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+        return DX_ERR_NOT_FOUND;
+    case EEXIST:
+        return DX_ERR_EXISTS;
+    case ENOSPC:
+    case EDQUOT:
+    case EROFS:
+        return DX_ERR_NO_SPACE;
+    case ENOMEM:
+        return DX_ERR_NOMEM;
+    case ELOOP:
+    case ENAMETOOLONG:
+        return DX_ERR_INVALID;
+    default:
+        return DX_ERR_IO;
+    }
+}
+
+static dx_status fail_errno(storage *st, const char *what, const char *path, int err)
+{
+    storage_set_error(st, "%s %s: %s", what, path[0] ? path : "(root)", strerror(err));
+    return status_from_errno(err);
+}
+
+/*
+ * Builds root/path into abs (PATH_MAX) after checking that no existing
+ * component of path is a symbolic link.  Missing trailing components are
+ * fine (the caller may be about to create them).
+ */
+static dx_status resolve(file_storage *fs, const char *path, char *abs)
+{
+    size_t root_len = strlen(fs->root);
+    size_t path_len = strlen(path);
+    struct stat sb;
+
+    if (root_len + 1 + path_len + 1 > PATH_MAX) {
+        storage_set_error(&fs->base, "path too long");
+        return DX_ERR_INVALID;
+    }
+    memcpy(abs, fs->root, root_len);
+    abs[root_len] = '\0';
+    if (path_len == 0)
+        return DX_OK;
+    abs[root_len] = '/';
+    memcpy(abs + root_len + 1, path, path_len + 1);
+    for (char *p = abs + root_len + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+
+        *p = '\0';
+        int rc = lstat(abs, &sb);
+        int err = errno;
+
+        *p = saved;
+        if (rc != 0) {
+            if (err == ENOENT)
+                return DX_OK;
+            return fail_errno(&fs->base, "stat", path, err);
+        }
+        if (S_ISLNK(sb.st_mode)) {
+            storage_set_error(&fs->base, "refusing symbolic link in path %s", path);
+            return DX_ERR_INVALID;
+        }
+        if (saved == '\0')
+            return DX_OK;
+    }
+}
+
+static storage_kind kind_of(mode_t mode)
+{
+    if (S_ISREG(mode))
+        return STORAGE_FILE;
+    if (S_ISDIR(mode))
+        return STORAGE_DIR;
+    return STORAGE_OTHER;
+}
+
+dx_status storage_file_create(storage **out, const char *root, char *err, size_t err_len)
+{
+    file_storage *fs;
+    size_t len = strlen(root);
+
+    while (len > 1 && root[len - 1] == '/')
+        len--;
+    if (len >= PATH_MAX) {
+        snprintf(err, err_len, "file:// path too long");
+        return DX_ERR_INVALID;
+    }
+    fs = calloc(1, sizeof(*fs));
+    if (fs == NULL) {
+        snprintf(err, err_len, "out of memory");
+        return DX_ERR_NOMEM;
+    }
+    fs->base.ops = &file_ops;
+    memcpy(fs->root, root, len);
+    fs->root[len] = '\0';
+    snprintf(fs->base.display_url, sizeof(fs->base.display_url), "file://%.400s", fs->root);
+    *out = &fs->base;
+    return DX_OK;
+}
+
+static void file_destroy(storage *st)
+{
+    free(st);
+}
+
+static dx_status file_ping(storage *st)
+{
+    file_storage *fs = (file_storage *)st;
+    struct stat sb;
+
+    if (stat(fs->root, &sb) != 0)
+        return fail_errno(st, "stat", "", errno);
+    if (!S_ISDIR(sb.st_mode)) {
+        storage_set_error(st, "storage root is not a folder");
+        return DX_ERR_INVALID;
+    }
+    return DX_OK;
+}
+
+static int compare_entries(const void *a, const void *b)
+{
+    return strcmp(((const storage_entry *)a)->name, ((const storage_entry *)b)->name);
+}
+
+static dx_status file_list(storage *st, const char *dir, storage_entry **entries, size_t *count)
+{
+    file_storage *fs = (file_storage *)st;
+    char abs[PATH_MAX];
+    DIR *d = NULL;
+    storage_entry *list = NULL;
+    size_t n = 0, cap = 0;
+    dx_status s = resolve(fs, dir, abs);
+
+    if (s != DX_OK)
+        return s;
+    d = opendir(abs);
+    if (d == NULL)
+        return fail_errno(st, "list", dir, errno);
+    for (;;) {
+        struct dirent *de;
+        struct stat sb;
+
+        errno = 0;
+        de = readdir(d);
+        if (de == NULL) {
+            if (errno != 0)
+                s = fail_errno(st, "list", dir, errno);
+            break;
+        }
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* vanished between readdir and stat */
+        if (n == cap) {
+            size_t new_cap = cap ? cap * 2 : 16;
+            storage_entry *grown = realloc(list, new_cap * sizeof(*grown));
+
+            if (grown == NULL) {
+                s = DX_ERR_NOMEM;
+                break;
+            }
+            list = grown;
+            cap = new_cap;
+        }
+        list[n].name = strdup(de->d_name);
+        if (list[n].name == NULL) {
+            s = DX_ERR_NOMEM;
+            break;
+        }
+        list[n].kind = kind_of(sb.st_mode);
+        list[n].size = (uint64_t)sb.st_size;
+        list[n].mtime = (int64_t)sb.st_mtime;
+        n++;
+    }
+    closedir(d);
+    if (s != DX_OK) {
+        storage_entries_free(list, n);
+        return s;
+    }
+    if (n > 1)
+        qsort(list, n, sizeof(*list), compare_entries);
+    *entries = list;
+    *count = n;
+    return DX_OK;
+}
+
+static dx_status file_stat(storage *st, const char *path, storage_entry *entry)
+{
+    file_storage *fs = (file_storage *)st;
+    char abs[PATH_MAX];
+    struct stat sb;
+    dx_status s = resolve(fs, path, abs);
+
+    if (s != DX_OK)
+        return s;
+    if (lstat(abs, &sb) != 0)
+        return fail_errno(st, "stat", path, errno);
+    entry->name = NULL;
+    entry->kind = kind_of(sb.st_mode);
+    entry->size = (uint64_t)sb.st_size;
+    entry->mtime = (int64_t)sb.st_mtime;
+    return DX_OK;
+}
+
+static dx_status mkdirs_abs(storage *st, char *abs, size_t root_len, const char *path)
+{
+    for (char *p = abs + root_len + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+
+        *p = '\0';
+        if (mkdir(abs, 0755) != 0 && errno != EEXIST) {
+            int err = errno;
+
+            *p = saved;
+            return fail_errno(st, "mkdir", path, err);
+        }
+        *p = saved;
+        if (saved == '\0')
+            return DX_OK;
+    }
+}
+
+static dx_status file_mkdirs(storage *st, const char *dir)
+{
+    file_storage *fs = (file_storage *)st;
+    char abs[PATH_MAX];
+    dx_status s = resolve(fs, dir, abs);
+
+    if (s != DX_OK || dir[0] == '\0')
+        return s;
+    return mkdirs_abs(st, abs, strlen(fs->root), dir);
+}
+
+/* Creates the parent folder of path (relative), if it has one. */
+static dx_status make_parent(storage *st, const char *path)
+{
+    char parent[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t len;
+
+    if (slash == NULL)
+        return DX_OK;
+    len = (size_t)(slash - path);
+    if (len >= sizeof(parent))
+        return DX_ERR_INVALID;
+    memcpy(parent, path, len);
+    parent[len] = '\0';
+    return file_mkdirs(st, parent);
+}
+
+static dx_status file_rename(storage *st, const char *from, const char *to)
+{
+    file_storage *fs = (file_storage *)st;
+    char abs_from[PATH_MAX], abs_to[PATH_MAX];
+    dx_status s = resolve(fs, from, abs_from);
+
+    if (s == DX_OK)
+        s = make_parent(st, to);
+    if (s == DX_OK)
+        s = resolve(fs, to, abs_to);
+    if (s != DX_OK)
+        return s;
+    if (rename(abs_from, abs_to) != 0)
+        return fail_errno(st, "rename", from, errno);
+    return DX_OK;
+}
+
+static dx_status file_remove(storage *st, const char *path)
+{
+    file_storage *fs = (file_storage *)st;
+    char abs[PATH_MAX];
+    dx_status s = resolve(fs, path, abs);
+
+    if (s != DX_OK)
+        return s;
+    if (unlink(abs) != 0)
+        return fail_errno(st, "remove", path, errno);
+    return DX_OK;
+}
+
+static dx_status file_reader_open(storage *st, const char *path, storage_reader **out)
+{
+    file_storage *fs = (file_storage *)st;
+    char abs[PATH_MAX];
+    file_reader *rd;
+    int fd;
+    struct stat sb;
+    dx_status s = resolve(fs, path, abs);
+
+    if (s != DX_OK)
+        return s;
+    fd = open(abs, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return fail_errno(st, "open", path, errno);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        storage_set_error(st, "open %s: not a regular file", path);
+        return DX_ERR_INVALID;
+    }
+    rd = calloc(1, sizeof(*rd));
+    if (rd == NULL) {
+        close(fd);
+        return DX_ERR_NOMEM;
+    }
+    rd->base.owner = st;
+    rd->fd = fd;
+    *out = &rd->base;
+    return DX_OK;
+}
+
+static dx_status file_read(storage_reader *base, void *buf, size_t cap, size_t *got)
+{
+    file_reader *rd = (file_reader *)base;
+    ssize_t n;
+
+    do {
+        n = read(rd->fd, buf, cap);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return fail_errno(base->owner, "read", "", errno);
+    *got = (size_t)n;
+    return DX_OK;
+}
+
+static void file_reader_close(storage_reader *base)
+{
+    file_reader *rd = (file_reader *)base;
+
+    close(rd->fd);
+    free(rd);
+}
+
+static dx_status file_writer_open(storage *st, const char *path, storage_writer **out)
+{
+    file_storage *fs = (file_storage *)st;
+    file_writer *wr = NULL;
+    const char *base_name = strrchr(path, '/');
+    char token[17];
+    int fd = -1;
+    dx_status s = make_parent(st, path);
+
+    if (s != DX_OK)
+        return s;
+    wr = calloc(1, sizeof(*wr));
+    if (wr == NULL)
+        return DX_ERR_NOMEM;
+    wr->base.owner = st;
+    s = resolve(fs, path, wr->final_path);
+    if (s != DX_OK)
+        goto fail;
+    util_random_hex(token, sizeof(token));
+    base_name = base_name ? base_name + 1 : path;
+    /* The temporary name is hidden and marked so that a listing of the
+     * depot or inbox never mistakes it for a finished file. */
+    if (snprintf(wr->tmp_path, sizeof(wr->tmp_path), "%.*s.%s.tmp-%s",
+                 (int)(strlen(wr->final_path) - strlen(base_name)), wr->final_path, base_name,
+                 token) >= (int)sizeof(wr->tmp_path)) {
+        s = DX_ERR_INVALID;
+        goto fail;
+    }
+    fd = open(wr->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        s = fail_errno(st, "create", path, errno);
+        goto fail;
+    }
+    wr->fp = fdopen(fd, "w");
+    if (wr->fp == NULL) {
+        s = fail_errno(st, "create", path, errno);
+        close(fd);
+        unlink(wr->tmp_path);
+        goto fail;
+    }
+    *out = &wr->base;
+    return DX_OK;
+fail:
+    free(wr);
+    return s;
+}
+
+static dx_status file_write(storage_writer *base, const void *buf, size_t len)
+{
+    file_writer *wr = (file_writer *)base;
+
+    if (len > 0 && fwrite(buf, 1, len, wr->fp) != len)
+        return fail_errno(base->owner, "write", "", errno);
+    return DX_OK;
+}
+
+static void fsync_parent(const char *abs)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(abs, '/');
+    int fd;
+
+    if (slash == NULL || (size_t)(slash - abs) >= sizeof(dir))
+        return;
+    memcpy(dir, abs, (size_t)(slash - abs));
+    dir[slash - abs] = '\0';
+    fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static dx_status file_writer_commit(storage_writer *base)
+{
+    file_writer *wr = (file_writer *)base;
+    storage *st = base->owner;
+    dx_status s = DX_OK;
+
+    /* Data first, then the name: after a crash the target is either the
+     * old file or the complete new one. */
+    if (fflush(wr->fp) != 0 || fsync(fileno(wr->fp)) != 0)
+        s = fail_errno(st, "flush", "", errno);
+    if (fclose(wr->fp) != 0 && s == DX_OK)
+        s = fail_errno(st, "close", "", errno);
+    wr->fp = NULL;
+    if (s == DX_OK && rename(wr->tmp_path, wr->final_path) != 0)
+        s = fail_errno(st, "rename", "", errno);
+    if (s == DX_OK)
+        fsync_parent(wr->final_path);
+    else
+        unlink(wr->tmp_path);
+    free(wr);
+    return s;
+}
+
+static void file_writer_abort(storage_writer *base)
+{
+    file_writer *wr = (file_writer *)base;
+
+    if (wr->fp != NULL)
+        fclose(wr->fp);
+    unlink(wr->tmp_path);
+    free(wr);
+}
+
+static const storage_ops file_ops = {
+    .scheme = "file",
+    .destroy = file_destroy,
+    .ping = file_ping,
+    .list = file_list,
+    .stat = file_stat,
+    .mkdirs = file_mkdirs,
+    .rename = file_rename,
+    .remove = file_remove,
+    .reader_open = file_reader_open,
+    .read = file_read,
+    .reader_close = file_reader_close,
+    .writer_open = file_writer_open,
+    .write = file_write,
+    .writer_commit = file_writer_commit,
+    .writer_abort = file_writer_abort,
+};

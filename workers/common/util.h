@@ -1,0 +1,50 @@
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "status.h"
+
+/* Fills out with len-1 random lowercase hex digits and a NUL (getrandom). */
+void util_random_hex(char *out, size_t len);
+
+/* Writes a random RFC 4122 version 4 UUID (37 bytes with the NUL). */
+void util_uuid(char out[37]);
+
+/* Writes a new trace id: 32 lowercase hex digits, W3C trace-context compatible. */
+void util_trace_id(char out[33]);
+
+/* Writes t as RFC 3339 UTC with milliseconds ("2026-11-24T08:00:00.123Z"). */
+void util_rfc3339(char out[32], int64_t unix_ms);
+
+/* Wall-clock and monotonic time in milliseconds. */
+int64_t util_now_ms(void);
+int64_t util_monotonic_ms(void);
+
+/* Today's date in the process time zone (TZ) as YYYY-MM-DD. */
+void util_today(char out[11]);
+
+/* The local calendar date of t in the process time zone, as YYYY-MM-DD. */
+void util_local_date(time_t t, char out[11]);
+
+/* True when s is a real calendar date written YYYY-MM-DD. */
+int util_date_valid(const char *s);
+
+/* True when s is 32 lowercase hex digits, not all zero. */
+int util_trace_id_valid(const char *s);
+
+/* Copies src into dst (size dst_len), always NUL-terminated; returns 0 when it
+ * fits, -1 when src was cut. */
+int util_copy(char *dst, size_t dst_len, const char *src);
+
+/* Streaming SHA-256 (OpenSSL's EVP, not hand-written). */
+typedef struct util_sha256 util_sha256;
+
+/* Returns a new hasher owned by the caller (util_sha256_destroy), or NULL. */
+util_sha256 *util_sha256_create(void);
+void util_sha256_update(util_sha256 *h, const void *data, size_t len);
+/* Writes the 64-digit hex digest and a NUL; the hasher can not be updated after. */
+void util_sha256_hex(util_sha256 *h, char out[65]);
+/* Accepts NULL. */
+void util_sha256_destroy(util_sha256 *h);

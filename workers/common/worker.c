@@ -1,0 +1,140 @@
+#include "worker.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "metrics.h"
+#include "util.h"
+
+volatile sig_atomic_t worker_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    worker_stop = 1;
+}
+
+void worker_install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+void worker_sleep(int64_t ms)
+{
+    while (ms > 0 && !worker_stop) {
+        int64_t step = ms < 100 ? ms : 100;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = step * 1000000L};
+
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+}
+
+static dx_status open_storage(const char *variable, const char *url, storage **out, char *err,
+                              size_t err_len)
+{
+    char why[256];
+    dx_status s;
+
+    if (url[0] == '\0') {
+        snprintf(err, err_len, "%s is not set", variable);
+        return DX_ERR_INVALID;
+    }
+    s = storage_create(out, url, why, sizeof(why));
+    if (s != DX_OK)
+        snprintf(err, err_len, "%s: %s", variable, why);
+    return s;
+}
+
+dx_status worker_init(worker *w, const char *name, int need_inbox, int need_depot, char *err,
+                      size_t err_len)
+{
+    dx_status s;
+
+    memset(w, 0, sizeof(*w));
+    w->name = name;
+    pthread_mutex_init(&w->work_lock, NULL);
+    log_init(name);
+    metrics_define_standard(name);
+    s = config_load(&w->cfg, err, err_len);
+    if (s == DX_OK)
+        s = clientid_rule_create(&w->clients, w->cfg.client_pattern, err, err_len);
+    if (s == DX_OK && need_inbox)
+        s = open_storage("INBOX_URL", w->cfg.inbox_url, &w->inbox, err, err_len);
+    if (s == DX_OK && need_depot)
+        s = open_storage("DEPOT_URL", w->cfg.depot_url, &w->depot, err, err_len);
+    return s;
+}
+
+dx_status worker_connect_bus(worker *w, int64_t timeout_ms)
+{
+    int64_t backoff_ms = 250;
+    int64_t deadline = util_monotonic_ms() + timeout_ms;
+    char err[256];
+
+    while (!worker_stop && (timeout_ms < 0 || util_monotonic_ms() < deadline)) {
+        bus *b = NULL;
+
+        if (bus_connect(&b, &w->cfg, w->name, err, sizeof(err)) == DX_OK) {
+            __atomic_store_n(&w->bus, b, __ATOMIC_RELEASE);
+            log_printf(LOG_LEVEL_INFO, NULL, "connected to NATS, stream %s ready", BUS_STREAM);
+            return DX_OK;
+        }
+        log_printf(LOG_LEVEL_WARN, NULL, "%s; retrying in %lld ms", err, (long long)backoff_ms);
+        worker_sleep(backoff_ms);
+        if (backoff_ms < 5000)
+            backoff_ms *= 2;
+    }
+    return DX_ERR_IO;
+}
+
+dx_status worker_start_http(worker *w, http_handler handler, char *err, size_t err_len)
+{
+    dx_status s =
+        http_start(&w->http, w->cfg.http_addr, w->cfg.port, (size_t)w->cfg.max_event_bytes, handler,
+                   worker_ready, w, err, err_len);
+
+    if (s == DX_OK)
+        log_printf(LOG_LEVEL_INFO, NULL, "serving HTTP on %s:%d", w->cfg.http_addr,
+                   http_port(w->http));
+    return s;
+}
+
+int worker_ready(void *ctx)
+{
+    worker *w = ctx;
+    bus *b = __atomic_load_n(&w->bus, __ATOMIC_ACQUIRE);
+    int ready = b != NULL && bus_connected(b);
+
+    if (!ready)
+        return 0;
+    pthread_mutex_lock(&w->work_lock);
+    if (w->inbox != NULL && storage_ping(w->inbox) != DX_OK)
+        ready = 0;
+    if (ready && w->depot != NULL && storage_ping(w->depot) != DX_OK)
+        ready = 0;
+    pthread_mutex_unlock(&w->work_lock);
+    return ready;
+}
+
+void worker_finish(worker *w)
+{
+    http_destroy(w->http, w->cfg.shutdown_grace * 1000);
+    w->http = NULL;
+    bus_destroy(w->bus);
+    w->bus = NULL;
+    storage_destroy(w->inbox);
+    storage_destroy(w->depot);
+    clientid_rule_destroy(w->clients);
+    w->inbox = w->depot = NULL;
+    w->clients = NULL;
+    pthread_mutex_destroy(&w->work_lock);
+}

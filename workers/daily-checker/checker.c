@@ -1,0 +1,206 @@
+#include "checker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "drops.h"
+#include "metrics.h"
+#include "util.h"
+
+/* The candidate drops of every client considered, from one listing. */
+typedef struct snapshot {
+    char **clients;
+    storage_entry **drops;
+    size_t *drop_counts;
+    size_t count;
+} snapshot;
+
+static void snapshot_free(snapshot *snap)
+{
+    for (size_t i = 0; i < snap->count; i++) {
+        free(snap->clients[i]);
+        storage_entries_free(snap->drops[i], snap->drop_counts[i]);
+    }
+    free(snap->clients);
+    free(snap->drops);
+    free(snap->drop_counts);
+    memset(snap, 0, sizeof(*snap));
+}
+
+static dx_status snapshot_add(snapshot *snap, worker *w, const char *client_id)
+{
+    storage_entry *drops = NULL;
+    size_t count = 0;
+    size_t n = snap->count + 1;
+    dx_status s = drops_list(w->inbox, client_id, &drops, &count);
+    char **clients;
+    storage_entry **all_drops;
+    size_t *counts;
+
+    if (s == DX_ERR_NOT_FOUND)
+        return DX_OK; /* no folder: nothing pending */
+    if (s != DX_OK)
+        return s;
+    clients = realloc(snap->clients, n * sizeof(*clients));
+    if (clients != NULL)
+        snap->clients = clients;
+    all_drops = realloc(snap->drops, n * sizeof(*all_drops));
+    if (all_drops != NULL)
+        snap->drops = all_drops;
+    counts = realloc(snap->drop_counts, n * sizeof(*counts));
+    if (counts != NULL)
+        snap->drop_counts = counts;
+    if (clients == NULL || all_drops == NULL || counts == NULL ||
+        (snap->clients[snap->count] = strdup(client_id)) == NULL) {
+        storage_entries_free(drops, count);
+        return DX_ERR_NOMEM;
+    }
+    snap->drops[snap->count] = drops;
+    snap->drop_counts[snap->count] = count;
+    snap->count = n;
+    return DX_OK;
+}
+
+static dx_status take_snapshot(worker *w, const checker_request *req, snapshot *snap)
+{
+    storage_entry *entries = NULL;
+    size_t count = 0;
+    dx_status s;
+
+    if (req->client_id[0] != '\0')
+        return snapshot_add(snap, w, req->client_id);
+    s = storage_list(w->inbox, "", &entries, &count);
+    for (size_t i = 0; s == DX_OK && i < count; i++) {
+        if (entries[i].kind == STORAGE_DIR && clientid_valid(w->clients, entries[i].name))
+            s = snapshot_add(snap, w, entries[i].name);
+    }
+    storage_entries_free(entries, count);
+    return s;
+}
+
+static const storage_entry *find_drop(const snapshot *snap, const char *client_id, const char *name)
+{
+    for (size_t i = 0; i < snap->count; i++) {
+        if (strcmp(snap->clients[i], client_id) != 0)
+            continue;
+        for (size_t j = 0; j < snap->drop_counts[i]; j++)
+            if (strcmp(snap->drops[i][j].name, name) == 0)
+                return &snap->drops[i][j];
+    }
+    return NULL;
+}
+
+/* Counts the drops of client i of now that are unchanged since before. */
+static size_t stable_drops(const snapshot *before, const snapshot *now, size_t i, const log_ctx *lc)
+{
+    size_t stable = 0;
+
+    for (size_t j = 0; j < now->drop_counts[i]; j++) {
+        const storage_entry *cur = &now->drops[i][j];
+        const storage_entry *old = find_drop(before, now->clients[i], cur->name);
+
+        if (old != NULL && old->size == cur->size && old->mtime == cur->mtime) {
+            stable++;
+        } else {
+            cJSON *fields = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(fields, "drop", cur->name);
+            cJSON_AddStringToObject(fields, "reason", "drop_not_stable");
+            log_write(LOG_LEVEL_INFO, lc, "drop_not_stable: still changing, left for next run",
+                      fields);
+        }
+    }
+    return stable;
+}
+
+static dx_status publish_order_date(worker *w, const checker_request *req, const char *client_id,
+                                    const char *trace_id, cJSON *published)
+{
+    event_order_date ev = {0};
+    char msg_id[160];
+    void *data = NULL;
+    size_t len = 0;
+    log_ctx lc;
+    dx_status s;
+
+    util_uuid(ev.event_id);
+    util_copy(ev.trace_id, sizeof(ev.trace_id), trace_id);
+    util_copy(ev.order_date, sizeof(ev.order_date), req->order_date);
+    util_copy(ev.client_id, sizeof(ev.client_id), client_id);
+    util_copy(ev.triggered_by, sizeof(ev.triggered_by), req->triggered_by);
+    util_rfc3339(ev.created_at, util_now_ms());
+    /* A scheduled run is claimed once per client and date: a second replica
+     * (or a restarted one) publishing the same run is dropped by the stream's
+     * duplicate window.  A manual run is always new. */
+    if (strcmp(req->triggered_by, "schedule") == 0 || strcmp(req->triggered_by, "catch-up") == 0)
+        snprintf(msg_id, sizeof(msg_id), "order-date:%s:%s", client_id, req->order_date);
+    else
+        snprintf(msg_id, sizeof(msg_id), "%s", ev.event_id);
+    s = event_encode(EVENT_ORDER_DATE, &ev, w->cfg.emit_json, &data, &len);
+    if (s == DX_OK)
+        s = bus_publish(w->bus, EVENT_SUBJECT_ORDER_DATE, data, len,
+                        event_content_type(w->cfg.emit_json), msg_id);
+    free(data);
+    lc = (log_ctx){ev.trace_id, ev.event_id, client_id, ev.order_date};
+    if (s != DX_OK) {
+        log_printf(LOG_LEVEL_ERROR, &lc, "cannot publish order-date for %s", client_id);
+        return s;
+    }
+    cJSON *fields = cJSON_CreateObject();
+
+    cJSON_AddItemToObject(fields, "event", event_to_json(EVENT_ORDER_DATE, &ev));
+    log_write(LOG_LEVEL_INFO, &lc, "order-date published", fields);
+    cJSON_AddItemToArray(published, event_to_json(EVENT_ORDER_DATE, &ev));
+    return DX_OK;
+}
+
+dx_status checker_run(worker *w, const checker_request *req, cJSON *published, char *err,
+                      size_t err_len)
+{
+    snapshot before = {0}, now = {0};
+    char trace_id[EVENT_ID_MAX];
+    log_ctx lc;
+    dx_status s = DX_OK;
+
+    if (req->client_id[0] != '\0' && !clientid_valid(w->clients, req->client_id)) {
+        metrics_add("dx_invalid_input_total", "invalid_client", 1);
+        snprintf(err, err_len, "client id refused: it does not match CLIENT_PATTERN");
+        return DX_ERR_INVALID;
+    }
+    if (util_trace_id_valid(req->trace_id))
+        util_copy(trace_id, sizeof(trace_id), req->trace_id);
+    else
+        util_trace_id(trace_id);
+    lc = (log_ctx){trace_id, NULL, req->client_id, req->order_date};
+    log_printf(LOG_LEVEL_INFO, &lc, "checking the inbox for pending drops (%s)", req->triggered_by);
+    pthread_mutex_lock(&w->work_lock);
+    s = take_snapshot(w, req, &before);
+    pthread_mutex_unlock(&w->work_lock);
+    if (s == DX_OK && w->cfg.drop_min_age > 0)
+        worker_sleep((int64_t)w->cfg.drop_min_age * 1000);
+    if (s == DX_OK) {
+        pthread_mutex_lock(&w->work_lock);
+        s = take_snapshot(w, req, &now);
+        pthread_mutex_unlock(&w->work_lock);
+    }
+    if (s != DX_OK) {
+        snprintf(err, err_len, "cannot list the inbox: %s", storage_last_error(w->inbox));
+        goto done;
+    }
+    for (size_t i = 0; i < now.count && s == DX_OK; i++) {
+        log_ctx client_lc = {trace_id, NULL, now.clients[i], req->order_date};
+
+        if (stable_drops(&before, &now, i, &client_lc) == 0) {
+            log_printf(LOG_LEVEL_INFO, &client_lc, "no pending drop for %s", now.clients[i]);
+            continue;
+        }
+        s = publish_order_date(w, req, now.clients[i], trace_id, published);
+        if (s != DX_OK)
+            snprintf(err, err_len, "cannot publish order-date for %s", now.clients[i]);
+    }
+done:
+    snapshot_free(&before);
+    snapshot_free(&now);
+    return s;
+}

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "event.h"
+#include "worker.h"
+
+/*
+ * daily-checker's work: find the clients with a pending drop for one order
+ * date and publish one OrderDate event for each.
+ *
+ * A drop is pending only when it is complete: it must be a candidate by name
+ * (drops.h) and keep the same size and modification time across two
+ * listings DROP_MIN_AGE seconds apart.  A drop still changing is logged as
+ * drop_not_stable and left for the next run.
+ */
+
+typedef struct checker_request {
+    char order_date[16];
+    char client_id[EVENT_CLIENT_MAX]; /* "" for every client */
+    char trace_id[EVENT_ID_MAX];      /* "" to start a new trace */
+    const char *triggered_by;         /* "schedule", "manual", "http", "catch-up" */
+} checker_request;
+
+/*
+ * Runs one check.  Appends each published OrderDate (as JSON) to published.
+ * Returns DX_ERR_INVALID for a refused client id (err says why), a transient
+ * status when the inbox or NATS failed, DX_OK otherwise (also when no client
+ * had a drop).
+ */
+dx_status checker_run(worker *w, const checker_request *req, cJSON *published, char *err,
+                      size_t err_len);

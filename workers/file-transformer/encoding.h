@@ -1,0 +1,29 @@
+#pragma once
+
+#include <stddef.h>
+
+/*
+ * Byte-level text encoding helpers for the cleaning engine: UTF-8 validation
+ * and Windows-1252 to UTF-8 transcoding.  Pure functions on caller-owned
+ * buffers; nothing here allocates.
+ */
+
+/* Returns 1 when s[0..n) is well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF), 0 otherwise. */
+int encoding_utf8_valid(const char *s, size_t n);
+
+/*
+ * Like encoding_utf8_valid(), but a multi-byte sequence cut by the end of the
+ * buffer counts as valid: used on the first block of a stream, whose end may
+ * fall in the middle of a character.
+ */
+int encoding_utf8_valid_prefix(const char *s, size_t n);
+
+/*
+ * Transcodes n bytes of Windows-1252 into UTF-8 at out, which must have room
+ * for 3 * n bytes; returns the number of bytes written.  The five bytes
+ * Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) map to the C1
+ * controls of the same value, as the WHATWG encoding standard does, so that
+ * transcoding never fails.
+ */
+size_t encoding_cp1252_to_utf8(const char *in, size_t n, char *out);

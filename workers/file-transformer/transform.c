@@ -1,0 +1,384 @@
+#include "transform.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clean.h"
+#include "drops.h"
+#include "metrics.h"
+#include "util.h"
+
+/* Tell JetStream we are alive every this many bytes read, so that a large
+ * file is not redelivered to another replica while we are still on it. */
+#define PROGRESS_EVERY (8u << 20)
+
+typedef struct read_ctx {
+    storage_reader *rd;
+    const bus_delivery *delivery;
+    uint64_t since_progress;
+} read_ctx;
+
+typedef struct write_ctx {
+    storage_writer *wr;
+    util_sha256 *sha; /* NULL for the rejects file */
+} write_ctx;
+
+/* One run: the event being handled and what it has produced so far. */
+typedef struct run_ctx {
+    worker *w;
+    const event_order_date *ev;
+    const bus_delivery *delivery;
+    int last_attempt;
+    int transient_failures;
+    cJSON *files;    /* FileReady events published */
+    cJSON *failures; /* FileFailed events published or pending */
+} run_ctx;
+
+static dx_status read_drop(void *ctx, void *buf, size_t cap, size_t *got)
+{
+    read_ctx *rc = ctx;
+    dx_status s = storage_read(rc->rd, buf, cap, got);
+
+    if (s == DX_OK && rc->delivery != NULL) {
+        rc->since_progress += *got;
+        if (rc->since_progress >= PROGRESS_EVERY) {
+            bus_in_progress(rc->delivery);
+            rc->since_progress = 0;
+        }
+    }
+    return s;
+}
+
+static dx_status write_file(void *ctx, const void *buf, size_t len)
+{
+    write_ctx *wc = ctx;
+
+    if (wc->sha != NULL)
+        util_sha256_update(wc->sha, buf, len);
+    return storage_write(wc->wr, buf, len);
+}
+
+static dx_status publish_event(worker *w, event_type type, const void *ev, const char *subject,
+                               const char *msg_id)
+{
+    void *data = NULL;
+    size_t len = 0;
+    dx_status s = event_encode(type, ev, w->cfg.emit_json, &data, &len);
+
+    if (s == DX_OK)
+        s = bus_publish(w->bus, subject, data, len, event_content_type(w->cfg.emit_json), msg_id);
+    free(data);
+    return s;
+}
+
+/*
+ * Records a failed drop: published as FileFailed at once when permanent or
+ * on the last attempt; otherwise only counted, and the event is retried.
+ */
+static void drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, const char *source,
+                        const char *reason, int permanent)
+{
+    event_file_failed failed = {0};
+    int publish = permanent || run->last_attempt;
+    cJSON *fields = cJSON_CreateObject();
+
+    util_uuid(failed.event_id);
+    util_copy(failed.trace_id, sizeof(failed.trace_id), run->ev->trace_id);
+    util_copy(failed.caused_by, sizeof(failed.caused_by), run->ev->event_id);
+    util_copy(failed.client_id, sizeof(failed.client_id), client_id);
+    util_copy(failed.order_date, sizeof(failed.order_date), run->ev->order_date);
+    util_copy(failed.source, sizeof(failed.source), source);
+    util_copy(failed.reason, sizeof(failed.reason), reason);
+    failed.permanent = permanent;
+    cJSON_AddStringToObject(fields, "source", source);
+    cJSON_AddStringToObject(fields, "reason", reason);
+    cJSON_AddBoolToObject(fields, "permanent", permanent);
+    cJSON_AddBoolToObject(fields, "will_retry", !publish);
+    log_write(publish ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, lc, "file failed", fields);
+    if (!publish) {
+        run->transient_failures++;
+        cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
+        return;
+    }
+    metrics_add("dx_files_failed_total", client_id, 1);
+    if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED,
+                      failed.event_id) != DX_OK)
+        run->transient_failures++; /* not published: the event must come back */
+    cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
+}
+
+/*
+ * Moves a processed drop into <client>/<folder>/<date>/, choosing a free
+ * name if an earlier drop of the same name was archived the same day.
+ */
+static dx_status move_drop(storage *inbox, const char *client_id, const char *name,
+                           const char *folder, const char *order_date)
+{
+    char from[EVENT_PATH_MAX], to[EVENT_PATH_MAX + 32], stem[256];
+    storage_entry existing;
+
+    snprintf(from, sizeof(from), "%s/%s", client_id, name);
+    snprintf(to, sizeof(to), "%s/%s/%s/%s", client_id, folder, order_date, name);
+    drops_stem(name, stem, sizeof(stem));
+    for (int n = 1; storage_stat(inbox, to, &existing) == DX_OK && n < 1000; n++)
+        snprintf(to, sizeof(to), "%s/%s/%s/%s.%d.csv", client_id, folder, order_date, stem, n);
+    return storage_rename(inbox, from, to);
+}
+
+/* Streams one drop through the cleaner into two atomic depot writes. */
+static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *ready, char *reason,
+                            size_t reason_len)
+{
+    worker *w = run->w;
+    storage_reader *rd = NULL;
+    storage_writer *out = NULL, *rejects = NULL;
+    util_sha256 *sha = util_sha256_create();
+    clean_counts counts = {0};
+    read_ctx rc = {0};
+    write_ctx out_ctx = {0}, rejects_ctx = {0};
+    clean_io io;
+    dx_status s = sha ? DX_OK : DX_ERR_NOMEM;
+
+    if (s == DX_OK)
+        s = storage_reader_open(w->inbox, source, &rd);
+    if (s == DX_OK)
+        s = storage_writer_open(w->depot, ready->output, &out);
+    if (s == DX_OK)
+        s = storage_writer_open(w->depot, ready->rejects, &rejects);
+    if (s != DX_OK) {
+        snprintf(reason, reason_len, "%s", storage_last_error(rd ? w->depot : w->inbox));
+        goto done;
+    }
+    rc = (read_ctx){.rd = rd, .delivery = run->delivery};
+    out_ctx = (write_ctx){.wr = out, .sha = sha};
+    rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
+    io = (clean_io){read_drop, &rc, write_file, &out_ctx, write_file, &rejects_ctx};
+    s = clean_run(&io, &counts, reason, reason_len);
+    if (s != DX_OK && reason[0] == '\0')
+        snprintf(reason, reason_len, "%s", storage_last_error(w->depot));
+    /* Rejects first: once the clean output is visible, its rejects are too. */
+    if (s == DX_OK) {
+        s = storage_writer_commit(rejects);
+        rejects = NULL;
+    }
+    if (s == DX_OK) {
+        s = storage_writer_commit(out);
+        out = NULL;
+    }
+    if (s != DX_OK && reason[0] == '\0')
+        snprintf(reason, reason_len, "%s", storage_last_error(w->depot));
+    if (s == DX_OK) {
+        ready->rows_in = counts.rows_in;
+        ready->rows_out = counts.rows_out;
+        ready->rows_rejected = counts.rows_rejected;
+        ready->rows_duplicate = counts.rows_duplicate;
+        ready->bytes_out = counts.bytes_out;
+        util_sha256_hex(sha, ready->sha256);
+    }
+done:
+    storage_writer_abort(out);
+    storage_writer_abort(rejects);
+    storage_reader_close(rd);
+    util_sha256_destroy(sha);
+    return s;
+}
+
+static void process_drop(run_ctx *run, const char *client_id, const char *name)
+{
+    worker *w = run->w;
+    const event_order_date *ev = run->ev;
+    log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
+    event_file_ready ready = {0};
+    char stem[256], reason[EVENT_PATH_MAX] = "", msg_id[EVENT_PATH_MAX + 128];
+    int64_t started = util_monotonic_ms();
+    cJSON *fields;
+    dx_status s;
+
+    drops_stem(name, stem, sizeof(stem));
+    util_uuid(ready.event_id);
+    util_copy(ready.trace_id, sizeof(ready.trace_id), ev->trace_id);
+    util_copy(ready.caused_by, sizeof(ready.caused_by), ev->event_id);
+    util_copy(ready.client_id, sizeof(ready.client_id), client_id);
+    util_copy(ready.order_date, sizeof(ready.order_date), ev->order_date);
+    snprintf(ready.source, sizeof(ready.source), "%s/%s", client_id, name);
+    snprintf(ready.output, sizeof(ready.output), "%s/%s/%s.csv", client_id, ev->order_date, stem);
+    snprintf(ready.rejects, sizeof(ready.rejects), "%s/%s/%s.rejects.csv", client_id,
+             ev->order_date, stem);
+    s = clean_drop(run, ready.source, &ready, reason, sizeof(reason));
+    if (s == DX_ERR_INVALID) {
+        /* The file itself is unusable: retrying cannot help.  It is moved
+         * aside so that tomorrow's run does not fail on it again. */
+        metrics_add("dx_invalid_input_total", "unusable_file", 1);
+        drop_failed(run, &lc, client_id, ready.source, reason, 1);
+        if (move_drop(w->inbox, client_id, name, "failed", ev->order_date) != DX_OK)
+            log_printf(LOG_LEVEL_WARN, &lc, "could not move unusable drop %s aside: %s",
+                       ready.source, storage_last_error(w->inbox));
+        return;
+    }
+    if (s != DX_OK) {
+        drop_failed(run, &lc, client_id, ready.source, reason, s == DX_ERR_PERMANENT);
+        return;
+    }
+    snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s", client_id, ev->order_date,
+             ready.source, ready.sha256);
+    if (publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) != DX_OK) {
+        drop_failed(run, &lc, client_id, ready.source, "cannot publish file-ready to NATS", 0);
+        return;
+    }
+    if (move_drop(w->inbox, client_id, name, "archive", ev->order_date) != DX_OK) {
+        drop_failed(run, &lc, client_id, ready.source, storage_last_error(w->inbox), 0);
+        return;
+    }
+    metrics_add("dx_files_processed_total", client_id, 1);
+    metrics_add("dx_rows_in_total", client_id, (double)ready.rows_in);
+    metrics_add("dx_rows_out_total", client_id, (double)ready.rows_out);
+    metrics_add("dx_rows_rejected_total", client_id, (double)ready.rows_rejected);
+    metrics_add("dx_rows_duplicate_total", client_id, (double)ready.rows_duplicate);
+    metrics_set("dx_last_success_timestamp_seconds", client_id, (double)util_now_ms() / 1000.0);
+    metrics_observe("dx_processing_duration_seconds", "",
+                    (double)(util_monotonic_ms() - started) / 1000.0);
+    fields = event_to_json(EVENT_FILE_READY, &ready);
+    log_write(LOG_LEVEL_INFO, &lc, "file ready", fields);
+    cJSON_AddItemToArray(run->files, event_to_json(EVENT_FILE_READY, &ready));
+}
+
+static void process_client(run_ctx *run, const char *client_id)
+{
+    const event_order_date *ev = run->ev;
+    log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
+    storage_entry *drops = NULL;
+    size_t count = 0;
+    dx_status s = drops_list(run->w->inbox, client_id, &drops, &count);
+
+    if (s == DX_ERR_NOT_FOUND) {
+        log_printf(LOG_LEVEL_WARN, &lc, "client folder %s not found in the inbox", client_id);
+        return;
+    }
+    if (s != DX_OK) {
+        drop_failed(run, &lc, client_id, client_id, storage_last_error(run->w->inbox),
+                    s == DX_ERR_PERMANENT);
+        return;
+    }
+    if (count == 0)
+        log_printf(LOG_LEVEL_INFO, &lc, "no pending drop for %s", client_id);
+    for (size_t i = 0; i < count && !worker_stop; i++)
+        process_drop(run, client_id, drops[i].name);
+    storage_entries_free(drops, count);
+}
+
+static void process_all_clients(run_ctx *run)
+{
+    storage_entry *entries = NULL;
+    size_t count = 0;
+    log_ctx lc = {run->ev->trace_id, run->ev->event_id, NULL, run->ev->order_date};
+    dx_status s = storage_list(run->w->inbox, "", &entries, &count);
+
+    if (s != DX_OK) {
+        log_printf(LOG_LEVEL_ERROR, &lc, "cannot list the inbox: %s",
+                   storage_last_error(run->w->inbox));
+        run->transient_failures++;
+        return;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (entries[i].kind == STORAGE_DIR && clientid_valid(run->w->clients, entries[i].name))
+            process_client(run, entries[i].name);
+    }
+    storage_entries_free(entries, count);
+}
+
+void transform_handle(worker *w, const event_order_date *ev, const bus_delivery *d,
+                      int last_attempt, transform_outcome *out)
+{
+    log_ctx lc = {ev->trace_id, ev->event_id, ev->client_id, ev->order_date};
+    run_ctx run = {w, ev, d, last_attempt, 0, cJSON_CreateArray(), cJSON_CreateArray()};
+
+    out->result = cJSON_CreateObject();
+    cJSON_AddStringToObject(out->result, "order_date", ev->order_date);
+    cJSON_AddStringToObject(out->result, "trace_id", ev->trace_id);
+    if (ev->client_id[0] != '\0' && !clientid_valid(w->clients, ev->client_id)) {
+        metrics_add("dx_invalid_input_total", "invalid_client", 1);
+        log_printf(LOG_LEVEL_ERROR, &(log_ctx){ev->trace_id, ev->event_id, NULL, ev->order_date},
+                   "refused order-date event: client_id does not match CLIENT_PATTERN");
+        cJSON_AddStringToObject(out->result, "error", "client_id does not match CLIENT_PATTERN");
+        out->verdict = BUS_TERM;
+        out->http_status = 400;
+        cJSON_Delete(run.files);
+        cJSON_Delete(run.failures);
+        return;
+    }
+    log_printf(LOG_LEVEL_INFO, &lc, "processing order-date for %s",
+               ev->client_id[0] ? ev->client_id : "every client");
+    pthread_mutex_lock(&w->work_lock);
+    if (ev->client_id[0] != '\0')
+        process_client(&run, ev->client_id);
+    else
+        process_all_clients(&run);
+    pthread_mutex_unlock(&w->work_lock);
+    cJSON_AddItemToObject(out->result, "files", run.files);
+    cJSON_AddItemToObject(out->result, "failures", run.failures);
+    if (run.transient_failures > 0) {
+        out->verdict = BUS_NAK;
+        out->http_status = 503;
+    } else {
+        out->verdict = BUS_ACK;
+        out->http_status = 200;
+    }
+}
+
+static dx_status read_stdio(void *ctx, void *buf, size_t cap, size_t *got)
+{
+    FILE *fp = ctx;
+
+    *got = fread(buf, 1, cap, fp);
+    return ferror(fp) ? DX_ERR_IO : DX_OK;
+}
+
+static dx_status write_stdio(void *ctx, const void *buf, size_t len)
+{
+    FILE *fp = ctx;
+
+    return fwrite(buf, 1, len, fp) == len ? DX_OK : DX_ERR_IO;
+}
+
+/* Finishes a temporary file: flush, close, and rename or remove. */
+static dx_status finish_tmp(FILE *fp, const char *tmp, const char *final, dx_status s)
+{
+    if (fp != NULL && fclose(fp) != 0 && s == DX_OK)
+        s = DX_ERR_IO;
+    if (s == DX_OK && rename(tmp, final) != 0)
+        s = DX_ERR_IO;
+    if (s != DX_OK)
+        remove(tmp);
+    return s;
+}
+
+dx_status transform_clean_local(const char *in_path, const char *out_path, const char *rejects_path,
+                                clean_counts *counts, char *reason, size_t reason_len)
+{
+    char out_tmp[4096], rejects_tmp[4096];
+    FILE *in = fopen(in_path, "rb");
+    FILE *out = NULL, *rejects = NULL;
+    dx_status s = DX_OK;
+
+    snprintf(out_tmp, sizeof(out_tmp), "%s.tmp", out_path);
+    snprintf(rejects_tmp, sizeof(rejects_tmp), "%s.tmp", rejects_path);
+    if (in == NULL) {
+        snprintf(reason, reason_len, "cannot open %s", in_path);
+        return DX_ERR_NOT_FOUND;
+    }
+    out = fopen(out_tmp, "wb");
+    rejects = fopen(rejects_tmp, "wb");
+    if (out == NULL || rejects == NULL) {
+        snprintf(reason, reason_len, "cannot create the output files");
+        s = DX_ERR_IO;
+    } else {
+        clean_io io = {read_stdio, in, write_stdio, out, write_stdio, rejects};
+
+        s = clean_run(&io, counts, reason, reason_len);
+    }
+    fclose(in);
+    s = finish_tmp(rejects, rejects_tmp, rejects_path, s);
+    s = finish_tmp(out, out_tmp, out_path, s);
+    return s;
+}

@@ -1,0 +1,42 @@
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "bus.h"
+#include "clean.h"
+#include "event.h"
+#include "worker.h"
+
+/*
+ * file-transformer's work for one OrderDate event: for the event's client
+ * (or every client when client_id is empty), take each pending drop, clean
+ * it into <depot>/<CLIENT>/<DATE>/<stem>.csv and <stem>.rejects.csv
+ * (atomically), publish FileReady, then archive the drop under
+ * <inbox>/<CLIENT>/archive/<DATE>/.  The order matters for at-least-once
+ * delivery: a crash before the publish leaves the drop in the inbox and the
+ * rerun rewrites the same bytes; a crash after it republishes with the same
+ * Nats-Msg-Id, which the stream drops.
+ */
+
+typedef struct transform_outcome {
+    bus_verdict verdict; /* ACK, NAK (transient, retry) or TERM */
+    int http_status;     /* 200, 400 or 503 for the function contract */
+    cJSON *result;       /* {"order_date":..., "files":[...], "failures":[...]}; caller frees */
+} transform_outcome;
+
+/*
+ * Handles one decoded event.  d is the NATS delivery (NULL for an HTTP
+ * invocation); last_attempt says that a transient failure will not be
+ * retried, so it is published as FileFailed instead.  Holds w->work_lock
+ * while it works.
+ */
+void transform_handle(worker *w, const event_order_date *ev, const bus_delivery *d,
+                      int last_attempt, transform_outcome *out);
+
+/*
+ * Cleans the local file in_path into out_path and rejects_path (each
+ * written to a temporary name and renamed into place).  Prints nothing;
+ * fills counts.  Returns DX_ERR_INVALID with reason for an unusable file.
+ */
+dx_status transform_clean_local(const char *in_path, const char *out_path, const char *rejects_path,
+                                clean_counts *counts, char *reason, size_t reason_len);

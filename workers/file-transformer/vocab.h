@@ -1,0 +1,44 @@
+#pragma once
+
+#include <stddef.h>
+
+/*
+ * The vocabulary of the clean output: the canonical columns, the header
+ * aliases clients use for them (French and English), and the order status
+ * vocabulary.  Lookups take keys folded by fold_key().
+ */
+
+/* Canonical columns, in output order, then the optional time column. */
+typedef enum vocab_column {
+    VOCAB_ORDER_ID,
+    VOCAB_ORDER_DATE,
+    VOCAB_CUSTOMER_ID,
+    VOCAB_CUSTOMER_EMAIL,
+    VOCAB_PRODUCT_SKU,
+    VOCAB_PRODUCT_NAME,
+    VOCAB_QUANTITY,
+    VOCAB_UNIT_PRICE,
+    VOCAB_CURRENCY,
+    VOCAB_STATUS,
+    /* Not a canonical input column: a separate time column ("heure") some
+     * exports have, merged into order_time when the date has no time. */
+    VOCAB_ORDER_TIME,
+    VOCAB_COLUMNS
+} vocab_column;
+
+/* The canonical column a folded header key names, or -1 when unknown. */
+int vocab_column_of(const char *key);
+
+/* The canonical name of a column ("order_date"). */
+const char *vocab_column_name(vocab_column column);
+
+/* 1 for the columns without which a file is unusable. */
+int vocab_column_required(vocab_column column);
+
+/* The canonical status a folded status key names ("livree" -> "delivered"),
+ * or NULL when the value is not in the vocabulary. */
+const char *vocab_status_of(const char *key);
+
+/* For tests: the status alias table, which must stay sorted by key. */
+size_t vocab_status_count(void);
+const char *vocab_status_key(size_t index);

@@ -1,0 +1,221 @@
+#include "state.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+typedef struct run_record {
+    event_file_ready ev;
+    int64_t at_ms;
+} run_record;
+
+typedef struct failure_record {
+    event_file_failed ev;
+    int64_t at_ms;
+} failure_record;
+
+struct state {
+    pthread_mutex_t lock;
+    run_record *runs; /* oldest first */
+    size_t run_count;
+    failure_record *failures;
+    size_t failure_count;
+};
+
+state *state_create(void)
+{
+    state *st = calloc(1, sizeof(*st));
+
+    if (st == NULL)
+        return NULL;
+    st->runs = calloc(STATE_MAX_RUNS, sizeof(*st->runs));
+    st->failures = calloc(STATE_MAX_FAILURES, sizeof(*st->failures));
+    if (st->runs == NULL || st->failures == NULL) {
+        state_destroy(st);
+        return NULL;
+    }
+    pthread_mutex_init(&st->lock, NULL);
+    return st;
+}
+
+void state_destroy(state *st)
+{
+    if (st == NULL)
+        return;
+    if (st->runs != NULL && st->failures != NULL)
+        pthread_mutex_destroy(&st->lock);
+    free(st->runs);
+    free(st->failures);
+    free(st);
+}
+
+static int same_run(const event_file_ready *a, const event_file_ready *b)
+{
+    return strcmp(a->client_id, b->client_id) == 0 && strcmp(a->order_date, b->order_date) == 0 &&
+           strcmp(a->source, b->source) == 0 && strcmp(a->sha256, b->sha256) == 0;
+}
+
+int state_add_ready(state *st, const event_file_ready *ev, int64_t at_ms)
+{
+    int added = 1;
+
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; i < st->run_count && added; i++)
+        added = !same_run(&st->runs[i].ev, ev);
+    if (added) {
+        if (st->run_count == STATE_MAX_RUNS) {
+            memmove(st->runs, st->runs + 1, (STATE_MAX_RUNS - 1) * sizeof(*st->runs));
+            st->run_count--;
+        }
+        st->runs[st->run_count].ev = *ev;
+        st->runs[st->run_count].at_ms = at_ms;
+        st->run_count++;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return added;
+}
+
+int state_add_failed(state *st, const event_file_failed *ev, int64_t at_ms)
+{
+    int added = 1;
+
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; i < st->failure_count && added; i++)
+        added = strcmp(st->failures[i].ev.event_id, ev->event_id) != 0;
+    if (added) {
+        if (st->failure_count == STATE_MAX_FAILURES) {
+            memmove(st->failures, st->failures + 1,
+                    (STATE_MAX_FAILURES - 1) * sizeof(*st->failures));
+            st->failure_count--;
+        }
+        st->failures[st->failure_count].ev = *ev;
+        st->failures[st->failure_count].at_ms = at_ms;
+        st->failure_count++;
+    }
+    pthread_mutex_unlock(&st->lock);
+    return added;
+}
+
+static cJSON *client_object(cJSON *clients, const char *client_id)
+{
+    cJSON *client = cJSON_GetObjectItemCaseSensitive(clients, client_id);
+
+    if (client == NULL) {
+        client = cJSON_AddObjectToObject(clients, client_id);
+        cJSON_AddNumberToObject(client, "files_in_depot", 0);
+        cJSON_AddArrayToObject(client, "files");
+        cJSON_AddObjectToObject(client, "dates");
+    }
+    return client;
+}
+
+/* Lists <depot>/<CLIENT>/<DATE>/<file> into clients; returns the count. */
+static dx_status list_depot(worker *w, cJSON *clients, int *total)
+{
+    storage_entry *roots = NULL, *dates = NULL, *files = NULL;
+    size_t root_count = 0, date_count = 0, file_count = 0;
+    char path[EVENT_PATH_MAX];
+    dx_status s = storage_list(w->depot, "", &roots, &root_count);
+
+    *total = 0;
+    for (size_t i = 0; s == DX_OK && i < root_count; i++) {
+        const char *client_id = roots[i].name;
+        cJSON *client, *list;
+        int count = 0;
+
+        if (roots[i].kind != STORAGE_DIR || !clientid_valid(w->clients, client_id))
+            continue;
+        client = client_object(clients, client_id);
+        list = cJSON_GetObjectItemCaseSensitive(client, "files");
+        s = storage_list(w->depot, client_id, &dates, &date_count);
+        for (size_t j = 0; s == DX_OK && j < date_count; j++) {
+            if (dates[j].kind != STORAGE_DIR || !util_date_valid(dates[j].name))
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", client_id, dates[j].name);
+            s = storage_list(w->depot, path, &files, &file_count);
+            for (size_t k = 0; s == DX_OK && k < file_count; k++) {
+                if (files[k].kind != STORAGE_FILE || files[k].name[0] == '.')
+                    continue;
+                snprintf(path, sizeof(path), "%s/%s/%s", client_id, dates[j].name, files[k].name);
+                cJSON_AddItemToArray(list, cJSON_CreateString(path));
+                count++;
+            }
+            storage_entries_free(files, file_count);
+            files = NULL;
+            file_count = 0;
+        }
+        storage_entries_free(dates, date_count);
+        dates = NULL;
+        date_count = 0;
+        cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(client, "files_in_depot"), count);
+        *total += count;
+    }
+    storage_entries_free(roots, root_count);
+    return s;
+}
+
+static cJSON *run_json(const run_record *r)
+{
+    cJSON *json = event_to_json(EVENT_FILE_READY, &r->ev);
+    char at[32];
+
+    util_rfc3339(at, r->at_ms);
+    cJSON_AddStringToObject(json, "at", at);
+    return json;
+}
+
+static cJSON *failure_json(const failure_record *f)
+{
+    cJSON *json = event_to_json(EVENT_FILE_FAILED, &f->ev);
+    char at[32];
+
+    util_rfc3339(at, f->at_ms);
+    cJSON_AddStringToObject(json, "at", at);
+    return json;
+}
+
+cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_t err_len)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *clients, *runs, *failures;
+    char now[32];
+    int total = 0;
+
+    util_rfc3339(now, util_now_ms());
+    cJSON_AddStringToObject(root, "generated_at", now);
+    cJSON_AddStringToObject(root, "depot", storage_display_url(w->depot));
+    clients = cJSON_AddObjectToObject(root, "clients");
+    pthread_mutex_lock(&w->work_lock);
+    dx_status s = list_depot(w, clients, &total);
+    pthread_mutex_unlock(&w->work_lock);
+    if (s != DX_OK) {
+        snprintf(err, err_len, "cannot list the depot: %s", storage_last_error(w->depot));
+        cJSON_Delete(root);
+        return NULL;
+    }
+    cJSON_AddNumberToObject(root, "files_in_depot", total);
+    runs = cJSON_AddArrayToObject(root, "runs");
+    failures = cJSON_AddArrayToObject(root, "failures");
+    pthread_mutex_lock(&st->lock);
+    /* Oldest first, so that the last assignment per client and date wins. */
+    for (size_t i = 0; i < st->run_count; i++) {
+        const run_record *r = &st->runs[i];
+        cJSON *client = client_object(clients, r->ev.client_id);
+        cJSON *dates = cJSON_GetObjectItemCaseSensitive(client, "dates");
+
+        cJSON_DeleteItemFromObjectCaseSensitive(dates, r->ev.order_date);
+        cJSON_AddItemToObject(dates, r->ev.order_date, run_json(r));
+        cJSON_DeleteItemFromObjectCaseSensitive(client, "last_run");
+        cJSON_AddItemToObject(client, "last_run", run_json(r));
+    }
+    for (size_t i = st->run_count; i-- > 0;)
+        cJSON_AddItemToArray(runs, run_json(&st->runs[i]));
+    for (size_t i = st->failure_count; i-- > 0;)
+        cJSON_AddItemToArray(failures, failure_json(&st->failures[i]));
+    pthread_mutex_unlock(&st->lock);
+    *files_in_depot = total;
+    return root;
+}

@@ -190,6 +190,35 @@ class NatsClient:
             if line == b"PING":
                 self.sock.sendall(b"PONG\r\n")
 
+    def subscribe(self, subject, queue=""):
+        """A core NATS subscription (at most once), as the nats-connector makes."""
+        self.sid += 1
+        self.sock.sendall(f"SUB {subject} {queue} {self.sid}\r\n".replace("  ", " ").encode())
+        return self.sid
+
+    def next_msg(self, timeout=5.0):
+        """Returns (subject, headers dict, payload) of the next message."""
+        self.sock.settimeout(timeout)
+        while True:
+            line = self._read_line()
+            if line == b"PING":
+                self.sock.sendall(b"PONG\r\n")
+                continue
+            if line.startswith(b"MSG "):
+                parts = line.split()
+                data = self._read_exact(int(parts[-1]) + 2)[:-2]
+                return parts[1].decode(), {}, data
+            if line.startswith(b"HMSG "):
+                parts = line.split()
+                raw = self._read_exact(int(parts[-1]) + 2)[:-2]
+                hdr_len = int(parts[-2])
+                headers = {}
+                for h in raw[:hdr_len].decode().split("\r\n")[1:]:
+                    if ":" in h:
+                        k, v = h.split(":", 1)
+                        headers[k.strip()] = v.strip()
+                return parts[1].decode(), headers, raw[hdr_len:]
+
     def stream_info(self, stream="ORDERS"):
         return json.loads(self.request(f"$JS.API.STREAM.INFO.{stream}"))
 

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "util.h"
 
 #define NS_PER_MS 1000000LL
 
@@ -139,9 +140,11 @@ dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err,
     b->ack_wait_s = cfg->ack_wait;
     b->max_deliver = cfg->max_deliver;
     ds = ensure_stream(b, cfg, err, err_len);
-    if (ds == DX_OK)
+    /* In function mode (SUBSCRIBE=0) the OpenFaaS connectors deliver over
+     * HTTP and nobody would ever drain a durable consumer. */
+    if (ds == DX_OK && cfg->subscribe)
         ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, "orders.order-date", err, err_len);
-    if (ds == DX_OK)
+    if (ds == DX_OK && cfg->subscribe)
         /* No filter: nats-server 2.9 takes one filter subject per consumer and
          * status-checker wants two; it skips orders.order-date itself. */
         ds = ensure_consumer(b, BUS_DURABLE_STATUS, NULL, err, err_len);
@@ -233,6 +236,7 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
     int64_t nak_delay_ms = -1;
     bus_verdict verdict;
     natsStatus s;
+    int64_t received = util_monotonic_ms();
 
     d.subject = natsMsg_GetSubject(msg);
     d.data = natsMsg_GetData(msg);
@@ -255,6 +259,7 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
         s = natsMsg_AckSync(msg, NULL, NULL);
         break;
     case BUS_NAK:
+        metrics_add("dx_events_failed_total", d.subject, 1);
         if (nak_delay_ms < 0)
             nak_delay_ms = default_backoff_ms(d.delivery);
         s = natsMsg_NakWithDelay(msg, nak_delay_ms, NULL);
@@ -265,6 +270,10 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
         s = natsMsg_Term(msg, NULL);
         break;
     }
+    /* Receipt to acknowledgement, whatever the verdict: a slow failure is
+     * as much a latency problem as a slow success. */
+    metrics_observe("dx_processing_duration_seconds", "",
+                    (double)(util_monotonic_ms() - received) / 1000.0);
     if (s != NATS_OK)
         log_printf(LOG_LEVEL_WARN, NULL,
                    "acknowledging a message on %s failed: %s (it will be redelivered)", d.subject,

@@ -96,14 +96,18 @@ static void drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, 
     cJSON_AddBoolToObject(fields, "permanent", permanent);
     cJSON_AddBoolToObject(fields, "will_retry", !publish);
     log_write(publish ? LOG_LEVEL_ERROR : LOG_LEVEL_WARN, lc, "file failed", fields);
-    if (!publish) {
+    /* Even when published as FileFailed on the last attempt, a transient
+     * failure is reported as such (503 to an HTTP caller, which may retry). */
+    if (!permanent)
         run->transient_failures++;
+    if (!publish) {
         cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
         return;
     }
     metrics_add("dx_files_failed_total", client_id, 1);
     if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED,
-                      failed.event_id) != DX_OK)
+                      failed.event_id) != DX_OK &&
+        permanent)
         run->transient_failures++; /* not published: the event must come back */
     cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
 }
@@ -191,7 +195,6 @@ static void process_drop(run_ctx *run, const char *client_id, const char *name)
     log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
     event_file_ready ready = {0};
     char stem[256], reason[EVENT_PATH_MAX] = "", msg_id[EVENT_PATH_MAX + 128];
-    int64_t started = util_monotonic_ms();
     cJSON *fields;
     dx_status s;
 
@@ -236,9 +239,14 @@ static void process_drop(run_ctx *run, const char *client_id, const char *name)
     metrics_add("dx_rows_rejected_total", client_id, (double)ready.rows_rejected);
     metrics_add("dx_rows_duplicate_total", client_id, (double)ready.rows_duplicate);
     metrics_set("dx_last_success_timestamp_seconds", client_id, (double)util_now_ms() / 1000.0);
-    metrics_observe("dx_processing_duration_seconds", "",
-                    (double)(util_monotonic_ms() - started) / 1000.0);
+    /* The run's ids are the line's own; the rest of FileReady follows. */
     fields = event_to_json(EVENT_FILE_READY, &ready);
+    cJSON_DeleteItemFromObjectCaseSensitive(fields, "trace_id");
+    cJSON_DeleteItemFromObjectCaseSensitive(fields, "client_id");
+    cJSON_DeleteItemFromObjectCaseSensitive(fields, "order_date");
+    cJSON_DeleteItemFromObjectCaseSensitive(fields, "caused_by");
+    cJSON_DeleteItemFromObjectCaseSensitive(fields, "event_id");
+    cJSON_AddStringToObject(fields, "file_ready_event_id", ready.event_id);
     log_write(LOG_LEVEL_INFO, &lc, "file ready", fields);
     cJSON_AddItemToArray(run->files, event_to_json(EVENT_FILE_READY, &ready));
 }

@@ -112,7 +112,7 @@ int worker_ready(void *ctx)
 {
     worker *w = ctx;
     bus *b = __atomic_load_n(&w->bus, __ATOMIC_ACQUIRE);
-    int ready = b != NULL && bus_connected(b);
+    int ready = b != NULL && bus_connected(b) && !w->warming_up;
 
     if (!ready)
         return 0;

@@ -28,6 +28,9 @@ typedef struct worker {
     /* Storage connections (SFTP) are not shared between threads: the
      * consumer thread and HTTP invocations take turns. */
     pthread_mutex_t work_lock;
+    /* Set while the worker rebuilds its state (status-checker's replay):
+     * not ready until it is cleared. */
+    volatile int warming_up;
 } worker;
 
 /* Set by SIGTERM/SIGINT; every loop polls it at least once a second. */

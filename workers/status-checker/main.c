@@ -192,6 +192,7 @@ int main(int argc, char **argv)
         ret = 2;
         goto done;
     }
+    sc.w.warming_up = 1;
     sc.state = state_create();
     if (sc.state == NULL)
         goto done;
@@ -202,6 +203,7 @@ int main(int argc, char **argv)
     if (worker_connect_bus(&sc.w, -1) == DX_OK) {
         bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_READY, on_replay, &sc);
         bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_FAILED, on_replay, &sc);
+        sc.w.warming_up = 0;
         log_printf(LOG_LEVEL_INFO, NULL, "status rebuilt from the stream");
         if (sc.w.cfg.subscribe)
             bus_consume(sc.w.bus, BUS_DURABLE_STATUS, on_message, &sc, &worker_stop);

@@ -27,7 +27,6 @@ Prints one line per check and 'N passed, N failed'; exit 1 on any failure.
 """
 
 import argparse
-import ipaddress
 import json
 import os
 import re
@@ -614,6 +613,14 @@ def main():
             return 1
     overlays = a.overlays or os.path.join(src, "deploy", "k8s", "overlays")
     c = Checks()
+    # kustomize v2 (kubectl <= 1.20, Debian's kubernetes-client) cannot read
+    # directories in `resources:` nor the `labels:` transformer.
+    ver = subprocess.run([a.kubectl, "version", "--client", "-o", "json"], capture_output=True, text=True)
+    try:
+        minor = int(re.match(r"\d+", json.loads(ver.stdout)["clientVersion"]["minor"]).group(0))
+    except (ValueError, KeyError, AttributeError):
+        minor = 0
+    c.check(minor >= 21, "kubectl >= 1.21 (kustomize v4+)", f"{a.kubectl}: {ver.stdout.strip() or ver.stderr.strip()}")
     with open(a.stack or os.path.join(src, "stack.yml"), encoding="utf-8") as fh:
         stack = yaml.safe_load(envsubst(fh.read())) or {}
     rendered = {}

@@ -329,6 +329,9 @@ static const next_case next_cases[] = {
     {"Europe/Paris", "30 2 * * *", "2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"},
     {"Europe/Paris", "30 2 * * *", "2026-10-25T01:00:00Z", "2026-10-26T01:30:00Z"},
     {"Europe/Paris", "0 3 * * *", "2026-10-24T12:00:00Z", "2026-10-25T02:00:00Z"},
+    /* From inside the repeated hour (02:33 CET), 02:45 has run already: next is 03:00 CET. */
+    {"Europe/Paris", "*/15 * * * *", "2026-10-25T01:33:33Z", "2026-10-25T02:00:00Z"},
+    {"Europe/Paris", "@hourly", "2026-10-25T00:59:59Z", "2026-10-25T02:00:00Z"},
     {"Europe/Paris", "0 8 * * *", "2026-10-24T12:00:00Z", "2026-10-25T07:00:00Z"},
 };
 
@@ -495,6 +498,9 @@ static void test_against_model(void)
         {"Australia/Lord_Howe", "2026-10-02T00:00:00Z"},
         {"Pacific/Apia", "2011-12-28T00:00:00Z"},
         {"UTC", "2026-03-27T12:00:00Z"},
+        /* Starting inside the repeated hour, and at the gap. */
+        {"Europe/Paris", "2026-10-25T01:20:00Z"},
+        {"Europe/Paris", "2026-03-29T01:00:00Z"},
     };
     static const char *const specs[] = {
         "30 2 * * *",  "*/15 * * * *",    "0,30 2,3 * * *", "@hourly",
@@ -513,11 +519,18 @@ static void test_against_model(void)
             int64_t highest = wall_seconds(from);
             size_t nm = 0, ng;
 
+            /* The clock may have read more before `from`: clocks go back by at most an hour. */
+            for (time_t b = from; b > from - 3 * 3600; b -= 60)
+                if (wall_seconds(b - 1) > highest)
+                    highest = wall_seconds(b - 1);
+
             for (time_t t = from + 60; t <= to; t += 60) {
                 int64_t wall = wall_seconds(t);
                 bool runs = false;
 
-                for (int64_t m = highest + 60; m <= wall && !runs; m += 60) {
+                /* Each whole minute above the highest reading so far, up to the reading at t. */
+                for (int64_t m = highest - (highest % 60 + 60) % 60 + 60; m <= wall && !runs;
+                     m += 60) {
                     time_t as_utc = (time_t)m;
                     struct tm tm;
 

@@ -99,6 +99,34 @@ static dx_status ensure_consumer(bus *b, const char *durable, const char *filter
     return DX_OK;
 }
 
+/*
+ * NATS_URL is a comma-separated list of servers (a cluster);
+ * natsOptions_SetURL() takes one URL, natsOptions_SetServers() the list.
+ */
+static natsStatus set_servers(natsOptions *opts, const char *urls)
+{
+    char copy[sizeof(((config *)0)->nats_url)];
+    const char *servers[16];
+    int count = 0;
+    char *save = NULL;
+
+    snprintf(copy, sizeof(copy), "%s", urls);
+    for (char *tok = strtok_r(copy, ",", &save); tok != NULL && count < 16;
+         tok = strtok_r(NULL, ",", &save)) {
+        char *end = tok + strlen(tok);
+
+        while (*tok == ' ' || *tok == '\t')
+            tok++;
+        while (end > tok && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (*tok != '\0')
+            servers[count++] = tok;
+    }
+    if (count == 0)
+        return NATS_INVALID_ARG;
+    return natsOptions_SetServers(opts, servers, count);
+}
+
 dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err, size_t err_len)
 {
     natsOptions *opts = NULL;
@@ -107,7 +135,7 @@ dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err,
     dx_status ds = DX_OK;
 
     if (s == NATS_OK)
-        s = natsOptions_SetURL(opts, cfg->nats_url);
+        s = set_servers(opts, cfg->nats_url);
     if (s == NATS_OK)
         s = natsOptions_SetName(opts, name);
     if (s == NATS_OK)
@@ -178,6 +206,11 @@ void bus_destroy(bus *b)
 int bus_connected(bus *b)
 {
     return b != NULL && natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+void *bus_jetstream(bus *b)
+{
+    return b != NULL ? b->js : NULL;
 }
 
 dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
@@ -320,11 +353,23 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
 dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx)
 {
     natsSubscription *sub = NULL;
+    jsStreamInfo *si = NULL;
+    jsOptions o;
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
     dx_status ds = DX_OK;
 
+    /* Nothing stored on filter: done at once, rather than after the
+     * NextMsg timeout below (a new stream, every test, a first start). */
+    jsOptions_Init(&o);
+    o.Stream.Info.SubjectsFilter = filter;
+    if (js_GetStreamInfo(&si, b->js, BUS_STREAM, &o, &jerr) == NATS_OK &&
+        (si->State.Subjects == NULL || si->State.Subjects->Count == 0)) {
+        jsStreamInfo_Destroy(si);
+        return DX_OK;
+    }
+    jsStreamInfo_Destroy(si);
     jsSubOptions_Init(&so);
     so.Stream = BUS_STREAM;
     so.Ordered = true;

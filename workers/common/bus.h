@@ -64,6 +64,13 @@ void bus_destroy(bus *b);
 int bus_connected(bus *b);
 
 /*
+ * The connection's nats.c JetStream context (a jsCtx *), borrowed and valid
+ * until bus_destroy(), for modules that use other JetStream APIs (kv.c).
+ * NULL for a NULL bus.
+ */
+void *bus_jetstream(bus *b);
+
+/*
  * Publishes data on subject through JetStream and waits for the stream's
  * acknowledgement, retrying while the connection is being re-established
  * (about 30 s in all).  msg_id (may be NULL) becomes the Nats-Msg-Id header.

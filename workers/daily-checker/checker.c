@@ -114,8 +114,10 @@ static size_t stable_drops(const snapshot *before, const snapshot *now, size_t i
     return stable;
 }
 
+/* Publishes the OrderDate of one client; its event id goes to event_id. */
 static dx_status publish_order_date(worker *w, const checker_request *req, const char *client_id,
-                                    const char *trace_id, cJSON *published)
+                                    const char *trace_id, cJSON *published,
+                                    char event_id[EVENT_ID_MAX])
 {
     event_order_date ev = {0};
     char msg_id[160];
@@ -125,6 +127,7 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
     dx_status s;
 
     util_uuid(ev.event_id);
+    util_copy(event_id, EVENT_ID_MAX, ev.event_id);
     util_copy(ev.trace_id, sizeof(ev.trace_id), trace_id);
     util_copy(ev.order_date, sizeof(ev.order_date), req->order_date);
     util_copy(ev.client_id, sizeof(ev.client_id), client_id);
@@ -190,14 +193,30 @@ dx_status checker_run(worker *w, const checker_request *req, cJSON *published, c
     }
     for (size_t i = 0; i < now.count && s == DX_OK; i++) {
         log_ctx client_lc = {trace_id, NULL, now.clients[i], req->order_date};
+        char event_id[EVENT_ID_MAX];
+        claim cl;
 
         if (stable_drops(&before, &now, i, &client_lc) == 0) {
             log_printf(LOG_LEVEL_INFO, &client_lc, "no pending drop for %s", now.clients[i]);
             continue;
         }
-        s = publish_order_date(w, req, now.clients[i], trace_id, published);
+        if (req->claims != NULL) {
+            s = claims_take(req->claims, req->order_date, now.clients[i], req->scheduled_at, &cl,
+                            &client_lc);
+            if (s == DX_ERR_EXISTS) {
+                s = DX_OK; /* published by another replica */
+                continue;
+            }
+            if (s != DX_OK) {
+                snprintf(err, err_len, "cannot claim the run of %s", now.clients[i]);
+                break;
+            }
+        }
+        s = publish_order_date(w, req, now.clients[i], trace_id, published, event_id);
         if (s != DX_OK)
             snprintf(err, err_len, "cannot publish order-date for %s", now.clients[i]);
+        else if (req->claims != NULL)
+            claims_published(req->claims, &cl, event_id, &client_lc);
     }
 done:
     snapshot_free(&before);

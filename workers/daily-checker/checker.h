@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cjson/cJSON.h>
+#include <time.h>
 
+#include "claims.h"
 #include "event.h"
 #include "worker.h"
 
@@ -20,6 +22,10 @@ typedef struct checker_request {
     char client_id[EVENT_CLIENT_MAX]; /* "" for every client */
     char trace_id[EVENT_ID_MAX];      /* "" to start a new trace */
     const char *triggered_by;         /* "schedule", "manual", "http", "catch-up" */
+    /* The scheduler's runs claim each client's run before publishing it, so
+     * that replicas publish it once (claims.h).  NULL for --once and HTTP. */
+    claims *claims;
+    time_t scheduled_at; /* the scheduled instant the run is for, with claims */
 } checker_request;
 
 /*

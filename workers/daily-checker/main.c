@@ -14,6 +14,7 @@
 #include "cron.h"
 #include "event.h"
 #include "metrics.h"
+#include "scheduler.h"
 #include "util.h"
 #include "worker.h"
 
@@ -28,7 +29,8 @@ static const char usage[] =
     "\n"
     "Without --once, runs as a service: serves HTTP on PORT (POST / = one run;\n"
     "an empty body means today) and, when SCHEDULE is set (5-field cron\n"
-    "expressions separated by ';', or @daily, in TZ), runs on that schedule.\n"
+    "expressions separated by ';', or @daily, in TZ), runs on that schedule;\n"
+    "after downtime it first runs each missed order date (CATCHUP_MAX_DAYS).\n"
     "Configuration is read from the environment: see README.md.\n";
 
 typedef struct options {
@@ -133,33 +135,6 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
     cJSON_Delete(result);
 }
 
-static void run_scheduler(worker *w, cron_schedule *schedule)
-{
-    while (!worker_stop) {
-        time_t now = time(NULL), next;
-        char date[11], at[32], err[512];
-
-        if (cron_next(schedule, now, &next) != DX_OK) {
-            log_printf(LOG_LEVEL_ERROR, NULL, "SCHEDULE never fires; idle");
-            while (!worker_stop)
-                worker_sleep(1000);
-            return;
-        }
-        util_rfc3339(at, (int64_t)next * 1000);
-        log_printf(LOG_LEVEL_INFO, NULL, "next scheduled run at %s", at);
-        while (!worker_stop && time(NULL) < next)
-            worker_sleep(1000);
-        if (worker_stop)
-            return;
-        util_local_date(next, date);
-        cJSON *published = cJSON_CreateArray();
-
-        if (run_check(w, date, NULL, NULL, "schedule", published, err, sizeof(err)) != DX_OK)
-            log_printf(LOG_LEVEL_ERROR, NULL, "scheduled run failed: %s", err);
-        cJSON_Delete(published);
-    }
-}
-
 int main(int argc, char **argv)
 {
     options opt = {0};
@@ -202,7 +177,7 @@ int main(int argc, char **argv)
     }
     if (worker_connect_bus(&w, -1) == DX_OK) {
         if (schedule != NULL)
-            run_scheduler(&w, schedule);
+            scheduler_run(&w, schedule);
         else
             while (!worker_stop)
                 worker_sleep(1000);

@@ -238,6 +238,26 @@ class NatsClient:
                 out.append(base64.b64decode(msg.get("data", "")))
         return out
 
+    def kv_put(self, bucket, key, value):
+        """Writes key in a JetStream key-value bucket (a publish on $KV.<bucket>.<key>
+        acknowledged by the stream); returns the revision."""
+        if isinstance(value, str):
+            value = value.encode()
+        ack = json.loads(self.request(f"$KV.{bucket}.{key}", value))
+        if "error" in ack:
+            raise RuntimeError(f"kv put {bucket}/{key}: {ack['error']}")
+        return ack["seq"]
+
+    def kv_get(self, bucket, key):
+        """The value of key in a key-value bucket (bytes), or None when absent."""
+        import base64
+        reply = json.loads(self.request(f"$JS.API.STREAM.MSG.GET.KV_{bucket}", json.dumps(
+            {"last_by_subj": f"$KV.{bucket}.{key}"}).encode()))
+        msg = reply.get("message")
+        if not msg:
+            return None
+        return base64.b64decode(msg.get("data", ""))
+
 
 def http_get(port, path, timeout=5.0):
     """Returns (status, body bytes)."""
@@ -289,11 +309,15 @@ def log_records(proc):
     return out
 
 
+_workdirs = []
+
+
 class Pipeline:
     """A workdir with an inbox, a depot, a NATS server and the three workers."""
 
     def __init__(self, name="pipeline", inbox_url=None, depot_url=None, extra_env=None):
         self.workdir = tempfile.mkdtemp(prefix=f"dx-{name}-")
+        _workdirs.append(self.workdir)
         self.inbox = os.path.join(self.workdir, "inbox")
         self.depot = os.path.join(self.workdir, "depot")
         os.makedirs(self.inbox)
@@ -420,5 +444,15 @@ class TestRun:
         return cond
 
     def finish(self):
+        """Prints the counts; removes the pipelines' work folders when every
+        check passed (they are kept, logs included, for a failed run)."""
         print(f"{self.name}: {self.passed} passed, {self.failed} failed")
-        return 0 if self.failed == 0 and self.passed > 0 else 1
+        ok = self.failed == 0 and self.passed > 0
+        if ok:
+            import shutil
+            for workdir in _workdirs:
+                shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            for workdir in _workdirs:
+                print(f"kept for inspection: {workdir}", file=sys.stderr)
+        return 0 if ok else 1

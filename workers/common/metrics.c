@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event.h"
+
 #ifndef DX_VERSION
 #define DX_VERSION "unknown"
 #endif
@@ -726,6 +728,11 @@ void metrics_define_standard(const char *worker)
     static const char *const sftp_kinds[] = {"connect", "auth", "host_key", "io", "timeout"};
     static const char *const input_kinds[] = {"undecodable", "invalid_event", "invalid_client",
                                               "oversized", "unusable_file"};
+    static const char *const subjects[] = {EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,
+                                           EVENT_SUBJECT_FILE_FAILED};
+    static const char *const event_families[] = {
+        "dx_events_consumed_total", "dx_events_published_total", "dx_events_failed_total",
+        "dx_events_terminated_total"};
     char labels[256];
 
     metrics_define("dx_events_consumed_total", METRIC_COUNTER,
@@ -777,6 +784,11 @@ void metrics_define_standard(const char *worker)
         metrics_add("dx_sftp_errors_total", sftp_kinds[i], 0);
     for (size_t i = 0; i < sizeof(input_kinds) / sizeof(input_kinds[0]); i++)
         metrics_add("dx_invalid_input_total", input_kinds[i], 0);
+    /* The subjects are bounded too; a counter that only appears at its first
+     * failure would hide that failure from increase() and rate(). */
+    for (size_t i = 0; i < sizeof(event_families) / sizeof(event_families[0]); i++)
+        for (size_t j = 0; j < sizeof(subjects) / sizeof(subjects[0]); j++)
+            metrics_add(event_families[i], subjects[j], 0);
     snprintf(labels, sizeof(labels), "%s,%s", worker ? worker : "unknown", DX_VERSION);
     metrics_set("dx_build_info", labels, 1);
 }

@@ -98,7 +98,8 @@ void metrics_reset(void);
  * Declares every family in the table above, so all three workers expose the
  * same names, and sets dx_build_info{worker=worker,version=DX_VERSION} to 1.
  * Known label values of bounded kinds (dx_sftp_errors_total{kind},
- * dx_invalid_input_total{kind}) start at 0, so rate() works from the first
- * scrape.  Idempotent.
+ * dx_invalid_input_total{kind}, dx_events_*_total{subject} for the three
+ * stream subjects) start at 0, so rate() works from the first scrape.
+ * Idempotent.
  */
 void metrics_define_standard(const char *worker);

@@ -27,6 +27,9 @@ static const char *stream_subjects[] = {
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
+    /* Draining at shutdown disconnects too: that is not worth a warning. */
+    if (natsConnection_IsDraining(nc) || natsConnection_IsClosed(nc))
+        return;
     log_printf(LOG_LEVEL_WARN, NULL, "NATS connection lost, reconnecting");
 }
 

@@ -1,6 +1,7 @@
 #include "event.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,11 @@ static const message_desc messages[] = {
                            COUNT(file_failed_fields), sizeof(event_file_failed)},
 };
 
+const char *event_error_kind(const char *err)
+{
+    return strncmp(err, "undecodable", 11) == 0 ? "undecodable" : "invalid_event";
+}
+
 const char *event_content_type(int json)
 {
     return json ? "application/json" : "application/protobuf";
@@ -148,11 +154,14 @@ static dx_status json_field(const field_desc *f, const cJSON *item, void *ev, ch
             *(uint64_t *)dst = (uint64_t)item->valuedouble;
             return DX_OK;
         }
+        /* Up to 2^64-1, which has 20 digits; strtoull says when it is over. */
         if (cJSON_IsString(item) && item->valuestring[0] != '\0' &&
             strspn(item->valuestring, "0123456789") == strlen(item->valuestring) &&
-            strlen(item->valuestring) <= 19) {
+            strlen(item->valuestring) <= 20) {
+            errno = 0;
             *(uint64_t *)dst = strtoull(item->valuestring, NULL, 10);
-            return DX_OK;
+            if (errno == 0)
+                return DX_OK;
         }
         snprintf(err, err_len, "field %s must be a non-negative integer", f->name);
         return DX_ERR_INVALID;
@@ -167,12 +176,36 @@ static dx_status json_field(const field_desc *f, const cJSON *item, void *ev, ch
     return DX_ERR_INVALID;
 }
 
+/*
+ * Whether JSON text holds a NUL character, raw or escaped as \u0000.  cJSON
+ * would keep it inside a string, and the C string would then end there:
+ * "US1\u0000/../x" would read as "US1".  Such an event is refused instead.
+ */
+static int json_has_nul(const char *s, size_t len)
+{
+    if (memchr(s, '\0', len) != NULL)
+        return 1;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++; /* the escaped character, so that "\\u0000" is text */
+    }
+    return 0;
+}
+
 static dx_status decode_json(const message_desc *m, const void *data, size_t len, void *ev,
                              char *err, size_t err_len)
 {
-    cJSON *root = cJSON_ParseWithLength(data, len);
+    cJSON *root;
     dx_status s = DX_OK;
 
+    if (json_has_nul(data, len)) {
+        snprintf(err, err_len, "undecodable %s: JSON holds a NUL character", m->name);
+        return DX_ERR_INVALID;
+    }
+    root = cJSON_ParseWithLength(data, len);
     if (root == NULL || !cJSON_IsObject(root)) {
         snprintf(err, err_len, "undecodable %s: not a JSON object", m->name);
         cJSON_Delete(root);
@@ -191,14 +224,78 @@ static dx_status decode_json(const message_desc *m, const void *data, size_t len
     return s;
 }
 
+/* Reads one varint at *pos; returns 0, or -1 when it runs past the end. */
+static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *value)
+{
+    *value = 0;
+    for (unsigned shift = 0; *pos < len && shift < 64; shift += 7) {
+        uint8_t b = p[(*pos)++];
+
+        *value |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/*
+ * The name of the first string field of the message whose bytes hold a NUL,
+ * or NULL.  protobuf-c ends its C strings at the first NUL, so "US1\0/../x"
+ * would read as "US1": such an event is refused instead.  Only called on
+ * data protobuf-c has unpacked, so the walk may stop at anything odd.
+ */
+static const char *protobuf_nul_field(const message_desc *m, const uint8_t *p, size_t len)
+{
+    size_t pos = 0;
+
+    while (pos < len) {
+        uint64_t key, n;
+        const ProtobufCFieldDescriptor *pf;
+
+        if (read_varint(p, len, &pos, &key) < 0)
+            return NULL;
+        switch (key & 7) {
+        case 0:
+            if (read_varint(p, len, &pos, &n) < 0)
+                return NULL;
+            break;
+        case 1:
+        case 5:
+            if (len - pos < ((key & 7) == 1 ? 8u : 4u))
+                return NULL;
+            pos += (key & 7) == 1 ? 8 : 4;
+            break;
+        case 2:
+            if (read_varint(p, len, &pos, &n) < 0 || n > len - pos)
+                return NULL;
+            pf = key >> 3 <= UINT32_MAX
+                     ? protobuf_c_message_descriptor_get_field(m->proto, (unsigned)(key >> 3))
+                     : NULL;
+            if (pf != NULL && pf->type == PROTOBUF_C_TYPE_STRING && memchr(p + pos, '\0', n))
+                return pf->name;
+            pos += n;
+            break;
+        default:
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
 static dx_status decode_protobuf(const message_desc *m, const void *data, size_t len, void *ev,
                                  char *err, size_t err_len)
 {
     ProtobufCMessage *msg = protobuf_c_message_unpack(m->proto, NULL, len, data);
+    const char *nul_field;
     dx_status s = DX_OK;
 
     if (msg == NULL) {
         snprintf(err, err_len, "undecodable %s: neither protobuf nor JSON", m->name);
+        return DX_ERR_INVALID;
+    }
+    if ((nul_field = protobuf_nul_field(m, data, len)) != NULL) {
+        snprintf(err, err_len, "field %s contains a NUL character", nul_field);
+        protobuf_c_message_free_unpacked(msg, NULL);
         return DX_ERR_INVALID;
     }
     for (size_t i = 0; i < m->field_count && s == DX_OK; i++) {
@@ -293,9 +390,22 @@ cJSON *event_to_json(event_type type, const void *ev)
         case FIELD_STRING:
             cJSON_AddStringToObject(root, f->name, src);
             break;
-        case FIELD_UINT64:
-            cJSON_AddNumberToObject(root, f->name, (double)*(const uint64_t *)src);
+        case FIELD_UINT64: {
+            uint64_t value = *(const uint64_t *)src;
+            char digits[24];
+
+            /* cJSON prints numbers with 15 significant digits (and keeps
+             * that when it reads back "close enough"), so an integer of 16
+             * digits or more would come back changed: those are written as
+             * strings, as proto3 JSON allows. */
+            if (value <= 999999999999999ull) {
+                cJSON_AddNumberToObject(root, f->name, (double)value);
+            } else {
+                snprintf(digits, sizeof(digits), "%" PRIu64, value);
+                cJSON_AddStringToObject(root, f->name, digits);
+            }
             break;
+        }
         case FIELD_BOOL:
             cJSON_AddBoolToObject(root, f->name, *(const int *)src);
             break;

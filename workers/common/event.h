@@ -85,5 +85,12 @@ dx_status event_encode(event_type type, const void *ev, int json, void **data, s
 /* Returns a new cJSON object of *ev (owned by the caller), or NULL. */
 cJSON *event_to_json(event_type type, const void *ev);
 
+/*
+ * The dx_invalid_input_total kind for a decode error written by
+ * event_decode(): "undecodable" when the bytes are neither protobuf nor a
+ * JSON object, "invalid_event" when they decode but a field is wrong.
+ */
+const char *event_error_kind(const char *err);
+
 /* The Content-Type the encoder's output should be published with. */
 const char *event_content_type(int json);

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
+#include "metrics.h"
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t len = strlen(s), suffix_len = strlen(suffix);
@@ -37,9 +40,18 @@ dx_status drops_list(storage *inbox, const char *client_id, storage_entry **entr
     for (size_t i = 0; i < all_count; i++) {
         if (drops_is_candidate(&all[i])) {
             all[kept++] = all[i];
-        } else {
-            free(all[i].name);
+            continue;
         }
+        /* A link (or a device, a socket) named like a drop is never read
+         * nor followed out of the storage root; an operator should know it
+         * is there, since its client believes it sent a file. */
+        if (all[i].kind == STORAGE_OTHER && ends_with(all[i].name, ".csv")) {
+            metrics_add("dx_invalid_input_total", "not_regular_file", 1);
+            log_printf(LOG_LEVEL_WARN, &(log_ctx){NULL, NULL, client_id, NULL},
+                       "skipped %s/%s: a symbolic link or special file is never taken as a drop",
+                       client_id, all[i].name);
+        }
+        free(all[i].name);
     }
     *entries = all;
     *count = kept;

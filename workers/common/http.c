@@ -119,6 +119,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (st == NULL)
             return MHD_NO;
         *con_cls = st;
+        /* In flight from its headers until on_completed, i.e. until the
+         * response is sent: http_destroy() waits for the upload, the
+         * handler and the answer. */
+        atomic_fetch_add(&srv->in_flight, 1);
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
@@ -127,7 +131,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    atomic_fetch_add(&srv->in_flight, 1);
     req.method = method;
     req.path = url;
     req.body = st->body ? st->body : "";
@@ -147,19 +150,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         http_error(&resp, 500, "no response");
     ret = send_response(conn, &resp);
     free(resp.body);
-    atomic_fetch_sub(&srv->in_flight, 1);
     return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    http_server *srv = cls;
     request_state *st = *con_cls;
 
     if (st != NULL) {
         free(st->body);
         free(st);
         *con_cls = NULL;
+        atomic_fetch_sub(&srv->in_flight, 1);
     }
 }
 

@@ -47,7 +47,7 @@ static dx_status decode_order_date(worker *w, const void *data, size_t len,
     }
     s = event_decode(EVENT_ORDER_DATE, data, len, content_type, ev, err, err_len);
     if (s != DX_OK) {
-        metrics_add("dx_invalid_input_total", "undecodable", 1);
+        metrics_add("dx_invalid_input_total", event_error_kind(err), 1);
         return s;
     }
     if (ev->event_id[0] == '\0')

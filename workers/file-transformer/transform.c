@@ -17,11 +17,13 @@ typedef struct read_ctx {
     storage_reader *rd;
     const bus_delivery *delivery;
     uint64_t since_progress;
+    int failed; /* a read failed: storage_last_error(inbox) says why */
 } read_ctx;
 
 typedef struct write_ctx {
     storage_writer *wr;
     util_sha256 *sha; /* NULL for the rejects file */
+    int failed;       /* a write failed: storage_last_error(depot) says why */
 } write_ctx;
 
 /* One run: the event being handled and what it has produced so far. */
@@ -40,6 +42,8 @@ static dx_status read_drop(void *ctx, void *buf, size_t cap, size_t *got)
     read_ctx *rc = ctx;
     dx_status s = storage_read(rc->rd, buf, cap, got);
 
+    if (s != DX_OK)
+        rc->failed = 1;
     if (s == DX_OK && rc->delivery != NULL) {
         rc->since_progress += *got;
         if (rc->since_progress >= PROGRESS_EVERY) {
@@ -54,9 +58,14 @@ static dx_status write_file(void *ctx, const void *buf, size_t len)
 {
     write_ctx *wc = ctx;
 
+    dx_status s;
+
     if (wc->sha != NULL)
         util_sha256_update(wc->sha, buf, len);
-    return storage_write(wc->wr, buf, len);
+    s = storage_write(wc->wr, buf, len);
+    if (s != DX_OK)
+        wc->failed = 1;
+    return s;
 }
 
 static dx_status publish_event(worker *w, event_type type, const void *ev, const char *subject,
@@ -159,7 +168,13 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
     rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
     io = (clean_io){read_drop, &rc, write_file, &out_ctx, write_file, &rejects_ctx};
     s = clean_run(&io, &counts, reason, reason_len);
-    if (s != DX_OK && reason[0] == '\0')
+    /* The storage's own reason ("No space left on device") beats the
+     * cleaner's status name. */
+    if (s != DX_OK && (out_ctx.failed || rejects_ctx.failed))
+        snprintf(reason, reason_len, "depot: %s", storage_last_error(w->depot));
+    else if (s != DX_OK && rc.failed)
+        snprintf(reason, reason_len, "inbox: %s", storage_last_error(w->inbox));
+    else if (s != DX_OK && reason[0] == '\0')
         snprintf(reason, reason_len, "%s", storage_last_error(w->depot));
     /* Rejects first: once the clean output is visible, its rejects are too. */
     if (s == DX_OK) {
@@ -169,6 +184,11 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
     if (s == DX_OK) {
         s = storage_writer_commit(out);
         out = NULL;
+        if (s != DX_OK) {
+            snprintf(reason, reason_len, "depot: %s", storage_last_error(w->depot));
+            /* No half result: the rejects without their clean file go too. */
+            storage_remove(w->depot, ready->rejects);
+        }
     }
     if (s != DX_OK && reason[0] == '\0')
         snprintf(reason, reason_len, "%s", storage_last_error(w->depot));
@@ -188,8 +208,22 @@ done:
     return s;
 }
 
-static void process_drop(run_ctx *run, const char *client_id, const char *name)
+/*
+ * True when the drop at source is still the one that was listed (size and
+ * modification time): a client may upload a new file under the same name
+ * while we clean the old one, and that new file must stay in the inbox.
+ */
+static int drop_unchanged(storage *inbox, const char *source, const storage_entry *listed)
 {
+    storage_entry now;
+
+    return storage_stat(inbox, source, &now) == DX_OK && now.kind == STORAGE_FILE &&
+           now.size == listed->size && now.mtime == listed->mtime;
+}
+
+static void process_drop(run_ctx *run, const char *client_id, const storage_entry *drop)
+{
+    const char *name = drop->name;
     worker *w = run->w;
     const event_order_date *ev = run->ev;
     log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
@@ -214,7 +248,8 @@ static void process_drop(run_ctx *run, const char *client_id, const char *name)
          * aside so that tomorrow's run does not fail on it again. */
         metrics_add("dx_invalid_input_total", "unusable_file", 1);
         drop_failed(run, &lc, client_id, ready.source, reason, 1);
-        if (move_drop(w->inbox, client_id, name, "failed", ev->order_date) != DX_OK)
+        if (drop_unchanged(w->inbox, ready.source, drop) &&
+            move_drop(w->inbox, client_id, name, "failed", ev->order_date) != DX_OK)
             log_printf(LOG_LEVEL_WARN, &lc, "could not move unusable drop %s aside: %s",
                        ready.source, storage_last_error(w->inbox));
         return;
@@ -229,7 +264,13 @@ static void process_drop(run_ctx *run, const char *client_id, const char *name)
         drop_failed(run, &lc, client_id, ready.source, "cannot publish file-ready to NATS", 0);
         return;
     }
-    if (move_drop(w->inbox, client_id, name, "archive", ev->order_date) != DX_OK) {
+    if (!drop_unchanged(w->inbox, ready.source, drop)) {
+        /* The clean output matches what was read; the new upload is left
+         * for the next run rather than archived unprocessed. */
+        log_printf(LOG_LEVEL_WARN, &lc,
+                   "%s changed while it was processed: the new version stays in the inbox",
+                   ready.source);
+    } else if (move_drop(w->inbox, client_id, name, "archive", ev->order_date) != DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, storage_last_error(w->inbox), 0);
         return;
     }
@@ -264,14 +305,30 @@ static void process_client(run_ctx *run, const char *client_id)
         return;
     }
     if (s != DX_OK) {
+        /* DX_ERR_INVALID: the folder itself is refused (a symbolic link), so
+         * retrying cannot help. */
         drop_failed(run, &lc, client_id, client_id, storage_last_error(run->w->inbox),
-                    s == DX_ERR_PERMANENT);
+                    s == DX_ERR_PERMANENT || s == DX_ERR_INVALID);
         return;
     }
     if (count == 0)
         log_printf(LOG_LEVEL_INFO, &lc, "no pending drop for %s", client_id);
-    for (size_t i = 0; i < count && !worker_stop; i++)
-        process_drop(run, client_id, drops[i].name);
+    for (size_t i = 0; i < count; i++) {
+        if (worker_stop) {
+            char source[EVENT_PATH_MAX];
+
+            /* Stopping: the drop in flight is finished, the others are
+             * handed back (the event is nak'd) so that they are processed
+             * for this order date, by a replica or after the restart; on
+             * the last attempt they become FileFailed like any transient
+             * failure, never silently skipped. */
+            snprintf(source, sizeof(source), "%s/%s", client_id, drops[i].name);
+            drop_failed(run, &lc, client_id, source, "worker stopped before processing the drop",
+                        0);
+            continue;
+        }
+        process_drop(run, client_id, &drops[i]);
+    }
     storage_entries_free(drops, count);
 }
 

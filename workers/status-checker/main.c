@@ -49,7 +49,7 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
     else
         s = event_decode(EVENT_FILE_READY, data, len, content_type, &ready, err, err_len);
     if (s != DX_OK) {
-        metrics_add("dx_invalid_input_total", "undecodable", 1);
+        metrics_add("dx_invalid_input_total", event_error_kind(err), 1);
         return s;
     }
     client_id = is_failure ? failed.client_id : ready.client_id;
@@ -74,7 +74,10 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
     cJSON_Delete(doc);
     cJSON_AddStringToObject(fields, "event", is_failure ? "file-failed" : "file-ready");
     cJSON_AddBoolToObject(fields, "duplicate", !added);
-    cJSON_AddNumberToObject(fields, "files_in_depot", files);
+    if (files >= 0)
+        cJSON_AddNumberToObject(fields, "files_in_depot", files);
+    else
+        cJSON_AddNullToObject(fields, "files_in_depot");
     if (!is_failure)
         cJSON_AddStringToObject(fields, "output", ready.output);
     log_write(LOG_LEVEL_INFO, &lc,

@@ -7,13 +7,15 @@
  * doubled quotes and line breaks.  Blank lines, and rows whose fields are all
  * empty (";;;;" left by spreadsheets), are skipped and not counted.
  *
- * Encoding.  A UTF-8 byte order mark means UTF-8 (the mark is dropped).  A
- * UTF-16 mark, or any NUL byte anywhere, makes the file unusable.  Otherwise
- * the first 64 KiB decide: valid UTF-8 (a character cut by the 64 KiB
- * boundary counts as valid) means UTF-8, anything else means Windows-1252
- * for the whole file.  In a UTF-8 file, a later row that is not valid UTF-8 is
- * decoded as Windows-1252 on its own, so a Latin-1 tail appended to a UTF-8
- * export is still read right.  Output is always UTF-8 without a mark.
+ * Encoding.  Each row is decoded on its own: as UTF-8 when it is valid
+ * UTF-8, otherwise as Windows-1252 (the French Excel export; it is a superset
+ * of Latin-1's printable characters).  Valid UTF-8 with accents practically
+ * never happens by chance in Windows-1252 text (it takes pairs like "Ã©"),
+ * so this reads UTF-8 files, Windows-1252 files and files mixing both (a
+ * Latin-1 tail appended to a UTF-8 export) right, needs no look-ahead and
+ * cannot be fooled by an ASCII-only first block.  A UTF-8 byte order mark is
+ * dropped; a UTF-16 mark, or any NUL byte anywhere, makes the file unusable.
+ * Output is always UTF-8 without a mark.
  *
  * Header.  The first non-blank row.  Its delimiter is the most frequent of
  * ',' ';' TAB '|' outside quotes (ties in that order; ',' when none appear).
@@ -63,13 +65,15 @@
  *                      ones are not, since a short row is usually a row cut
  *                      by an unquoted line break (fields not written past
  *                      1024)
- *   missing_order_id, missing_order_date, missing_quantity,
- *   missing_unit_price a required value empty after trimming
+ *   missing_order_id   order_id empty after trimming
+ *   missing_order_date order_date empty after trimming
  *   invalid_date       order_date not a date in an accepted form, or
  *                      impossible (31/02, month 13, 25:00)
  *   invalid_time       the separate time column is not HH:MM[:SS] (it is only
  *                      read when order_date has no time)
+ *   missing_quantity   quantity empty after trimming
  *   invalid_quantity   not a positive integer, or over 2^63-1
+ *   missing_unit_price unit_price empty after trimming
  *   invalid_price      not an amount in an accepted form, negative, more
  *                      than two decimals, ambiguous ("1.234"), or too large
  *   currency_mismatch  a euro sign on the price but another currency given
@@ -77,8 +81,10 @@
  * rows_in = rows_out + rows_rejected + rows_duplicate, always.
  *
  * Limits, so that memory stays flat whatever the input: 1 MiB per field,
- * 4 MiB per row, 1024 columns.  Memory is a few MiB of buffers plus the
- * duplicate set, 16 bytes per unique clean row (dupset.h).
+ * 4 MiB per row, 1024 columns.  Memory is a few MiB of buffers (more only
+ * while a row near the limits is processed) plus the duplicate set: 16 bytes
+ * per unique clean row, half a byte of index and a fixed 4 MiB (dupset.h);
+ * about 20 MB in all for a million rows.
  */
 #include "clean.h"
 
@@ -87,6 +93,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <xxhash.h>
 
 #include "csvdate.h"
@@ -143,11 +150,28 @@ static const char *const reject_codes[] = {
     [REJECT_TOTAL_OVERFLOW] = "total_overflow",
 };
 
-/* A field inside one of the row buffers, by offset since buffers move. */
+/* A field inside the raw record buffer, by offset since the buffer moves. */
 typedef struct span {
     size_t off;
     size_t len;
 } span;
+
+/* A cleaned value, pointing into the row buffers (stable while the row is
+ * processed); plain when it needs neither cleaning nor quoting. */
+typedef struct text {
+    const char *s;
+    size_t len;
+    int plain;
+} text;
+
+/* Status cache: slots, and the longest value cached. */
+#define STATUS_CACHE      32
+#define STATUS_CACHED_MAX 32
+
+/* Clean rows waiting for the duplicate check, done in batches at flush time
+ * so that the set's cache misses overlap (dupset_insert_many()).  A clean
+ * row is at least 30 bytes, so a 64 KiB block holds fewer than this. */
+#define PENDING_MAX 4096
 
 typedef struct engine {
     const clean_io *io;
@@ -159,7 +183,6 @@ typedef struct engine {
     struct csv_parser parser;
     int parser_ready;
     unsigned char delimiter;
-    int cp1252; /* the whole file is Windows-1252 */
 
     /* Physical line tracking: line of the next byte, and of the current
      * record's first byte once the record has begun. */
@@ -183,15 +206,27 @@ typedef struct engine {
     size_t *pass;                 /* input indexes of the pass-through columns */
     size_t npass;
 
-    /* Per-row scratch: decoded fields, and trimmed and collapsed ones. */
-    csvout decoded;
-    span *decoded_at; /* MAX_COLUMNS */
+    /* Per-row scratch: fields trimmed and collapsed (and transcoded), the
+     * cleaned value of each field, original fields transcoded for rejects. */
     csvout clean;
-    span *clean_at; /* MAX_COLUMNS */
+    text *value; /* MAX_COLUMNS */
+    csvout decoded;
+
+    /* Status values seen recently, with their mapping (NULL: not in the
+     * vocabulary): files repeat a handful of spellings a million times. */
+    struct {
+        char value[STATUS_CACHED_MAX];
+        size_t len;
+        const char *status;
+    } status_cache[STATUS_CACHE];
 
     csvout out;
     csvout rejects;
     dupset *seen;
+    size_t npending;
+    size_t *pending_start;        /* PENDING_MAX offsets of rows in out */
+    dupset_key *pending_key;      /* PENDING_MAX */
+    unsigned char *pending_fresh; /* PENDING_MAX */
 } engine;
 
 static void fail(engine *e, dx_status status, const char *fmt, ...)
@@ -237,14 +272,19 @@ static size_t space_length(const unsigned char *s, size_t n)
     return 0;
 }
 
-/* Trims s[0..n) and collapses its whitespace runs into one space, writing
- * to out (n bytes suffice); returns the new length.  A stray byte order mark
- * inside a field, left by concatenated exports, is dropped. */
-static size_t collapse(const char *in, size_t n, char *out)
+/*
+ * Trims s[0..n) and collapses its whitespace runs into one space, writing
+ * UTF-8 to out; when cp1252 the input is Windows-1252 and is transcoded on
+ * the way (3 * n bytes of out suffice, n when not cp1252).  Returns the new
+ * length, and sets *plain when the result needs no quotes in the output.
+ * A stray byte order mark inside a UTF-8 field, left by concatenated
+ * exports, is dropped.
+ */
+static size_t collapse(const char *in, size_t n, char *out, int cp1252, int *plain)
 {
     const unsigned char *s = (const unsigned char *)in;
     size_t w = 0, i = 0, space;
-    int gap = 0;
+    int gap = 0, quotes = 0;
 
     while (i < n) {
         unsigned char c = s[i];
@@ -254,30 +294,41 @@ static size_t collapse(const char *in, size_t n, char *out)
                 out[w++] = ' ';
                 gap = 0;
             }
+            quotes |= c == ',' || c == '"';
             out[w++] = (char)c;
             i++;
-        } else if ((space = space_length(s + i, n - i)) > 0) {
+            continue;
+        }
+        if (cp1252 && c >= 0x80) {
+            space = c == 0xA0; /* the no-break space */
+        } else if ((space = space_length(s + i, n - i)) == 0 && c == 0xEF && n - i >= 3 &&
+                   s[i + 1] == 0xBB && s[i + 2] == 0xBF) {
+            i += 3;
+            continue;
+        }
+        if (space > 0) {
             gap = w > 0;
             i += space;
-        } else if (c == 0xEF && n - i >= 3 && s[i + 1] == 0xBB && s[i + 2] == 0xBF) {
-            i += 3;
-        } else {
-            if (gap) {
-                out[w++] = ' ';
-                gap = 0;
-            }
-            out[w++] = (char)c;
-            i++;
+            continue;
         }
+        if (gap) {
+            out[w++] = ' ';
+            gap = 0;
+        }
+        if (cp1252) {
+            w += encoding_cp1252_to_utf8((const char *)s + i, 1, out + w);
+        } else {
+            out[w++] = (char)c;
+        }
+        i++;
     }
+    *plain = !quotes;
     return w;
 }
 
 /* 1 when the record's stored fields must be read as Windows-1252. */
 static int record_is_cp1252(const engine *e)
 {
-    if (e->cp1252)
-        return 1;
     for (size_t i = 0; i < e->nfields; i++) {
         if (!encoding_utf8_valid(e->raw.data + e->fields[i].off, e->fields[i].len))
             return 1;
@@ -285,39 +336,91 @@ static int record_is_cp1252(const engine *e)
     return 0;
 }
 
+#define ONES  UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+#define LOWS  UINT64_C(0x7F7F7F7F7F7F7F7F)
+
+/* High bit of each byte of v set when v has a zero byte somewhere; exact for
+ * "any", not per byte. */
+static uint64_t any_zero(uint64_t v)
+{
+    return (v - ONES) & ~v & HIGHS;
+}
+
+/* High bit set in exactly the zero bytes of v. */
+static uint64_t zero_bytes(uint64_t v)
+{
+    return ~(((v & LOWS) + LOWS) | v | LOWS);
+}
+
+/* What field_shape() found. */
+#define SHAPE_CLEAN 1 /* printable ASCII, no leading, trailing or doubled space */
+#define SHAPE_PLAIN 2 /* and nothing to quote in the output either */
+
 /*
- * Fills decoded/decoded_at with the record's first count fields in UTF-8,
- * then clean/clean_at with them trimmed and collapsed.  Returns 0 or -1 when
- * memory is short.
+ * Classifies a field, eight bytes at a time where cleaning goes one by one.
+ * Most fields of real files are clean, and then the raw bytes are the value.
+ */
+static int field_shape(const char *in, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    uint64_t dirty = 0, quotes = 0, w, spaces;
+    size_t i = 0;
+
+    if (n == 0)
+        return SHAPE_CLEAN | SHAPE_PLAIN;
+    if (s[0] == ' ' || s[n - 1] == ' ')
+        return 0;
+    while (i < n) {
+        if (n - i >= 8) {
+            memcpy(&w, s + i, sizeof(w));
+        } else {
+            /* The tail, padded with a letter, which no test flags. */
+            w = 'a' * ONES;
+            memcpy(&w, s + i, n - i);
+        }
+        dirty |= w | ((w - ' ' * ONES) & ~w); /* >= 0x80, or < 0x20 */
+        spaces = zero_bytes(w ^ (' ' * ONES));
+        dirty |= spaces & (spaces << 8);
+        quotes |= any_zero(w ^ (',' * ONES)) | any_zero(w ^ ('"' * ONES));
+        if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
+            return 0;
+        i += 8;
+    }
+    if (dirty & HIGHS)
+        return 0;
+    return (quotes & HIGHS) ? SHAPE_CLEAN : SHAPE_CLEAN | SHAPE_PLAIN;
+}
+
+/*
+ * Sets value[0..count) to the record's fields cleaned: clean fields point
+ * into the raw record, the others are transcoded from Windows-1252 when
+ * cp1252, trimmed and collapsed into the clean buffer.  Returns 0, or -1
+ * when memory is short.
  */
 static int decode_record(engine *e, size_t count, int cp1252)
 {
-    const char *base;
-    span *from = e->fields;
+    char *clean;
 
-    e->decoded.len = 0;
+    /* Reserved up front (Windows-1252 triples at most) so that the pointers
+     * taken below stay valid for the whole row. */
     e->clean.len = 0;
-    if (cp1252) {
-        if (csvout_reserve(&e->decoded, 3 * e->raw.len + 1) < 0)
-            return -1;
-        for (size_t i = 0; i < count; i++) {
-            e->decoded_at[i].off = e->decoded.len;
-            e->decoded_at[i].len = encoding_cp1252_to_utf8(
-                e->raw.data + e->fields[i].off, e->fields[i].len, e->decoded.data + e->decoded.len);
-            e->decoded.len += e->decoded_at[i].len;
-        }
-        base = e->decoded.data;
-        from = e->decoded_at;
-    } else {
-        base = e->raw.data;
-    }
-    if (csvout_reserve(&e->clean, (cp1252 ? e->decoded.len : e->raw.len) + 1) < 0)
+    if (csvout_reserve(&e->clean, 3 * e->raw.len + 1) < 0)
         return -1;
+    clean = e->clean.data;
     for (size_t i = 0; i < count; i++) {
-        e->clean_at[i].off = e->clean.len;
-        e->clean_at[i].len =
-            collapse(base + from[i].off, from[i].len, e->clean.data + e->clean.len);
-        e->clean.len += e->clean_at[i].len;
+        const char *s = e->raw.data + e->fields[i].off;
+        size_t n = e->fields[i].len;
+        int shape = field_shape(s, n);
+        text *t = &e->value[i];
+
+        if (shape & SHAPE_CLEAN) {
+            *t = (text){s, n, shape & SHAPE_PLAIN};
+            continue;
+        }
+        t->s = clean;
+        t->len = collapse(s, n, clean, cp1252, &t->plain);
+        clean += t->len;
     }
     return 0;
 }
@@ -335,6 +438,39 @@ static dx_status flush(csvout *buf, clean_write_fn write, void *ctx, uint64_t *b
     return status;
 }
 
+/*
+ * Runs the duplicate check on the clean rows waiting in the output, in input
+ * order, and removes the duplicates from the output.  Exactly as if each row
+ * had been checked when written, only faster.
+ */
+static void resolve_pending(engine *e)
+{
+    size_t w, n = e->npending;
+
+    if (n == 0)
+        return;
+    e->npending = 0;
+    if (dupset_insert_many(e->seen, e->pending_key, n, e->pending_fresh) < 0) {
+        fail(e, DX_ERR_NOMEM, "out of memory in the duplicate set");
+        return;
+    }
+    w = e->pending_start[0];
+    for (size_t i = 0; i < n; i++) {
+        size_t start = e->pending_start[i];
+        size_t end = i + 1 < n ? e->pending_start[i + 1] : e->out.len;
+
+        if (!e->pending_fresh[i]) {
+            e->counts->rows_duplicate++;
+            continue;
+        }
+        e->counts->rows_out++;
+        if (w != start)
+            memmove(e->out.data + w, e->out.data + start, end - start);
+        w += end - start;
+    }
+    e->out.len = w;
+}
+
 /* Hands full output blocks to the write callbacks. */
 static void flush_full(engine *e, int force)
 {
@@ -343,6 +479,9 @@ static void flush_full(engine *e, int force)
     if (e->status != DX_OK)
         return;
     if (force || e->out.len >= FLUSH_AT) {
+        resolve_pending(e);
+        if (e->status != DX_OK)
+            return;
         status = flush(&e->out, e->io->write_output, e->io->output_ctx, &e->counts->bytes_out);
         if (status != DX_OK)
             fail(e, status, "writing the clean output failed: %s", status_text(status));
@@ -398,9 +537,9 @@ static int write_clean_header(engine *e)
     if (csvout_field(&e->out, "total", 5, 0) < 0)
         goto done;
     for (size_t k = 0; k < e->npass; k++) {
-        const span *cell = &e->clean_at[e->pass[k]];
+        const text *cell = &e->value[e->pass[k]];
         char key[256], name[300];
-        size_t len = fold_key(e->clean.data + cell->off, cell->len, key, sizeof(key));
+        size_t len = fold_key(cell->s, cell->len, key, sizeof(key));
         int suffix = 1;
 
         if (len == 0)
@@ -425,17 +564,23 @@ done:
 
 /*
  * Appends the record's first count fields as read (decoded to UTF-8 when
- * cp1252) to the rejects, after the line and reason already there.  Returns
- * 0 or -1 when memory is short.
+ * cp1252) to the rejects, after the line and reason already there.  Uses the
+ * decoded buffer, so values of the row are invalid afterwards.  Returns 0 or
+ * -1 when memory is short.
  */
 static int put_original(engine *e, size_t count, int cp1252)
 {
-    if (cp1252 && decode_record(e, count, 1) < 0)
+    if (cp1252 && csvout_reserve(&e->decoded, 3 * e->raw.len + 1) < 0)
         return -1;
     for (size_t i = 0; i < count; i++) {
-        const span *f = cp1252 ? &e->decoded_at[i] : &e->fields[i];
-        const char *base = cp1252 ? e->decoded.data : e->raw.data;
-        if (csvout_field(&e->rejects, base + f->off, f->len, 0) < 0)
+        const char *s = e->raw.data + e->fields[i].off;
+        size_t n = e->fields[i].len;
+
+        if (cp1252) {
+            n = encoding_cp1252_to_utf8(s, n, e->decoded.data);
+            s = e->decoded.data;
+        }
+        if (csvout_field(&e->rejects, s, n, 0) < 0)
             return -1;
     }
     return 0;
@@ -457,11 +602,11 @@ static void map_columns(engine *e)
         e->column_at[c] = -1;
     e->npass = 0;
     for (size_t i = 0; i < e->ncols; i++) {
-        const span *cell = &e->clean_at[i];
+        const text *cell = &e->value[i];
         char key[256];
         int column;
 
-        fold_key(e->clean.data + cell->off, cell->len, key, sizeof(key));
+        fold_key(cell->s, cell->len, key, sizeof(key));
         column = vocab_column_of(key);
         if (column < 0) {
             e->pass[e->npass++] = i;
@@ -551,65 +696,108 @@ static int parse_quantity(const char *s, size_t n, int64_t *quantity)
     return 0;
 }
 
-/* Uppercases the currency in place and spells the euro one way; returns
- * the value to write, which may be a constant. */
-static span currency_of(engine *e, span value, int euro, const char **text)
+/* 1 when a currency value is one of the ways to write the euro. */
+static int is_euro(text value)
 {
-    char *s = e->clean.data + value.off;
-    static const char eur[] = "EUR";
+    static const char *const spellings[] = {"EUR", "EURO", "EUROS"};
 
-    *text = s;
-    if (value.len == 0) {
-        if (euro) {
-            *text = eur;
-            value.len = 3;
-        }
-        return value;
+    if (value.len == 3 && memcmp(value.s, "\xE2\x82\xAC", 3) == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+        if (strlen(spellings[i]) == value.len && strncasecmp(spellings[i], value.s, value.len) == 0)
+            return 1;
     }
-    for (size_t i = 0; i < value.len; i++) {
-        if (s[i] >= 'a' && s[i] <= 'z')
-            s[i] = (char)(s[i] - 32);
-    }
-    if ((value.len == 3 && memcmp(s, "\xE2\x82\xAC", 3) == 0) ||
-        (value.len == 4 && memcmp(s, "EURO", 4) == 0) ||
-        (value.len == 5 && memcmp(s, "EUROS", 5) == 0)) {
-        *text = eur;
-        value.len = 3;
-    }
-    return value;
+    return 0;
 }
 
-/* The value of a canonical column in the current row ("" when absent). */
-static span value_of(const engine *e, vocab_column column)
+/* The vocabulary status of a value, or NULL when it is not in it. */
+static const char *status_of(engine *e, text value)
 {
-    span none = {0, 0};
+    const unsigned char *u = (const unsigned char *)value.s;
+    size_t slot = (value.len * 31 + u[0] * 7 + u[value.len - 1]) % STATUS_CACHE;
+    const char *status;
+    char key[64];
 
-    return e->column_at[column] >= 0 ? e->clean_at[e->column_at[column]] : none;
+    if (e->status_cache[slot].len == value.len &&
+        memcmp(e->status_cache[slot].value, value.s, value.len) == 0)
+        return e->status_cache[slot].status;
+    fold_key(value.s, value.len, key, sizeof(key));
+    status = vocab_status_of(key);
+    if (value.len <= STATUS_CACHED_MAX) {
+        memcpy(e->status_cache[slot].value, value.s, value.len);
+        e->status_cache[slot].len = value.len;
+        e->status_cache[slot].status = status;
+    }
+    return status;
+}
+
+/* The cleaned value of a canonical column in the current row. */
+static text value_of(const engine *e, vocab_column column)
+{
+    text none = {"", 0, 1};
+
+    return e->column_at[column] >= 0 ? e->value[e->column_at[column]] : none;
 }
 
 /* Appends a field to the clean output; the first failure wins, so callers
  * can chain calls and check the flag once. */
-static void put(engine *e, int *bad, const char *s, size_t n, int first)
+static void put(engine *e, int *bad, text t, int first)
 {
-    if (!*bad && csvout_field(&e->out, s, n, first) < 0)
+    if (*bad)
+        return;
+    if (t.plain ? csvout_plain(&e->out, t.s, t.len, first) < 0
+                : csvout_field(&e->out, t.s, t.len, first) < 0)
         *bad = 1;
 }
 
+/* Like put(), then changes the case of what was written: quotes and commas
+ * have no case, so the CSV framing is untouched. */
+static void put_cased(engine *e, int *bad, text t, int upper)
+{
+    size_t at = e->out.len;
+
+    put(e, bad, t, 0);
+    if (*bad)
+        return;
+    if (!upper) {
+        fold_lower(e->out.data + at, e->out.len - at);
+        return;
+    }
+    for (size_t i = at; i < e->out.len; i++) {
+        if (e->out.data[i] >= 'a' && e->out.data[i] <= 'z')
+            e->out.data[i] = (char)(e->out.data[i] - 32);
+    }
+}
+
+/* A decimal integer, as a plain value backed by buf. */
+static text integer_text(int64_t value, char buf[24])
+{
+    char digits[24];
+    size_t n = 0, w = 0;
+
+    do {
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    while (n > 0)
+        buf[w++] = digits[--n];
+    return (text){buf, w, 1};
+}
+
 /*
- * Applies the row rules to the clean fields and appends the clean row to the
- * output.  Returns the reject reason, with nothing appended, or REJECT_NONE;
- * *nomem is set when memory ran short.
+ * Applies the row rules to the cleaned values and appends the clean row to
+ * the output.  Returns the reject reason, with nothing appended, or
+ * REJECT_NONE; *nomem is set when memory ran short.  The row buffers are
+ * never modified, so a rejected row still has its original fields.
  */
 static reject_reason write_clean_row(engine *e, int *nomem)
 {
-    const char *base = e->clean.data;
-    span v[VOCAB_COLUMNS];
+    text v[VOCAB_COLUMNS];
     csvdate date;
     int64_t quantity, cents, total;
-    int euro;
+    int euro, bad = 0;
     char quantity_text[24], price_text[MONEY_FORMAT_MAX], total_text[MONEY_FORMAT_MAX];
-    const char *currency, *status;
-    char key[64];
+    const char *status = NULL;
 
     for (int c = 0; c < VOCAB_COLUMNS; c++)
         v[c] = value_of(e, (vocab_column)c);
@@ -617,56 +805,46 @@ static reject_reason write_clean_row(engine *e, int *nomem)
         return REJECT_MISSING_ORDER_ID;
     if (v[VOCAB_ORDER_DATE].len == 0)
         return REJECT_MISSING_ORDER_DATE;
-    if (csvdate_parse(base + v[VOCAB_ORDER_DATE].off, v[VOCAB_ORDER_DATE].len, &date) < 0)
+    if (csvdate_parse(v[VOCAB_ORDER_DATE].s, v[VOCAB_ORDER_DATE].len, &date) < 0)
         return REJECT_INVALID_DATE;
     if (date.time[0] == '\0' && v[VOCAB_ORDER_TIME].len > 0 &&
-        csvdate_parse_time(base + v[VOCAB_ORDER_TIME].off, v[VOCAB_ORDER_TIME].len, date.time) < 0)
+        csvdate_parse_time(v[VOCAB_ORDER_TIME].s, v[VOCAB_ORDER_TIME].len, date.time) < 0)
         return REJECT_INVALID_TIME;
     if (v[VOCAB_QUANTITY].len == 0)
         return REJECT_MISSING_QUANTITY;
-    if (parse_quantity(base + v[VOCAB_QUANTITY].off, v[VOCAB_QUANTITY].len, &quantity) < 0)
+    if (parse_quantity(v[VOCAB_QUANTITY].s, v[VOCAB_QUANTITY].len, &quantity) < 0)
         return REJECT_INVALID_QUANTITY;
     if (v[VOCAB_UNIT_PRICE].len == 0)
         return REJECT_MISSING_UNIT_PRICE;
-    if (money_parse(base + v[VOCAB_UNIT_PRICE].off, v[VOCAB_UNIT_PRICE].len, &cents, &euro) < 0)
+    if (money_parse(v[VOCAB_UNIT_PRICE].s, v[VOCAB_UNIT_PRICE].len, &cents, &euro) < 0)
         return REJECT_INVALID_PRICE;
-    v[VOCAB_CURRENCY] = currency_of(e, v[VOCAB_CURRENCY], euro, &currency);
-    if (euro && (v[VOCAB_CURRENCY].len != 3 || memcmp(currency, "EUR", 3) != 0))
+    if (euro && v[VOCAB_CURRENCY].len > 0 && !is_euro(v[VOCAB_CURRENCY]))
         return REJECT_CURRENCY_MISMATCH;
     if (__builtin_mul_overflow(quantity, cents, &total))
         return REJECT_TOTAL_OVERFLOW;
+    if (v[VOCAB_STATUS].len > 0)
+        status = status_of(e, v[VOCAB_STATUS]);
 
-    fold_lower(e->clean.data + v[VOCAB_CUSTOMER_EMAIL].off, v[VOCAB_CUSTOMER_EMAIL].len);
-    status = base + v[VOCAB_STATUS].off;
-    if (v[VOCAB_STATUS].len > 0) {
-        const char *known;
-        fold_key(status, v[VOCAB_STATUS].len, key, sizeof(key));
-        known = vocab_status_of(key);
-        if (known != NULL) {
-            status = known;
-            v[VOCAB_STATUS].len = strlen(known);
-        } else {
-            fold_lower(e->clean.data + v[VOCAB_STATUS].off, v[VOCAB_STATUS].len);
-        }
-    }
-
-    int bad = 0;
-    size_t quantity_len =
-        (size_t)snprintf(quantity_text, sizeof(quantity_text), "%lld", (long long)quantity);
-    put(e, &bad, base + v[VOCAB_ORDER_ID].off, v[VOCAB_ORDER_ID].len, 1);
-    put(e, &bad, date.date, 10, 0);
-    put(e, &bad, base + v[VOCAB_CUSTOMER_ID].off, v[VOCAB_CUSTOMER_ID].len, 0);
-    put(e, &bad, base + v[VOCAB_CUSTOMER_EMAIL].off, v[VOCAB_CUSTOMER_EMAIL].len, 0);
-    put(e, &bad, base + v[VOCAB_PRODUCT_SKU].off, v[VOCAB_PRODUCT_SKU].len, 0);
-    put(e, &bad, base + v[VOCAB_PRODUCT_NAME].off, v[VOCAB_PRODUCT_NAME].len, 0);
-    put(e, &bad, quantity_text, quantity_len, 0);
-    put(e, &bad, price_text, money_format(cents, price_text), 0);
-    put(e, &bad, currency, v[VOCAB_CURRENCY].len, 0);
-    put(e, &bad, status, v[VOCAB_STATUS].len, 0);
-    put(e, &bad, date.time, strlen(date.time), 0);
-    put(e, &bad, total_text, money_format(total, total_text), 0);
+    put(e, &bad, v[VOCAB_ORDER_ID], 1);
+    put(e, &bad, (text){date.date, 10, 1}, 0);
+    put(e, &bad, v[VOCAB_CUSTOMER_ID], 0);
+    put_cased(e, &bad, v[VOCAB_CUSTOMER_EMAIL], 0);
+    put(e, &bad, v[VOCAB_PRODUCT_SKU], 0);
+    put(e, &bad, v[VOCAB_PRODUCT_NAME], 0);
+    put(e, &bad, integer_text(quantity, quantity_text), 0);
+    put(e, &bad, (text){price_text, money_format(cents, price_text), 1}, 0);
+    if (is_euro(v[VOCAB_CURRENCY]) || (euro && v[VOCAB_CURRENCY].len == 0))
+        put(e, &bad, (text){"EUR", 3, 1}, 0);
+    else
+        put_cased(e, &bad, v[VOCAB_CURRENCY], 1);
+    if (status != NULL)
+        put(e, &bad, (text){status, strlen(status), 1}, 0);
+    else
+        put_cased(e, &bad, v[VOCAB_STATUS], 0);
+    put(e, &bad, (text){date.time, strlen(date.time), 1}, 0);
+    put(e, &bad, (text){total_text, money_format(total, total_text), 1}, 0);
     for (size_t k = 0; k < e->npass; k++)
-        put(e, &bad, base + e->clean_at[e->pass[k]].off, e->clean_at[e->pass[k]].len, 0);
+        put(e, &bad, e->value[e->pass[k]], 0);
     if (!bad && csvout_end_row(&e->out) < 0)
         bad = 1;
     *nomem = bad;
@@ -724,18 +902,10 @@ static void process_row(engine *e)
         return;
     }
     hash = XXH3_128bits(e->out.data + start, e->out.len - start);
-    switch (dupset_insert(e->seen, (dupset_key){hash.high64, hash.low64})) {
-    case 1:
-        e->counts->rows_out++;
-        break;
-    case 0:
-        e->out.len = start;
-        e->counts->rows_duplicate++;
-        break;
-    default:
-        fail(e, DX_ERR_NOMEM, "out of memory in the duplicate set at line %llu",
-             (unsigned long long)e->record_line);
-    }
+    e->pending_start[e->npending] = start;
+    e->pending_key[e->npending] = (dupset_key){hash.high64, hash.low64};
+    if (++e->npending == PENDING_MAX)
+        resolve_pending(e);
 }
 
 /* Releases a row buffer that one huge row inflated, so that one bad row
@@ -957,7 +1127,8 @@ static void run(engine *e, char *block)
     size_t n, skip = 0;
     int eof;
 
-    /* The first block decides encoding and delimiter before parsing. */
+    /* The first block holds the header line, whose delimiter is needed
+     * before parsing starts. */
     read_block(e, block, READ_BLOCK, &n, &eof);
     if (e->status != DX_OK)
         return;
@@ -969,8 +1140,6 @@ static void run(engine *e, char *block)
     check_binary(e, block, n, 0);
     if (n >= 3 && memcmp(block, "\xEF\xBB\xBF", 3) == 0)
         skip = 3;
-    else if (eof ? !encoding_utf8_valid(block, n) : !encoding_utf8_valid_prefix(block, n))
-        e->cp1252 = 1;
     e->delimiter = detect_delimiter(block + skip, n - skip);
     csv_set_delim(&e->parser, e->delimiter);
     feed(e, block + skip, n - skip);
@@ -993,12 +1162,15 @@ static void run(engine *e, char *block)
 static int engine_start(engine *e)
 {
     e->fields = calloc(MAX_COLUMNS, sizeof(span));
-    e->decoded_at = calloc(MAX_COLUMNS, sizeof(span));
-    e->clean_at = calloc(MAX_COLUMNS, sizeof(span));
+    e->value = calloc(MAX_COLUMNS, sizeof(text));
     e->pass = calloc(MAX_COLUMNS, sizeof(size_t));
     e->seen = dupset_create();
-    if (e->fields == NULL || e->decoded_at == NULL || e->clean_at == NULL || e->pass == NULL ||
-        e->seen == NULL || csv_init(&e->parser, 0) != 0)
+    e->pending_start = calloc(PENDING_MAX, sizeof(size_t));
+    e->pending_key = calloc(PENDING_MAX, sizeof(dupset_key));
+    e->pending_fresh = calloc(PENDING_MAX, 1);
+    if (e->fields == NULL || e->value == NULL || e->pass == NULL || e->seen == NULL ||
+        e->pending_start == NULL || e->pending_key == NULL || e->pending_fresh == NULL ||
+        csv_init(&e->parser, 0) != 0)
         return -1;
     e->parser_ready = 1;
     csv_set_blk_size(&e->parser, PARSER_STEP);
@@ -1010,9 +1182,11 @@ static void engine_stop(engine *e)
     if (e->parser_ready)
         csv_free(&e->parser);
     free(e->fields);
-    free(e->decoded_at);
-    free(e->clean_at);
+    free(e->value);
     free(e->pass);
+    free(e->pending_start);
+    free(e->pending_key);
+    free(e->pending_fresh);
     dupset_destroy(e->seen);
     csvout_finish(&e->raw);
     csvout_finish(&e->decoded);

@@ -34,8 +34,8 @@ typedef struct clean_counts {
     uint64_t rows_rejected;
     uint64_t rows_duplicate;
     uint64_t bytes_in;
-    uint64_t bytes_out;      /* bytes written to the clean CSV */
-    uint64_t bytes_rejects;  /* bytes written to the rejects CSV */
+    uint64_t bytes_out;     /* bytes written to the clean CSV */
+    uint64_t bytes_rejects; /* bytes written to the rejects CSV */
 } clean_counts;
 
 /*

@@ -24,7 +24,7 @@ void csvout_finish(csvout *out)
     csvout_init(out);
 }
 
-int csvout_reserve(csvout *out, size_t extra)
+int csvout_grow(csvout *out, size_t extra)
 {
     size_t cap = out->cap ? out->cap : 4096;
     char *p;
@@ -75,15 +75,6 @@ int csvout_field(csvout *out, const char *s, size_t n, int first)
         *w++ = '"';
     }
     out->len = (size_t)(w - out->data);
-    return 0;
-}
-
-int csvout_raw(csvout *out, const char *s, size_t n)
-{
-    if (csvout_reserve(out, n) < 0)
-        return -1;
-    memcpy(out->data + out->len, s, n);
-    out->len += n;
     return 0;
 }
 

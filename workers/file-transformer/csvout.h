@@ -1,6 +1,8 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /*
  * A growable byte buffer that writes RFC 4180 CSV: fields joined by ',',
@@ -21,14 +23,72 @@ void csvout_init(csvout *out);
 /* Releases the buffer; the struct is left empty and reusable. */
 void csvout_finish(csvout *out);
 
-/* Makes room for extra more bytes; returns 0, or -1 when memory is short. */
-int csvout_reserve(csvout *out, size_t extra);
+/* Grows the buffer for extra more bytes; returns 0, or -1 when memory is
+ * short.  Callers use csvout_reserve(). */
+int csvout_grow(csvout *out, size_t extra);
+
+/*
+ * Copies n bytes without a library call for the short lengths CSV fields
+ * mostly have: two overlapping loads and stores cover 4 to 16 bytes.
+ */
+static inline void csvout_copy(char *dst, const char *src, size_t n)
+{
+    uint64_t a, b;
+    uint32_t c, d;
+
+    if (n >= 8 && n <= 16) {
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(&c, src, 4);
+        memcpy(&d, src + n - 4, 4);
+        memcpy(dst, &c, 4);
+        memcpy(dst + n - 4, &d, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i];
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
+/* Makes room for extra more bytes; returns 0, or -1 when memory is short.
+ * Inline since every field written calls it and it rarely grows. */
+static inline int csvout_reserve(csvout *out, size_t extra)
+{
+    return extra <= out->cap - out->len ? 0 : csvout_grow(out, extra);
+}
 
 /* Appends one field, preceded by ',' unless first; returns 0 or -1. */
 int csvout_field(csvout *out, const char *s, size_t n, int first);
 
+/* Appends a field the caller knows needs no quotes (no ',', '"', CR, LF),
+ * preceded by ',' unless first; returns 0 or -1. */
+static inline int csvout_plain(csvout *out, const char *s, size_t n, int first)
+{
+    if (csvout_reserve(out, n + 1) < 0)
+        return -1;
+    if (!first)
+        out->data[out->len++] = ',';
+    csvout_copy(out->data + out->len, s, n);
+    out->len += n;
+    return 0;
+}
+
 /* Appends bytes as they are; returns 0 or -1. */
-int csvout_raw(csvout *out, const char *s, size_t n);
+static inline int csvout_raw(csvout *out, const char *s, size_t n)
+{
+    /* Nothing to copy: the buffer may not exist yet (NULL + 0 is undefined). */
+    if (n == 0)
+        return 0;
+    if (csvout_reserve(out, n) < 0)
+        return -1;
+    csvout_copy(out->data + out->len, s, n);
+    out->len += n;
+    return 0;
+}
 
 /* Ends the row with '\n'; returns 0 or -1. */
 int csvout_end_row(csvout *out);

@@ -89,13 +89,6 @@ int encoding_utf8_valid(const char *s, size_t n)
     return valid_length(s, n, &cut) == n;
 }
 
-int encoding_utf8_valid_prefix(const char *s, size_t n)
-{
-    int cut;
-
-    return valid_length(s, n, &cut) == n || cut;
-}
-
 size_t encoding_cp1252_to_utf8(const char *in, size_t n, char *out)
 {
     const unsigned char *u = (const unsigned char *)in;

@@ -13,13 +13,6 @@
 int encoding_utf8_valid(const char *s, size_t n);
 
 /*
- * Like encoding_utf8_valid(), but a multi-byte sequence cut by the end of the
- * buffer counts as valid: used on the first block of a stream, whose end may
- * fall in the middle of a character.
- */
-int encoding_utf8_valid_prefix(const char *s, size_t n);
-
-/*
  * Transcodes n bytes of Windows-1252 into UTF-8 at out, which must have room
  * for 3 * n bytes; returns the number of bytes written.  The five bytes
  * Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) map to the C1

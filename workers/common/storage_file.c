@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 typedef struct file_storage {
@@ -378,6 +380,50 @@ static void file_reader_close(storage_reader *base)
     free(rd);
 }
 
+/*
+ * Removes the temporary files of earlier writers of the same target that
+ * died without committing or aborting (a worker killed with SIGKILL in the
+ * middle of a file).  A live writer holds an exclusive flock on its
+ * temporary file until it commits or aborts, and the kernel drops the lock
+ * when the process dies, so a temporary file that can be locked has no
+ * writer any more.  A writer of another process (a replica) keeps its file.
+ */
+static void sweep_abandoned(storage *st, const char *final_path, const char *base_name)
+{
+    char dir[PATH_MAX], prefix[NAME_MAX + 8];
+    size_t dir_len = strlen(final_path) - strlen(base_name);
+    DIR *d;
+
+    if (dir_len == 0 || dir_len >= sizeof(dir) ||
+        snprintf(prefix, sizeof(prefix), ".%s.tmp-", base_name) >= (int)sizeof(prefix))
+        return;
+    memcpy(dir, final_path, dir_len - 1);
+    dir[dir_len - 1] = '\0';
+    d = opendir(dir[0] ? dir : "/");
+    if (d == NULL)
+        return;
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        struct stat held, named;
+        int fd;
+
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (fd < 0)
+            continue;
+        /* Unlink only the file we locked, not one that replaced it. */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &held) == 0 &&
+            fstatat(dirfd(d), de->d_name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+            held.st_dev == named.st_dev && held.st_ino == named.st_ino && S_ISREG(held.st_mode) &&
+            unlinkat(dirfd(d), de->d_name, 0) == 0)
+            log_printf(LOG_LEVEL_WARN, NULL,
+                       "storage %s: removed abandoned temporary file %s/%s (%lld bytes)",
+                       st->display_url, dir, de->d_name, (long long)held.st_size);
+        close(fd);
+    }
+    closedir(d);
+}
+
 static dx_status file_writer_open(storage *st, const char *path, storage_writer **out)
 {
     file_storage *fs = (file_storage *)st;
@@ -396,20 +442,38 @@ static dx_status file_writer_open(storage *st, const char *path, storage_writer 
     s = resolve(fs, path, wr->final_path);
     if (s != DX_OK)
         goto fail;
-    util_random_hex(token, sizeof(token));
     base_name = base_name ? base_name + 1 : path;
-    /* The temporary name is hidden and marked so that a listing of the
-     * depot or inbox never mistakes it for a finished file. */
-    if (snprintf(wr->tmp_path, sizeof(wr->tmp_path), "%.*s.%s.tmp-%s",
-                 (int)(strlen(wr->final_path) - strlen(base_name)), wr->final_path, base_name,
-                 token) >= (int)sizeof(wr->tmp_path)) {
-        s = DX_ERR_INVALID;
-        goto fail;
-    }
-    fd = open(wr->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        s = fail_errno(st, "create", path, errno);
-        goto fail;
+    sweep_abandoned(st, wr->final_path, base_name);
+    for (int attempt = 0; fd < 0; attempt++) {
+        struct stat sb;
+
+        util_random_hex(token, sizeof(token));
+        /* The temporary name is hidden and marked so that a listing of the
+         * depot or inbox never mistakes it for a finished file. */
+        if (snprintf(wr->tmp_path, sizeof(wr->tmp_path), "%.*s.%s.tmp-%s",
+                     (int)(strlen(wr->final_path) - strlen(base_name)), wr->final_path, base_name,
+                     token) >= (int)sizeof(wr->tmp_path)) {
+            s = DX_ERR_INVALID;
+            goto fail;
+        }
+        fd = open(wr->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            s = fail_errno(st, "create", path, errno);
+            goto fail;
+        }
+        /* The lock marks the file as having a live writer (see
+         * sweep_abandoned); on a file system without flock nothing is ever
+         * swept, so going on unlocked is safe.  Another writer's sweep may
+         * have taken the file between open and flock: then it is gone and
+         * a new name is tried. */
+        if (flock(fd, LOCK_EX) == 0 && fstat(fd, &sb) == 0 && sb.st_nlink == 0) {
+            close(fd);
+            fd = -1;
+            if (attempt == 3) {
+                s = fail_errno(st, "create", path, ENOENT);
+                goto fail;
+            }
+        }
     }
     wr->fp = fdopen(fd, "w");
     if (wr->fp == NULL) {

@@ -191,12 +191,16 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     pthread_mutex_lock(&w->work_lock);
     dx_status s = list_depot(w, clients, &total);
     pthread_mutex_unlock(&w->work_lock);
+    /* An unreachable depot is exactly when the failures must stay visible:
+     * the counts become null and the reason is shown, the events are kept. */
     if (s != DX_OK) {
         snprintf(err, err_len, "cannot list the depot: %s", storage_last_error(w->depot));
-        cJSON_Delete(root);
-        return NULL;
+        cJSON_AddStringToObject(root, "depot_error", err);
+        cJSON_AddNullToObject(root, "files_in_depot");
+        total = -1;
+    } else {
+        cJSON_AddNumberToObject(root, "files_in_depot", total);
     }
-    cJSON_AddNumberToObject(root, "files_in_depot", total);
     runs = cJSON_AddArrayToObject(root, "runs");
     failures = cJSON_AddArrayToObject(root, "failures");
     pthread_mutex_lock(&st->lock);
@@ -216,6 +220,10 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     for (size_t i = st->failure_count; i-- > 0;)
         cJSON_AddItemToArray(failures, failure_json(&st->failures[i]));
     pthread_mutex_unlock(&st->lock);
+    if (total < 0) {
+        for (cJSON *client = clients->child; client != NULL; client = client->next)
+            cJSON_ReplaceItemInObjectCaseSensitive(client, "files_in_depot", cJSON_CreateNull());
+    }
     *files_in_depot = total;
     return root;
 }

@@ -35,7 +35,8 @@ int state_add_failed(state *st, const event_file_failed *ev, int64_t at_ms);
 /*
  * Builds the status document (the JSON of GET /status, see README) from the
  * recorded events and a listing of the depot.  Returns a new cJSON object
- * owned by the caller, or NULL with *files_in_depot untouched when the depot
- * cannot be listed (err says why).
+ * owned by the caller (NULL only when out of memory).  When the depot cannot
+ * be listed the document is still built, with "files_in_depot": null and a
+ * "depot_error"; *files_in_depot is then -1 and err says why.
  */
 cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_t err_len);

@@ -277,6 +277,13 @@ def depot_failure_case(t, p, client, name, expect_reason, drop_content=SAMPLE_OR
     attempts = [r for r in faultlib.records(ft, "file failed")[before:]
                 if r.get("client_id") == client]
     retried = [r for r in attempts if r.get("will_retry")]
+    # The event was published by hand without ids: every delivery of it
+    # keeps the same event and trace ids (derived from its stream sequence),
+    # and the FileFailed names that event.
+    t.check(len({(r["trace_id"], r["event_id"]) for r in attempts}) == 1,
+            f"{name}: one trace across the retries ({[r['trace_id'] for r in attempts]})")
+    t.check(fails and fails[0].get("caused_by") == attempts[-1]["event_id"],
+            f"{name}: FileFailed.caused_by is the retried event's id")
     t.check(len(attempts) == 3 and len(retried) == 2 and not attempts[-1]["will_retry"],
             f"{name}: 3 deliveries (MAX_DELIVER), FileFailed only on the last "
             f"({[r.get('will_retry') for r in attempts]})")

@@ -248,8 +248,7 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
         log_printf(LOG_LEVEL_WARN, NULL, "publish on %s failed (attempt %d): %s, retrying", subject,
                    attempt, natsStatus_GetText(s));
         sleep_ms(backoff_ms);
-        if (backoff_ms < 5000)
-            backoff_ms *= 2;
+        backoff_ms = backoff_ms * 2 < 5000 ? backoff_ms * 2 : 5000;
     }
     log_printf(LOG_LEVEL_ERROR, NULL, "publish on %s failed: %s (JetStream error %d)", subject,
                natsStatus_GetText(s), (int)jerr);
@@ -285,6 +284,7 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
     d.delivery = 1;
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         d.delivery = meta->NumDelivered;
+        d.stream_seq = meta->Sequence.Stream;
         jsMsgMetaData_Destroy(meta);
     }
     d.last_delivery = (int64_t)d.delivery >= b->max_deliver;

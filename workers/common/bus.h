@@ -38,6 +38,7 @@ typedef struct bus_delivery {
     const char *content_type; /* NULL when the header is absent */
     const char *traceparent;  /* W3C header, NULL when absent */
     uint64_t delivery;        /* 1 for the first delivery */
+    uint64_t stream_seq;      /* the message's sequence in the stream (0: unknown) */
     int last_delivery;        /* no redelivery will follow a NAK */
     void *msg;                /* for bus_in_progress() */
 } bus_delivery;

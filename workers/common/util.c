@@ -45,6 +45,22 @@ void util_trace_id(char out[33])
     } while (!util_trace_id_valid(out));
 }
 
+void util_trace_id_from(const char *seed, char out[33])
+{
+    util_sha256 *h = util_sha256_create();
+    char hex[65];
+
+    if (h == NULL) {
+        util_trace_id(out);
+        return;
+    }
+    util_sha256_update(h, seed, strlen(seed));
+    util_sha256_hex(h, hex);
+    util_sha256_destroy(h);
+    memcpy(out, hex, 32);
+    out[32] = '\0';
+}
+
 void util_rfc3339(char out[32], int64_t unix_ms)
 {
     time_t secs = (time_t)(unix_ms / 1000);

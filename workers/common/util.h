@@ -15,6 +15,10 @@ void util_uuid(char out[37]);
 /* Writes a new trace id: 32 lowercase hex digits, W3C trace-context compatible. */
 void util_trace_id(char out[33]);
 
+/* Writes the trace id derived from seed (the first 32 hex digits of its
+ * SHA-256): the same seed always gives the same trace. */
+void util_trace_id_from(const char *seed, char out[33]);
+
 /* Writes t as RFC 3339 UTC with milliseconds ("2026-11-24T08:00:00.123Z"). */
 void util_rfc3339(char out[32], int64_t unix_ms);
 

@@ -90,8 +90,7 @@ dx_status worker_connect_bus(worker *w, int64_t timeout_ms)
         }
         log_printf(LOG_LEVEL_WARN, NULL, "%s; retrying in %lld ms", err, (long long)backoff_ms);
         worker_sleep(backoff_ms);
-        if (backoff_ms < 5000)
-            backoff_ms *= 2;
+        backoff_ms = backoff_ms * 2 < 5000 ? backoff_ms * 2 : 5000;
     }
     return DX_ERR_IO;
 }

@@ -36,8 +36,10 @@ static const char usage[] =
  */
 static dx_status decode_order_date(worker *w, const void *data, size_t len,
                                    const char *content_type, const char *traceparent,
-                                   event_order_date *ev, char *err, size_t err_len)
+                                   uint64_t stream_seq, event_order_date *ev, char *err,
+                                   size_t err_len)
 {
+    char seed[64];
     dx_status s;
 
     if (len > (size_t)w->cfg.max_event_bytes) {
@@ -50,6 +52,11 @@ static dx_status decode_order_date(worker *w, const void *data, size_t len,
         metrics_add("dx_invalid_input_total", event_error_kind(err), 1);
         return s;
     }
+    /* A message of the stream keeps the same ids on every redelivery, so
+     * that the retries of one hand-made event share one trace. */
+    snprintf(seed, sizeof(seed), "%s/%" PRIu64, BUS_STREAM, stream_seq);
+    if (ev->event_id[0] == '\0' && stream_seq > 0)
+        snprintf(ev->event_id, sizeof(ev->event_id), "%s-%" PRIu64, BUS_STREAM, stream_seq);
     if (ev->event_id[0] == '\0')
         util_uuid(ev->event_id);
     if (!util_trace_id_valid(ev->trace_id)) {
@@ -57,6 +64,8 @@ static dx_status decode_order_date(worker *w, const void *data, size_t len,
         if (traceparent != NULL && strlen(traceparent) >= 35 && traceparent[2] == '-') {
             snprintf(ev->trace_id, sizeof(ev->trace_id), "%.32s", traceparent + 3);
         }
+        if (!util_trace_id_valid(ev->trace_id) && stream_seq > 0)
+            util_trace_id_from(seed, ev->trace_id);
         if (!util_trace_id_valid(ev->trace_id))
             util_trace_id(ev->trace_id);
     }
@@ -74,8 +83,8 @@ static bus_verdict on_message(void *ctx, const bus_delivery *d, int64_t *nak_del
     transform_outcome out = {0};
     char err[512];
 
-    if (decode_order_date(w, d->data, d->len, d->content_type, d->traceparent, &ev, err,
-                          sizeof(err)) != DX_OK) {
+    if (decode_order_date(w, d->data, d->len, d->content_type, d->traceparent, d->stream_seq, &ev,
+                          err, sizeof(err)) != DX_OK) {
         cJSON *fields = cJSON_CreateObject();
 
         cJSON_AddStringToObject(fields, "subject", d->subject);
@@ -106,7 +115,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
         http_error(resp, 503, "not connected to NATS yet");
         return;
     }
-    if (decode_order_date(w, req->body, req->body_len, req->content_type, req->traceparent, &ev,
+    if (decode_order_date(w, req->body, req->body_len, req->content_type, req->traceparent, 0, &ev,
                           err, sizeof(err)) != DX_OK) {
         log_printf(LOG_LEVEL_ERROR, NULL, "refused invocation: %s", err);
         http_error(resp, 400, err);

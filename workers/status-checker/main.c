@@ -68,10 +68,10 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
     event_id = is_failure ? failed.event_id : ready.event_id;
     order_date = is_failure ? failed.order_date : ready.order_date;
     log_ctx lc = {trace_id, event_id, client_id, order_date};
-    cJSON *doc = state_to_json(sc->state, &sc->w, &files, err, err_len);
     cJSON *fields = cJSON_CreateObject();
 
-    cJSON_Delete(doc);
+    if (state_recount_client(sc->state, &sc->w, client_id, &files, err, err_len) != DX_OK)
+        files = -1; /* the event is recorded all the same */
     cJSON_AddStringToObject(fields, "event", is_failure ? "file-failed" : "file-ready");
     cJSON_AddBoolToObject(fields, "duplicate", !added);
     if (files >= 0)
@@ -82,8 +82,6 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
         cJSON_AddStringToObject(fields, "output", ready.output);
     log_write(LOG_LEVEL_INFO, &lc,
               added ? "status updated" : "duplicate event ignored (already counted)", fields);
-    if (doc == NULL)
-        return DX_ERR_IO;
     return DX_OK;
 }
 
@@ -115,6 +113,17 @@ static bus_verdict on_replay(void *ctx, const bus_delivery *d, int64_t *nak_dela
 
     apply_event(ctx, d->subject, d->data, d->len, d->content_type, 1, err, sizeof(err));
     return BUS_ACK;
+}
+
+/* One full listing at start, so that the per-event totals count every
+ * client already in the depot. */
+static void prime_depot_counts(status_checker *sc)
+{
+    char err[512];
+    int files = 0;
+
+    cJSON_Delete(state_to_json(sc->state, &sc->w, &files, err, sizeof(err)));
+    log_printf(LOG_LEVEL_INFO, NULL, "%d files in the depot", files);
 }
 
 static void serve_status(status_checker *sc, http_response *resp, int html)
@@ -206,6 +215,7 @@ int main(int argc, char **argv)
     if (worker_connect_bus(&sc.w, -1) == DX_OK) {
         bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_READY, on_replay, &sc);
         bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_FAILED, on_replay, &sc);
+        prime_depot_counts(&sc);
         sc.w.warming_up = 0;
         log_printf(LOG_LEVEL_INFO, NULL, "status rebuilt from the stream");
         if (sc.w.cfg.subscribe)

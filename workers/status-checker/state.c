@@ -17,12 +17,22 @@ typedef struct failure_record {
     int64_t at_ms;
 } failure_record;
 
+/* How many files a client had in the depot when it was last listed. */
+typedef struct depot_count {
+    char client_id[EVENT_CLIENT_MAX];
+    int files;
+} depot_count;
+
 struct state {
     pthread_mutex_t lock;
     run_record *runs; /* oldest first */
     size_t run_count;
     failure_record *failures;
     size_t failure_count;
+    /* Per-client file counts, so that an event re-lists only its client's
+     * folder instead of the whole depot (which made N events cost N^2). */
+    depot_count *counts;
+    size_t count_len, count_cap;
 };
 
 state *state_create(void)
@@ -49,6 +59,7 @@ void state_destroy(state *st)
         pthread_mutex_destroy(&st->lock);
     free(st->runs);
     free(st->failures);
+    free(st->counts);
     free(st);
 }
 
@@ -112,49 +123,113 @@ static cJSON *client_object(cJSON *clients, const char *client_id)
     return client;
 }
 
-/* Lists <depot>/<CLIENT>/<DATE>/<file> into clients; returns the count. */
-static dx_status list_depot(worker *w, cJSON *clients, int *total)
+/* Remembers client_id's file count (under st->lock); a full cache only
+ * loses precision in the logged total, never a status entry. */
+static void remember_count(state *st, const char *client_id, int files)
 {
-    storage_entry *roots = NULL, *dates = NULL, *files = NULL;
-    size_t root_count = 0, date_count = 0, file_count = 0;
+    for (size_t i = 0; i < st->count_len; i++) {
+        if (strcmp(st->counts[i].client_id, client_id) == 0) {
+            st->counts[i].files = files;
+            return;
+        }
+    }
+    if (st->count_len == st->count_cap) {
+        size_t cap = st->count_cap ? st->count_cap * 2 : 64;
+        depot_count *grown = realloc(st->counts, cap * sizeof(*grown));
+
+        if (grown == NULL)
+            return;
+        st->counts = grown;
+        st->count_cap = cap;
+    }
+    util_copy(st->counts[st->count_len].client_id, EVENT_CLIENT_MAX, client_id);
+    st->counts[st->count_len].files = files;
+    st->count_len++;
+}
+
+/*
+ * Lists <depot>/<CLIENT>/<DATE>/<file> of one client: appends each path to
+ * files (when not NULL) and sets *count.  A client without a folder has 0.
+ */
+static dx_status list_client(worker *w, const char *client_id, cJSON *files, int *count)
+{
+    storage_entry *dates = NULL, *entries = NULL;
+    size_t date_count = 0, entry_count = 0;
     char path[EVENT_PATH_MAX];
+    dx_status s = storage_list(w->depot, client_id, &dates, &date_count);
+
+    *count = 0;
+    if (s == DX_ERR_NOT_FOUND)
+        return DX_OK;
+    for (size_t j = 0; s == DX_OK && j < date_count; j++) {
+        if (dates[j].kind != STORAGE_DIR || !util_date_valid(dates[j].name))
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", client_id, dates[j].name);
+        s = storage_list(w->depot, path, &entries, &entry_count);
+        for (size_t k = 0; s == DX_OK && k < entry_count; k++) {
+            if (entries[k].kind != STORAGE_FILE || entries[k].name[0] == '.')
+                continue;
+            if (files != NULL) {
+                snprintf(path, sizeof(path), "%s/%s/%s", client_id, dates[j].name, entries[k].name);
+                cJSON_AddItemToArray(files, cJSON_CreateString(path));
+            }
+            (*count)++;
+        }
+        storage_entries_free(entries, entry_count);
+        entries = NULL;
+        entry_count = 0;
+    }
+    storage_entries_free(dates, date_count);
+    return s;
+}
+
+/* Lists the whole depot into clients and refreshes the per-client counts. */
+static dx_status list_depot(state *st, worker *w, cJSON *clients, int *total)
+{
+    storage_entry *roots = NULL;
+    size_t root_count = 0;
     dx_status s = storage_list(w->depot, "", &roots, &root_count);
 
     *total = 0;
     for (size_t i = 0; s == DX_OK && i < root_count; i++) {
         const char *client_id = roots[i].name;
-        cJSON *client, *list;
+        cJSON *client;
         int count = 0;
 
         if (roots[i].kind != STORAGE_DIR || !clientid_valid(w->clients, client_id))
             continue;
         client = client_object(clients, client_id);
-        list = cJSON_GetObjectItemCaseSensitive(client, "files");
-        s = storage_list(w->depot, client_id, &dates, &date_count);
-        for (size_t j = 0; s == DX_OK && j < date_count; j++) {
-            if (dates[j].kind != STORAGE_DIR || !util_date_valid(dates[j].name))
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", client_id, dates[j].name);
-            s = storage_list(w->depot, path, &files, &file_count);
-            for (size_t k = 0; s == DX_OK && k < file_count; k++) {
-                if (files[k].kind != STORAGE_FILE || files[k].name[0] == '.')
-                    continue;
-                snprintf(path, sizeof(path), "%s/%s/%s", client_id, dates[j].name, files[k].name);
-                cJSON_AddItemToArray(list, cJSON_CreateString(path));
-                count++;
-            }
-            storage_entries_free(files, file_count);
-            files = NULL;
-            file_count = 0;
-        }
-        storage_entries_free(dates, date_count);
-        dates = NULL;
-        date_count = 0;
+        s = list_client(w, client_id, cJSON_GetObjectItemCaseSensitive(client, "files"), &count);
         cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(client, "files_in_depot"), count);
         *total += count;
+        pthread_mutex_lock(&st->lock);
+        remember_count(st, client_id, count);
+        pthread_mutex_unlock(&st->lock);
     }
     storage_entries_free(roots, root_count);
     return s;
+}
+
+dx_status state_recount_client(state *st, worker *w, const char *client_id, int *total, char *err,
+                               size_t err_len)
+{
+    int count = 0;
+    dx_status s;
+
+    pthread_mutex_lock(&w->work_lock);
+    s = list_client(w, client_id, NULL, &count);
+    pthread_mutex_unlock(&w->work_lock);
+    if (s != DX_OK) {
+        snprintf(err, err_len, "cannot list the depot: %s", storage_last_error(w->depot));
+        return s;
+    }
+    pthread_mutex_lock(&st->lock);
+    remember_count(st, client_id, count);
+    *total = 0;
+    for (size_t i = 0; i < st->count_len; i++)
+        *total += st->counts[i].files;
+    pthread_mutex_unlock(&st->lock);
+    return DX_OK;
 }
 
 static cJSON *run_json(const run_record *r)
@@ -189,7 +264,7 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     cJSON_AddStringToObject(root, "depot", storage_display_url(w->depot));
     clients = cJSON_AddObjectToObject(root, "clients");
     pthread_mutex_lock(&w->work_lock);
-    dx_status s = list_depot(w, clients, &total);
+    dx_status s = list_depot(st, w, clients, &total);
     pthread_mutex_unlock(&w->work_lock);
     /* An unreachable depot is exactly when the failures must stay visible:
      * the counts become null and the reason is shown, the events are kept. */

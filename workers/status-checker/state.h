@@ -40,3 +40,11 @@ int state_add_failed(state *st, const event_file_failed *ev, int64_t at_ms);
  * "depot_error"; *files_in_depot is then -1 and err says why.
  */
 cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_t err_len);
+
+/*
+ * Re-lists client_id's folder of the depot (only that one) and sets *total
+ * to the number of files in the depot as last counted: the other clients'
+ * counts come from their last listing (GET /status lists them all).
+ */
+dx_status state_recount_client(state *st, worker *w, const char *client_id, int *total, char *err,
+                               size_t err_len);

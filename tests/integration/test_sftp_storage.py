@@ -330,8 +330,7 @@ class SftpStorageTest(unittest.TestCase):
     # ---- transient failures ---------------------------------------------------
 
     def test_connection_refused_is_transient(self):
-        port = self.server.port
-        url = self.url("inbox").replace(f":{port}/", f":{port}/")
+        url = self.url("inbox")
         self.server.stop()
         try:
             r, _, _ = run_once(url, self.env, "list", "US1")

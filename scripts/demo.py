@@ -1,10 +1,12 @@
 """./scripts/demo: one daily run of the whole pipeline on this machine.
 
-Starts nats-server (JetStream, temporary store, free loopback port), writes
-sample drops for US1 and US2 into a temporary inbox, starts status-checker and
-file-transformer, runs `daily-checker --once`, waits until status-checker
-reports both clients, prints the status JSON and the output paths, and stops
-everything it started (also on failure or Ctrl-C).
+Starts nats-server (JetStream, temporary store, free loopback port) and an
+OpenSSH sshd (generated host and user keys, free loopback port) serving a
+temporary tree, writes sample drops for US1 and US2 into its inbox, starts
+status-checker and file-transformer with INBOX_URL and DEPOT_URL on sftp://
+(as DataRetailX runs them), runs `daily-checker --once`, waits until
+status-checker reports both clients, prints the status JSON and the output
+paths, and stops everything it started (also on failure or Ctrl-C).
 """
 
 import json
@@ -18,6 +20,7 @@ os.environ.setdefault("DX_BUILD_DIR", os.path.join(os.path.dirname(os.path.abspa
                                                    "..", "build"))
 
 import harness  # noqa: E402
+from sshd import Sshd  # noqa: E402
 
 US1 = (
     "Order ID;Date commande;Client;E-mail;SKU;Produit;Quantité;Prix unitaire;Devise;Statut\r\n"
@@ -41,8 +44,18 @@ ORDER_DATE = "2026-11-24"
 
 
 def main():
-    p = harness.Pipeline("demo")
+    server = Sshd()
+    server.start()
+    os.makedirs(server.path("inbox"))
+    os.makedirs(server.path("depot"))
+    p = harness.Pipeline("demo", inbox_url=server.url("inbox"), depot_url=server.url("depot"),
+                         extra_env=dict(server.env(), DROP_MIN_AGE="1"))
+    # The workers reach the folders through sshd; the demo writes and shows
+    # them on disk.
+    p.inbox = server.path("inbox")
+    p.depot = server.path("depot")
     print(f"demo workdir: {p.workdir}")
+    print(f"sshd on 127.0.0.1:{server.port}; INBOX_URL={p.inbox_url} DEPOT_URL={p.depot_url}")
     ok = False
     try:
         p.drop("US1", "input.csv", US1.encode("utf-8"))
@@ -61,15 +74,22 @@ def main():
         print("\noutputs:")
         for client in ("US1", "US2"):
             for name in status["clients"][client]["files"]:
-                print(f"  {os.path.join(p.depot, name)}")
+                print(f"  {p.depot_url}/{name}  (on disk: {os.path.join(p.depot, name)})")
+        for name in ("input.csv", "input.rejects.csv"):
+            print(f"\n{p.depot_url}/US1/{ORDER_DATE}/{name}:")
+            with open(os.path.join(p.depot, "US1", ORDER_DATE, name), encoding="utf-8") as f:
+                print(f.read(), end="")
         ok = True
     except Exception as e:  # noqa: BLE001 - report any failure, then clean up
         print(f"demo failed: {e}", file=sys.stderr)
         p.dump_logs()
     finally:
         p.stop()
+        if not ok:
+            print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
+        server.stop()
         shutil.rmtree(os.path.join(p.workdir, "jetstream"), ignore_errors=True)
-    print(f"\ndemo {'succeeded' if ok else 'FAILED'}; files kept in {p.workdir}")
+    print(f"\ndemo {'succeeded' if ok else 'FAILED'}; inbox and depot kept in {server.path()}")
     return 0 if ok else 1
 
 

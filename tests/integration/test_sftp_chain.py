@@ -18,6 +18,7 @@ the results directly on disk.
 
 import json
 import os
+import re
 import sys
 import time
 
@@ -166,10 +167,11 @@ def test_bad_credentials(p, t, server):
     harness.stop_process(p.workers.pop("file-transformer"))
     cases = (
         ("US6", "host key", {"SFTP_KNOWN_HOSTS": server.other_known_hosts()},
-         "does not match SFTP_KNOWN_HOSTS"),
-        ("US7", "user key", {"SFTP_KEY_FILE": server.other_user_key()}, "authentication"),
+         "does not match SFTP_KNOWN_HOSTS", "host_key"),
+        ("US7", "user key", {"SFTP_KEY_FILE": server.other_user_key()}, "authentication",
+         "auth"),
     )
-    for client, what, env, reason in cases:
+    for client, what, env, reason, kind in cases:
         p.drop(client, "input.csv", SAMPLE_ORDERS)
         ft = p.start_worker("file-transformer", wait_ready=False,
                             log_name=f"file-transformer-{client}", **env)
@@ -189,6 +191,10 @@ def test_bad_credentials(p, t, server):
             secret = [l.strip() for l in f if l.strip() and "PRIVATE KEY" not in l]
         logs = "\n".join(harness.read_log_lines(ft))
         t.check(not any(l in logs for l in secret), f"wrong {what}: no key material in the logs")
+        code, metrics = harness.http_get(p.ports["file-transformer"], "/metrics")
+        t.check(code == 200 and re.search(
+            rf'dx_sftp_errors_total{{kind="{kind}"}} [1-9]'.encode(), metrics) is not None,
+            f"wrong {what}: counted in dx_sftp_errors_total{{kind=\"{kind}\"}}")
         harness.stop_process(p.workers.pop(f"file-transformer-{client}"))
 
 

@@ -48,6 +48,7 @@
 #include <libssh/sftp.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #define DEFAULT_KEY_FILE    "/var/openfaas/secrets/sftp-key"
@@ -192,6 +193,7 @@ static dx_status lost(sftp_storage *st, sftp_conn *c, const char *what, const ch
     const char *msg = ssh_get_error(c->ssh);
 
     c->broken = 1;
+    metrics_add("dx_sftp_errors_total", strstr(msg, "imeout") ? "timeout" : "io", 1);
     return fail(st, strstr(msg, "imeout") ? DX_ERR_TIMEOUT : DX_ERR_IO,
                 "%s %s: connection to the SFTP server lost: %s", what, path[0] ? path : "(root)",
                 msg);
@@ -509,16 +511,22 @@ static dx_status conn_open(sftp_storage *st, sftp_conn **out)
     if (ssh_connect(c->ssh) != SSH_OK) {
         const char *msg = ssh_get_error(c->ssh);
 
+        metrics_add("dx_sftp_errors_total", strstr(msg, "imeout") ? "timeout" : "connect", 1);
         s = fail(st, strstr(msg, "imeout") ? DX_ERR_TIMEOUT : DX_ERR_IO, "connect to %s:%d: %s",
                  st->host, st->port, msg);
         goto out;
     }
     set_keepalive(c->ssh, st->timeout_s);
     s = check_host_key(st, c);
-    if (s == DX_OK)
-        s = authenticate(st, c);
-    if (s != DX_OK)
+    if (s != DX_OK) {
+        metrics_add("dx_sftp_errors_total", "host_key", 1);
         goto out;
+    }
+    s = authenticate(st, c);
+    if (s != DX_OK) {
+        metrics_add("dx_sftp_errors_total", "auth", 1);
+        goto out;
+    }
     c->sftp = sftp_new(c->ssh);
     if (c->sftp == NULL) {
         s = ssh_get_error_code(c->ssh) == SSH_REQUEST_DENIED

@@ -115,7 +115,10 @@ int worker_ready(void *ctx)
 
     if (!ready)
         return 0;
-    pthread_mutex_lock(&w->work_lock);
+    /* A held lock means a file is being processed, i.e. the storages work:
+     * the probe answers at once instead of waiting for the transfer. */
+    if (pthread_mutex_trylock(&w->work_lock) != 0)
+        return 1;
     if (w->inbox != NULL && storage_ping(w->inbox) != DX_OK)
         ready = 0;
     if (ready && w->depot != NULL && storage_ping(w->depot) != DX_OK)

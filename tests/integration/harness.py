@@ -7,6 +7,7 @@ the tests, so that a manual trigger does not go through the workers' own code.
 """
 
 import atexit
+import contextlib
 import json
 import os
 import signal
@@ -425,6 +426,22 @@ SAMPLE_ORDERS = (
     "A-2,2026-11-24,C2,bob@example.com,SKU-2,Tea,1,4.20,EUR,pending\n"
     "A-3,2026-11-24,C3,cyd@example.com,SKU-3,Pot,3,19.99,EUR,delivered\n"
 )
+
+
+@contextlib.contextmanager
+def pipeline_run(t, name, **kwargs):
+    """A Pipeline for the body of a test: an exception in the body is a
+    failed check (not a crash), and on any failure the logs of every server
+    and worker are printed before everything is stopped."""
+    p = Pipeline(name, **kwargs)
+    try:
+        yield p
+    except Exception as e:  # noqa: BLE001 - reported as a failure, with logs
+        t.check(False, f"exception: {e!r}")
+    finally:
+        if t.failed:
+            p.dump_logs()
+        p.stop()
 
 
 class TestRun:

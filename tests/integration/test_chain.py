@@ -131,19 +131,12 @@ def test_no_drop_and_hostile_client(p, t):
 
 def main():
     t = harness.TestRun("test_chain")
-    p = harness.Pipeline("chain")
-    try:
+    with harness.pipeline_run(t, "chain") as p:
         p.start()
         test_full_chain(p, t)
         test_manual_trigger(p, t)
         test_undecodable(p, t)
         test_no_drop_and_hostile_client(p, t)
-    except Exception as e:  # a crash of the test is a failure, with logs
-        t.check(False, f"exception: {e!r}")
-    finally:
-        if t.failed:
-            p.dump_logs()
-        p.stop()
     return t.finish()
 
 

@@ -413,8 +413,7 @@ def test_still_running(p, t):
 
 def main():
     t = harness.TestRun("test_hostile")
-    p = harness.Pipeline("hostile")
-    try:
+    with harness.pipeline_run(t, "hostile") as p:
         p.start()
         p.start_worker("daily-checker")
         for case in (test_undecodable_events, test_oversized, test_hostile_clients,
@@ -423,10 +422,6 @@ def main():
                 case(p, t)
             except Exception as e:  # one case failing does not hide the others
                 t.check(False, f"{case.__name__}: exception {e!r}")
-    finally:
-        if t.failed:
-            p.dump_logs()
-        p.stop()
     return t.finish()
 
 

@@ -284,11 +284,10 @@ def check_png(t, data):
 
 def main():
     t = harness.TestRun("test_page_browser")
-    p = harness.Pipeline("page")
     today = datetime.datetime.now(datetime.timezone.utc).date()
     old = (today - datetime.timedelta(days=9)).isoformat()
     new = (today - datetime.timedelta(days=2)).isoformat()
-    try:
+    with harness.pipeline_run(t, "page") as p:
         p.start()
         st = run_pipeline(p, t, old, new)
         code, body = harness.http_get(p.ports["status-checker"], "/")
@@ -301,12 +300,6 @@ def main():
         check_png(t, png)
         if os.environ.get("DX_SAVE_SCREENSHOT") and png:
             shutil.copyfile(os.path.join(p.workdir, "page.png"), os.environ["DX_SAVE_SCREENSHOT"])
-    except Exception as e:  # a crash of the test is a failure, with logs
-        t.check(False, f"exception: {e!r}")
-    finally:
-        if t.failed:
-            p.dump_logs()
-        p.stop()
     return t.finish()
 
 

@@ -152,8 +152,7 @@ def check_run(p, t, name, client, trace_id, workers, want_failed=False):
 
 def main():
     t = harness.TestRun("test_tracing")
-    p = harness.Pipeline("tracing")
-    try:
+    with harness.pipeline_run(t, "tracing") as p:
         for client in ("US1", "US2", "US3", "US4", "US5", "US6"):
             p.drop(client, "input.csv", SAMPLE_ORDERS.replace("A-", client + "-"))
         p.drop("US2", "z-broken.csv", BAD_DROP)
@@ -236,12 +235,6 @@ def main():
                   {"file-transformer", "status-checker"})
         t.check(len({trace1, trace2, trace3, trace4, trace5, trace6}) == 6,
                 "six runs, six trace ids")
-    except Exception as e:  # a crash of the test is a failure, with logs
-        t.check(False, f"exception: {e!r}")
-    finally:
-        if t.failed:
-            p.dump_logs()
-        p.stop()
     return t.finish()
 
 

@@ -80,6 +80,23 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=15.0):
     return proc.returncode
 
 
+# AddressSanitizer's shadow memory and quarantine multiply a process's RSS:
+# memory bounds are proven on the normal build and only kept loose (still a
+# bound) on the sanitizer build.
+RSS_LIMIT_ASAN_KB = 512 * 1024
+
+
+def built_with_asan(path):
+    """True when the executable at path links AddressSanitizer's runtime."""
+    res = subprocess.run(["ldd", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return b"libasan" in res.stdout
+
+
+def rss_limit_kb(path, limit_kb):
+    """limit_kb, or the looser sanitizer bound when path is an ASan build."""
+    return RSS_LIMIT_ASAN_KB if built_with_asan(path) else limit_kb
+
+
 def binary(name):
     path = os.path.join(BUILD_DIR, "workers", name, name)
     if not os.path.exists(path):

@@ -97,6 +97,13 @@ def rss_limit_kb(path, limit_kb):
     return RSS_LIMIT_ASAN_KB if built_with_asan(path) else limit_kb
 
 
+def worker_command(name, args=()):
+    """The command line that runs worker name: the binary, prefixed by
+    DX_WORKER_WRAPPER when set (e.g. valgrind, for the memory-checked run)."""
+    import shlex
+    return shlex.split(os.environ.get("DX_WORKER_WRAPPER", "")) + [binary(name)] + list(args)
+
+
 def binary(name):
     path = os.path.join(BUILD_DIR, "workers", name, name)
     if not os.path.exists(path):
@@ -369,7 +376,7 @@ class Pipeline:
         return self
 
     def start_worker(self, worker, wait_ready=True, args=(), log_name=None, **env):
-        proc = start_process([binary(worker)] + list(args),
+        proc = start_process(worker_command(worker, args),
                              os.path.join(self.workdir, f"{log_name or worker}.log"),
                              env=self.env(worker, **env))
         self.workers[log_name or worker] = proc
@@ -387,7 +394,7 @@ class Pipeline:
 
     def run_checker(self, *args, timeout=60, **env):
         """Runs daily-checker with args; returns (exit code, output text)."""
-        res = subprocess.run([binary("daily-checker")] + list(args), env=self.env(
+        res = subprocess.run(worker_command("daily-checker", args), env=self.env(
             "daily-checker", **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             timeout=timeout)
         text = res.stdout.decode("utf-8", "replace")

@@ -14,29 +14,6 @@
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static void set_tz(const char *tz)
-{
-    setenv("TZ", tz, 1);
-    tzset();
-}
-
-/* "2026-03-29T01:00:00Z" to an instant; aborts the test on a typo in the table. */
-static time_t utc(const char *iso)
-{
-    struct tm tm = {0};
-    char z = 0;
-
-    if (sscanf(iso, "%d-%d-%dT%d:%d:%d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &z) != 7 ||
-        z != 'Z') {
-        fprintf(stderr, "bad instant in test table: %s\n", iso);
-        abort();
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
-}
-
 static const char *show(time_t t, char *buf, size_t len)
 {
     struct tm tm;
@@ -344,16 +321,16 @@ static void test_next(void)
         dx_status st;
         char what[160];
 
-        set_tz(c->tz);
+        testing_set_tz(c->tz);
         s = parse_ok(c->spec);
-        st = cron_next(s, utc(c->after), &next);
+        st = cron_next(s, testing_utc(c->after), &next);
         snprintf(what, sizeof(what), "TZ=%s \"%s\" after %s", c->tz, c->spec, c->after);
         if (c->want == NULL) {
             CHECK_EQ_INT(st, DX_ERR_NOT_FOUND);
             CHECK_EQ_INT(next, 12345);
         } else {
             CHECK_EQ_INT(st, DX_OK);
-            CHECK_TIME(what, next, utc(c->want));
+            CHECK_TIME(what, next, testing_utc(c->want));
         }
         cron_destroy(s);
     }
@@ -452,17 +429,17 @@ static void test_between(void)
 
         while (c->want[want_n] != NULL)
             want_n++;
-        set_tz(c->tz);
+        testing_set_tz(c->tz);
         s = parse_ok(c->spec);
-        n = cron_between(s, utc(c->from), utc(c->to), out, c->max);
-        counted = cron_between(s, utc(c->from), utc(c->to), NULL, c->max);
+        n = cron_between(s, testing_utc(c->from), testing_utc(c->to), out, c->max);
+        counted = cron_between(s, testing_utc(c->from), testing_utc(c->to), NULL, c->max);
         snprintf(what, sizeof(what), "TZ=%s \"%s\" in (%s, %s]", c->tz, c->spec, c->from, c->to);
         testing_checks++;
         if (n != want_n)
             testing_fail(__FILE__, __LINE__, "%s: %zu instants, want %zu", what, n, want_n);
         CHECK_EQ_INT(counted, n);
         for (size_t j = 0; j < n && j < want_n; j++)
-            CHECK_TIME(what, out[j], utc(c->want[j]));
+            CHECK_TIME(what, out[j], testing_utc(c->want[j]));
         cron_destroy(s);
     }
 }
@@ -511,9 +488,9 @@ static void test_against_model(void)
     static time_t model[MAX_RUNS], got[MAX_RUNS];
 
     for (size_t w = 0; w < COUNT(windows); w++) {
-        time_t from = utc(windows[w].from), to = from + WINDOW;
+        time_t from = testing_utc(windows[w].from), to = from + WINDOW;
 
-        set_tz(windows[w].tz);
+        testing_set_tz(windows[w].tz);
         for (size_t k = 0; k < COUNT(specs); k++) {
             cron_schedule *s = parse_ok(specs[k]);
             int64_t highest = wall_seconds(from);

@@ -17,28 +17,6 @@
 
 #define MAX_DATES 16
 
-static void set_tz(const char *tz)
-{
-    setenv("TZ", tz, 1);
-    tzset();
-}
-
-static time_t utc(const char *iso)
-{
-    struct tm tm = {0};
-    char z = 0;
-
-    if (sscanf(iso, "%d-%d-%dT%d:%d:%d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &z) != 7 ||
-        z != 'Z') {
-        fprintf(stderr, "bad instant in test table: %s\n", iso);
-        abort();
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return timegm(&tm);
-}
-
 static const struct {
     const char *tz, *spec, *last, *now;
     size_t max;
@@ -159,13 +137,13 @@ static void test_missed_dates(void)
         time_t newest = 0;
         char err[256];
 
-        set_tz(cases[c].tz);
+        testing_set_tz(cases[c].tz);
         if (cron_parse(cases[c].spec, &s, err, sizeof(err)) != DX_OK) {
             testing_fail(__FILE__, __LINE__, "case %zu: %s", c, err);
             continue;
         }
-        n = scheduler_missed_dates(s, utc(cases[c].last), utc(cases[c].now), out, cases[c].max,
-                                   &skipped, &newest);
+        n = scheduler_missed_dates(s, testing_utc(cases[c].last), testing_utc(cases[c].now), out,
+                                   cases[c].max, &skipped, &newest);
         while (want_n < 8 && cases[c].want[want_n] != NULL)
             want_n++;
         testing_checks++;
@@ -185,7 +163,7 @@ static void test_missed_dates(void)
                              cases[c].spec, i, got, cases[c].want[i]);
         }
         CHECK_EQ_INT(skipped, cases[c].skipped);
-        CHECK_EQ_INT(newest, utc(cases[c].newest));
+        CHECK_EQ_INT(newest, testing_utc(cases[c].newest));
         cron_destroy(s);
     }
 }
@@ -196,16 +174,16 @@ static void test_long_walk(void)
     cron_schedule *s = NULL;
     scheduler_missed out[3];
     size_t skipped = 0, n;
-    time_t newest = 0, now = utc("2026-11-24T12:00:30Z");
+    time_t newest = 0, now = testing_utc("2026-11-24T12:00:30Z");
 
-    set_tz("UTC");
+    testing_set_tz("UTC");
     CHECK(cron_parse("* * * * *", &s, NULL, 0) == DX_OK);
     n = scheduler_missed_dates(s, now - 40 * 86400, now, out, 3, &skipped, &newest);
     CHECK_EQ_INT(n, 3);
     CHECK_EQ_STR(out[2].order_date, "2026-11-24");
-    CHECK_EQ_INT(out[2].scheduled_at, utc("2026-11-24T12:00:00Z"));
+    CHECK_EQ_INT(out[2].scheduled_at, testing_utc("2026-11-24T12:00:00Z"));
     CHECK_EQ_INT(skipped, 38);
-    CHECK_EQ_INT(newest, utc("2026-11-24T12:00:00Z"));
+    CHECK_EQ_INT(newest, testing_utc("2026-11-24T12:00:00Z"));
     cron_destroy(s);
 }
 

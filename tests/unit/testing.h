@@ -9,12 +9,19 @@
 
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 extern int testing_failures;
 extern int testing_checks;
 
 void testing_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Sets the process time zone (TZ) for the checks that follow. */
+void testing_set_tz(const char *tz);
+
+/* "2026-03-29T01:00:00Z" to an instant; aborts the test on a typo in a table. */
+time_t testing_utc(const char *iso);
 
 /* Prints "N passed, M failed" and returns the process exit code. */
 int testing_finish(const char *name);

@@ -33,6 +33,7 @@ COPY workers/ workers/
 # The root meson.build descends into tests/, so its meson files must be there
 # even though no test runs in the image.
 COPY tests/ tests/
+COPY bench/ bench/
 RUN meson setup /build --buildtype=release --prefix=/usr/local \
  && ninja -C /build "workers/${WORKER}/${WORKER}" \
  && install -D -m 0755 "/build/workers/${WORKER}/${WORKER}" "/out/usr/local/bin/${WORKER}" \

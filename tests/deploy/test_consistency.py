@@ -594,8 +594,24 @@ def check_dockerfile(c, source_dir, stack):
         missing = sorted(set(fn.get("build_args") or {}) - set(args))
         c.check(not missing, f"Dockerfile: declares the build_args of {name}", f"{missing}")
     ignore = os.path.join(source_dir, ".dockerignore")
-    entries = open(ignore, encoding="utf-8").read().split() if os.path.exists(ignore) else []
+    entries = []
+    if os.path.exists(ignore):
+        with open(ignore, encoding="utf-8") as fh:
+            entries = [l.strip() for l in fh if l.strip() and not l.strip().startswith("#")]
     c.check(".git" in entries and any(e.startswith("build") for e in entries), ".dockerignore: leaves out .git and build trees")
+    # meson setup in the build stage reads every directory the root
+    # meson.build enters: each must be copied in, and not left out of the
+    # build context by .dockerignore.
+    with open(os.path.join(source_dir, "meson.build"), encoding="utf-8") as fh:
+        entered = sorted({d.split("/")[0] for d in re.findall(r"^\s*subdir\('([^']+)'\)", fh.read(), re.M)})
+    build_stage = instr[:max(i for i, l in enumerate(instr) if l.upper().startswith("FROM "))]
+    copied = {w.rstrip("/").split("/")[0] for l in build_stage if l.upper().startswith("COPY ")
+              for w in l.split()[1:-1] if not w.startswith("--")}
+    for d in entered:
+        c.check(d in copied, f"Dockerfile: the build stage copies {d}/ (root meson.build enters it)",
+                f"{sorted(copied)}")
+        c.check(not any(e.rstrip("/") == d for e in entries),
+                f".dockerignore: does not leave out {d}/", f"{entries}")
 
 
 def main():

@@ -84,11 +84,19 @@
  * 4 MiB per row, 1024 columns.  Memory is a few MiB of buffers (more only
  * while a row near the limits is processed) plus the duplicate set: 16 bytes
  * per unique clean row, half a byte of index and a fixed 4 MiB (dupset.h);
- * about 20 MB in all for a million rows.
+ * about 22 MB in all for a million rows.
+ *
+ * Speed.  libcsv alone takes about half of the work, so it runs on a second
+ * thread while the caller's thread cleans what it parsed before (see
+ * "Pipeline"); the output does not depend on how the two threads run, and
+ * every clean_io callback is called on the caller's thread.  A field is
+ * classified eight bytes at a time as it is copied out of libcsv, and the
+ * ones already clean (most of them) are written as they are.
  */
 #include "clean.h"
 
 #include <csv.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +123,18 @@
 /* libcsv grows its field buffer by this step (its default, 128, would mean
  * thousands of reallocations for a long field). */
 #define PARSER_STEP (64 * 1024)
+/* The pipeline between the two threads (see "Pipeline" below): read blocks
+ * waiting to be parsed, and batches of parsed records waiting to be cleaned.
+ * A batch is handed over at the first record end past BATCH_BYTES of fields,
+ * or when fewer than MAX_COLUMNS of its BATCH_FIELDS field slots are left
+ * (so a record always fits), or at BATCH_RECORDS records. */
+#define BLOCKS        4
+#define BATCHES       4
+#define BATCH_BYTES   (64 * 1024)
+#define BATCH_FIELDS  (8 * MAX_COLUMNS)
+#define BATCH_RECORDS 2048
+/* Room for a failure's one-line reason until it reaches the caller's. */
+#define REASON_MAX 256
 
 typedef enum reject_reason {
     REJECT_NONE,
@@ -150,11 +170,18 @@ static const char *const reject_codes[] = {
     [REJECT_TOTAL_OVERFLOW] = "total_overflow",
 };
 
-/* A field inside the raw record buffer, by offset since the buffer moves. */
+/* A field inside a buffer of fields, by offset since the buffer moves.
+ * 32 bits are plenty (a batch holds at most MAX_ROW and BATCH_BYTES), and
+ * keep the batches the parser thread hands over small. */
 typedef struct span {
-    size_t off;
-    size_t len;
+    uint32_t off;
+    uint32_t len;
 } span;
+
+/* What copy_field() finds in a field. */
+#define SHAPE_CLEAN 1 /* no control byte, no leading, trailing or doubled space */
+#define SHAPE_PLAIN 2 /* nothing to quote in the output either */
+#define SHAPE_HIGH  4 /* some byte over 0x7F (UTF-8 or Windows-1252) */
 
 /* A cleaned value, pointing into the row buffers (stable while the row is
  * processed); plain when it needs neither cleaning nor quoting. */
@@ -173,16 +200,76 @@ typedef struct text {
  * row is at least 30 bytes, so a 64 KiB block holds fewer than this. */
 #define PENDING_MAX 4096
 
-typedef struct engine {
-    const clean_io *io;
-    clean_counts *counts;
-    dx_status status; /* the first failure; callbacks do nothing once set */
-    char *reason;
-    size_t reason_len;
+/* A failure: the first one wins. */
+typedef struct failure {
+    dx_status status;
+    char reason[REASON_MAX];
+} failure;
 
-    struct csv_parser parser;
-    int parser_ready;
+/* A record as libcsv delivered it, in a batch.  Blank records (only empty
+ * fields) never make it into one: they are skipped and not counted. */
+typedef struct record {
+    uint64_t line;       /* physical line (1-based) where it starts */
+    size_t first;        /* its first field in the batch */
+    size_t nfields;      /* fields stored, at most MAX_COLUMNS */
+    size_t nfields_seen; /* including those past MAX_COLUMNS */
+    size_t bytes;        /* bytes of its stored fields */
+    reject_reason over;  /* REJECT_FIELD_TOO_LONG or REJECT_ROW_TOO_LONG */
+    int cp1252;          /* its fields are Windows-1252, not UTF-8 */
+} record;
+
+/*
+ * Records handed from the parser to the engine, in input order: their field
+ * bytes one after the other in raw, their fields, and with the last batch
+ * why parsing stopped.
+ */
+typedef struct batch {
+    csvout raw;
+    span *fields;          /* BATCH_FIELDS */
+    unsigned char *shapes; /* BATCH_FIELDS: copy_field() of each field */
+    size_t nfields;
+    record *records; /* BATCH_RECORDS */
+    size_t nrecords;
+    int last;        /* nothing follows */
+    failure failure; /* with last: DX_OK at the end of the input */
+} batch;
+
+/* A block of input read by the engine's thread, for the parser. */
+typedef struct block {
+    char data[READ_BLOCK];
+    size_t start; /* a byte order mark skipped in the first block */
+    size_t len;
+    int last;        /* nothing follows */
+    failure failure; /* with last: DX_OK at the end of the input */
+} block;
+
+/*
+ * The two queues between the engine's thread and the parser's, rings under
+ * one lock.  The engine fills blocks and cleans batches, the parser parses
+ * blocks into batches; each side takes its queue's slots in order, so the
+ * records reach the engine exactly in input order.
+ */
+typedef struct pipeline {
+    pthread_mutex_t lock;
+    pthread_cond_t parser_wake; /* a block filled, a batch freed, or stop */
+    pthread_cond_t engine_wake; /* a batch published, or a block freed */
+    block *blocks;              /* BLOCKS */
+    size_t block_head;          /* the next block to parse */
+    size_t block_count;         /* filled, or being parsed */
+    batch *batches;             /* BATCHES */
+    size_t batch_head;          /* the next batch to clean */
+    size_t batch_count;         /* published, or being cleaned */
+    int stop;                   /* the engine gave up: the parser returns */
+} pipeline;
+
+/* The parse side: runs on its own thread, and shares nothing with the
+ * engine but the pipeline. */
+typedef struct parser {
+    pipeline *pipe;
+    struct csv_parser csv;
+    int csv_ready;
     unsigned char delimiter;
+    failure failure; /* callbacks do nothing once set */
 
     /* Physical line tracking: line of the next byte, and of the current
      * record's first byte once the record has begun. */
@@ -191,13 +278,33 @@ typedef struct engine {
     int record_begun;
     uint64_t record_line;
 
-    /* The record being read: its fields as libcsv delivered them. */
-    csvout raw;
-    span *fields;           /* MAX_COLUMNS */
-    size_t nfields;         /* stored in fields */
+    /* The batch being filled, and the record being read in it. */
+    batch *batch;
+    size_t record_first;    /* the record's first field in the batch */
+    size_t record_raw;      /* where the record's bytes start in raw */
     size_t nfields_seen;    /* including those past MAX_COLUMNS */
     int field_over;         /* the field in progress passed MAX_FIELD */
     reject_reason row_over; /* REJECT_FIELD_TOO_LONG or REJECT_ROW_TOO_LONG */
+    int have_header;        /* a non-blank record was completed */
+} parser;
+
+typedef struct engine {
+    const clean_io *io;
+    clean_counts *counts;
+    dx_status status; /* the first failure; nothing is done once set */
+    char *reason;
+    size_t reason_len;
+
+    /* The record being cleaned: a record of a batch. */
+    const char *raw;            /* the batch's field bytes */
+    const span *fields;         /* the record's fields */
+    const unsigned char *shape; /* what copy_field() found in each */
+    int cp1252;                 /* the fields are Windows-1252 */
+    size_t nfields;             /* stored in fields */
+    size_t nfields_seen;        /* including those past MAX_COLUMNS */
+    size_t raw_len;             /* bytes of the stored fields */
+    reject_reason row_over;     /* REJECT_FIELD_TOO_LONG or REJECT_ROW_TOO_LONG */
+    uint64_t record_line;
 
     /* The header. */
     int have_header;
@@ -218,6 +325,7 @@ typedef struct engine {
         char value[STATUS_CACHED_MAX];
         size_t len;
         const char *status;
+        size_t status_len;
     } status_cache[STATUS_CACHE];
 
     csvout out;
@@ -231,6 +339,21 @@ typedef struct engine {
 
 static void fail(engine *e, dx_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static void set_failure(failure *f, dx_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the first failure of a thread that cannot reach the engine. */
+static void set_failure(failure *f, dx_status status, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (f->status != DX_OK)
+        return;
+    f->status = status;
+    va_start(ap, fmt);
+    vsnprintf(f->reason, sizeof(f->reason), fmt, ap);
+    va_end(ap);
+}
 
 /* Records the first failure; later ones are consequences of it. */
 static void fail(engine *e, dx_status status, const char *fmt, ...)
@@ -326,16 +449,6 @@ static size_t collapse(const char *in, size_t n, char *out, int cp1252, int *pla
     return w;
 }
 
-/* 1 when the record's stored fields must be read as Windows-1252. */
-static int record_is_cp1252(const engine *e)
-{
-    for (size_t i = 0; i < e->nfields; i++) {
-        if (!encoding_utf8_valid(e->raw.data + e->fields[i].off, e->fields[i].len))
-            return 1;
-    }
-    return 0;
-}
-
 #define ONES  UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 #define LOWS  UINT64_C(0x7F7F7F7F7F7F7F7F)
@@ -353,43 +466,112 @@ static uint64_t zero_bytes(uint64_t v)
     return ~(((v & LOWS) + LOWS) | v | LOWS);
 }
 
-/* What field_shape() found. */
-#define SHAPE_CLEAN 1 /* printable ASCII, no leading, trailing or doubled space */
-#define SHAPE_PLAIN 2 /* and nothing to quote in the output either */
+/* What copy_field() gathers from the words of a field: the high bit of a
+ * byte is set for each property some byte of the field has. */
+typedef struct shape_bits {
+    uint64_t high;    /* a byte over 0x7F */
+    uint64_t control; /* a byte under 0x20 */
+    uint64_t doubled; /* two spaces in a row */
+    uint64_t quotes;  /* a ',' or '"' */
+} shape_bits;
+
+/* Adds a word of the field; pairs_ok masks the byte pairs of the word that
+ * are neighbours in the field. */
+static inline void shape_word(shape_bits *b, uint64_t w, uint64_t pairs_ok)
+{
+    uint64_t spaces = zero_bytes(w ^ (' ' * ONES));
+
+    b->high |= w;
+    b->control |= (w - ' ' * ONES) & ~w;
+    b->doubled |= spaces & (spaces << 8) & pairs_ok;
+    b->quotes |= any_zero(w ^ (',' * ONES)) | any_zero(w ^ ('"' * ONES));
+}
 
 /*
- * Classifies a field, eight bytes at a time where cleaning goes one by one.
- * Most fields of real files are clean, and then the raw bytes are the value.
+ * Copies a field to dst and classifies it on the way (SHAPE_*), eight bytes
+ * at a time where cleaning goes one by one: most fields of real files are
+ * clean, and then the raw bytes (transcoded for Windows-1252) are the value.
+ * The copy's loads serve the classification, so the field is read once.
+ * Words overlap at the end of the field rather than read past it; a byte
+ * seen twice changes nothing, and pairs across words are checked apart.
  */
-static int field_shape(const char *in, size_t n)
+static unsigned copy_field(char *dst, const char *src, size_t n)
 {
-    const unsigned char *s = (const unsigned char *)in;
-    uint64_t dirty = 0, quotes = 0, w, spaces;
-    size_t i = 0;
+    const unsigned char *s = (const unsigned char *)src;
+    shape_bits b = {0, 0, 0, 0};
+    uint64_t w;
 
     if (n == 0)
         return SHAPE_CLEAN | SHAPE_PLAIN;
-    if (s[0] == ' ' || s[n - 1] == ' ')
-        return 0;
-    while (i < n) {
-        if (n - i >= 8) {
+    if (n >= 8) {
+        size_t i;
+
+        for (i = 0; i + 8 <= n; i += 8) {
             memcpy(&w, s + i, sizeof(w));
-        } else {
-            /* The tail, padded with a letter, which no test flags. */
-            w = 'a' * ONES;
-            memcpy(&w, s + i, n - i);
+            memcpy(dst + i, &w, sizeof(w));
+            shape_word(&b, w, ~UINT64_C(0));
+            if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
+                b.doubled = HIGHS;
         }
-        dirty |= w | ((w - ' ' * ONES) & ~w); /* >= 0x80, or < 0x20 */
-        spaces = zero_bytes(w ^ (' ' * ONES));
-        dirty |= spaces & (spaces << 8);
-        quotes |= any_zero(w ^ (',' * ONES)) | any_zero(w ^ ('"' * ONES));
-        if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
-            return 0;
-        i += 8;
+        if (i < n) {
+            memcpy(&w, s + n - 8, sizeof(w));
+            memcpy(dst + n - 8, &w, sizeof(w));
+            shape_word(&b, w, ~UINT64_C(0));
+        }
+    } else if (n >= 4) {
+        uint32_t head, tail;
+
+        /* Two overlapping halves in one word; their bytes meeting in the
+         * middle are not neighbours in the field. */
+        memcpy(&head, s, sizeof(head));
+        memcpy(&tail, s + n - 4, sizeof(tail));
+        memcpy(dst, &head, sizeof(head));
+        memcpy(dst + n - 4, &tail, sizeof(tail));
+        shape_word(&b, (uint64_t)head | (uint64_t)tail << 32, ~(UINT64_C(0x80) << 32));
+    } else {
+        /* Up to three bytes, under letters, which no test flags. */
+        w = 'a' * ONES;
+        for (size_t i = 0; i < n; i++) {
+            dst[i] = src[i];
+            w = w << 8 | s[i];
+        }
+        shape_word(&b, w, ~UINT64_C(0));
     }
-    if (dirty & HIGHS)
-        return 0;
-    return (quotes & HIGHS) ? SHAPE_CLEAN : SHAPE_CLEAN | SHAPE_PLAIN;
+    if ((b.control | b.doubled) & HIGHS || s[0] == ' ' || s[n - 1] == ' ')
+        return (b.high & HIGHS) ? SHAPE_HIGH : 0;
+    return ((b.high & HIGHS) ? SHAPE_HIGH : 0) | SHAPE_CLEAN |
+           ((b.quotes & HIGHS) ? 0 : SHAPE_PLAIN);
+}
+
+/* 1 when a record's fields must be read as Windows-1252: when one of
+ * them, having a byte over 0x7F, is not UTF-8. */
+static int record_is_cp1252(const char *raw, const span *fields, const unsigned char *shapes,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((shapes[i] & SHAPE_HIGH) && !encoding_utf8_valid(raw + fields[i].off, fields[i].len))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * 1 when a field that copy_field() found clean but for bytes over 0x7F
+ * reads the same cleaned: in Windows-1252 when it has no no-break space
+ * (0xA0); in UTF-8 when it has none of the lead bytes of the Unicode spaces
+ * and byte order mark collapse() looks for (0xC2, 0xE2, 0xE3, 0xEF).
+ */
+static int high_is_clean(const char *in, size_t n, int cp1252)
+{
+    const unsigned char *s = (const unsigned char *)in;
+
+    if (cp1252)
+        return memchr(s, 0xA0, n) == NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF)
+            return 0;
+    }
+    return 1;
 }
 
 /*
@@ -405,17 +587,23 @@ static int decode_record(engine *e, size_t count, int cp1252)
     /* Reserved up front (Windows-1252 triples at most) so that the pointers
      * taken below stay valid for the whole row. */
     e->clean.len = 0;
-    if (csvout_reserve(&e->clean, 3 * e->raw.len + 1) < 0)
+    if (csvout_reserve(&e->clean, 3 * e->raw_len + 1) < 0)
         return -1;
     clean = e->clean.data;
     for (size_t i = 0; i < count; i++) {
-        const char *s = e->raw.data + e->fields[i].off;
+        const char *s = e->raw + e->fields[i].off;
         size_t n = e->fields[i].len;
-        int shape = field_shape(s, n);
+        unsigned shape = e->shape[i];
         text *t = &e->value[i];
 
-        if (shape & SHAPE_CLEAN) {
-            *t = (text){s, n, shape & SHAPE_PLAIN};
+        if ((shape & SHAPE_CLEAN) && (!(shape & SHAPE_HIGH) || high_is_clean(s, n, cp1252))) {
+            /* Transcoding cannot make a quote or a comma: plain stays plain. */
+            if ((shape & SHAPE_HIGH) && cp1252) {
+                *t = (text){clean, encoding_cp1252_to_utf8(s, n, clean), shape & SHAPE_PLAIN};
+                clean += t->len;
+            } else {
+                *t = (text){s, n, shape & SHAPE_PLAIN};
+            }
             continue;
         }
         t->s = clean;
@@ -547,8 +735,8 @@ static int write_clean_header(engine *e)
         memcpy(name, key, len + 1);
         while (name_taken(&names, at, k, name, strlen(name)))
             snprintf(name, sizeof(name), "%s_%d", key, ++suffix);
-        at[k].off = names.len;
-        at[k].len = strlen(name);
+        at[k].off = (uint32_t)names.len;
+        at[k].len = (uint32_t)strlen(name);
         if (csvout_raw(&names, name, at[k].len) < 0 ||
             csvout_field(&e->out, name, at[k].len, 0) < 0)
             goto done;
@@ -570,10 +758,10 @@ done:
  */
 static int put_original(engine *e, size_t count, int cp1252)
 {
-    if (cp1252 && csvout_reserve(&e->decoded, 3 * e->raw.len + 1) < 0)
+    if (cp1252 && csvout_reserve(&e->decoded, 3 * e->raw_len + 1) < 0)
         return -1;
     for (size_t i = 0; i < count; i++) {
-        const char *s = e->raw.data + e->fields[i].off;
+        const char *s = e->raw + e->fields[i].off;
         size_t n = e->fields[i].len;
 
         if (cp1252) {
@@ -630,7 +818,7 @@ static void map_columns(engine *e)
 static void process_header(engine *e)
 {
     size_t n = e->nfields;
-    int cp1252 = record_is_cp1252(e);
+    int cp1252 = e->cp1252;
 
     if (e->row_over) {
         fail(e, DX_ERR_INVALID, "header field too long: over 1 MiB");
@@ -663,7 +851,7 @@ static void reject(engine *e, reject_reason why, int with_fields)
 {
     char line[24];
     size_t len = (size_t)snprintf(line, sizeof(line), "%llu", (unsigned long long)e->record_line);
-    int cp1252 = with_fields && record_is_cp1252(e);
+    int cp1252 = with_fields && e->cp1252;
 
     e->counts->rows_rejected++;
     if (csvout_field(&e->rejects, line, len, 1) < 0 ||
@@ -710,8 +898,9 @@ static int is_euro(text value)
     return 0;
 }
 
-/* The vocabulary status of a value, or NULL when it is not in it. */
-static const char *status_of(engine *e, text value)
+/* The vocabulary status of a value (NULL when it is not in it), and its
+ * length. */
+static const char *status_of(engine *e, text value, size_t *len)
 {
     const unsigned char *u = (const unsigned char *)value.s;
     size_t slot = (value.len * 31 + u[0] * 7 + u[value.len - 1]) % STATUS_CACHE;
@@ -719,14 +908,18 @@ static const char *status_of(engine *e, text value)
     char key[64];
 
     if (e->status_cache[slot].len == value.len &&
-        memcmp(e->status_cache[slot].value, value.s, value.len) == 0)
+        memcmp(e->status_cache[slot].value, value.s, value.len) == 0) {
+        *len = e->status_cache[slot].status_len;
         return e->status_cache[slot].status;
+    }
     fold_key(value.s, value.len, key, sizeof(key));
     status = vocab_status_of(key);
+    *len = status != NULL ? strlen(status) : 0;
     if (value.len <= STATUS_CACHED_MAX) {
         memcpy(e->status_cache[slot].value, value.s, value.len);
         e->status_cache[slot].len = value.len;
         e->status_cache[slot].status = status;
+        e->status_cache[slot].status_len = *len;
     }
     return status;
 }
@@ -737,36 +930,6 @@ static text value_of(const engine *e, vocab_column column)
     text none = {"", 0, 1};
 
     return e->column_at[column] >= 0 ? e->value[e->column_at[column]] : none;
-}
-
-/* Appends a field to the clean output; the first failure wins, so callers
- * can chain calls and check the flag once. */
-static void put(engine *e, int *bad, text t, int first)
-{
-    if (*bad)
-        return;
-    if (t.plain ? csvout_plain(&e->out, t.s, t.len, first) < 0
-                : csvout_field(&e->out, t.s, t.len, first) < 0)
-        *bad = 1;
-}
-
-/* Like put(), then changes the case of what was written: quotes and commas
- * have no case, so the CSV framing is untouched. */
-static void put_cased(engine *e, int *bad, text t, int upper)
-{
-    size_t at = e->out.len;
-
-    put(e, bad, t, 0);
-    if (*bad)
-        return;
-    if (!upper) {
-        fold_lower(e->out.data + at, e->out.len - at);
-        return;
-    }
-    for (size_t i = at; i < e->out.len; i++) {
-        if (e->out.data[i] >= 'a' && e->out.data[i] <= 'z')
-            e->out.data[i] = (char)(e->out.data[i] - 32);
-    }
 }
 
 /* A decimal integer, as a plain value backed by buf. */
@@ -784,6 +947,47 @@ static text integer_text(int64_t value, char buf[24])
     return (text){buf, w, 1};
 }
 
+/* How a field of the clean row is written. */
+typedef enum letter_case { CASE_KEEP, CASE_LOWER, CASE_UPPER } letter_case;
+
+typedef struct cell {
+    text value;
+    letter_case change;
+} cell;
+
+/* Output bytes a field can take: itself and its separator, quoted with
+ * every byte a doubled quote at worst. */
+static size_t room_for(text t)
+{
+    return t.plain ? t.len + 1 : CSVOUT_ENCODED_MAX(t.len) + 1;
+}
+
+/*
+ * Writes a field and a ',' at w, which has room_for(t), and returns the end.
+ * The case is changed after writing: quotes and commas have no case, so the
+ * CSV framing is untouched.
+ */
+static char *emit(char *w, text t, letter_case change)
+{
+    size_t n = t.len;
+
+    if (t.plain) {
+        csvout_copy(w, t.s, n);
+    } else {
+        n = csvout_encode(w, t.s, n);
+    }
+    if (change == CASE_LOWER) {
+        fold_lower(w, n);
+    } else if (change == CASE_UPPER) {
+        for (size_t i = 0; i < n; i++) {
+            if (w[i] >= 'a' && w[i] <= 'z')
+                w[i] = (char)(w[i] - 32);
+        }
+    }
+    w[n] = ',';
+    return w + n + 1;
+}
+
 /*
  * Applies the row rules to the cleaned values and appends the clean row to
  * the output.  Returns the reject reason, with nothing appended, or
@@ -792,13 +996,17 @@ static text integer_text(int64_t value, char buf[24])
  */
 static reject_reason write_clean_row(engine *e, int *nomem)
 {
-    text v[VOCAB_COLUMNS];
+    text v[VOCAB_COLUMNS], currency, status;
+    letter_case currency_case = CASE_UPPER, status_case = CASE_LOWER;
     csvdate date;
     int64_t quantity, cents, total;
-    int euro, bad = 0;
+    int euro, currency_is_euro;
     char quantity_text[24], price_text[MONEY_FORMAT_MAX], total_text[MONEY_FORMAT_MAX];
-    const char *status = NULL;
+    const char *known = NULL;
+    size_t known_len = 0, room = 0;
+    char *w;
 
+    *nomem = 0;
     for (int c = 0; c < VOCAB_COLUMNS; c++)
         v[c] = value_of(e, (vocab_column)c);
     if (v[VOCAB_ORDER_ID].len == 0)
@@ -818,49 +1026,60 @@ static reject_reason write_clean_row(engine *e, int *nomem)
         return REJECT_MISSING_UNIT_PRICE;
     if (money_parse(v[VOCAB_UNIT_PRICE].s, v[VOCAB_UNIT_PRICE].len, &cents, &euro) < 0)
         return REJECT_INVALID_PRICE;
-    if (euro && v[VOCAB_CURRENCY].len > 0 && !is_euro(v[VOCAB_CURRENCY]))
+    currency = v[VOCAB_CURRENCY];
+    currency_is_euro = is_euro(currency);
+    if (euro && currency.len > 0 && !currency_is_euro)
         return REJECT_CURRENCY_MISMATCH;
     if (__builtin_mul_overflow(quantity, cents, &total))
         return REJECT_TOTAL_OVERFLOW;
     if (v[VOCAB_STATUS].len > 0)
-        status = status_of(e, v[VOCAB_STATUS]);
+        known = status_of(e, v[VOCAB_STATUS], &known_len);
 
-    put(e, &bad, v[VOCAB_ORDER_ID], 1);
-    put(e, &bad, (text){date.date, 10, 1}, 0);
-    put(e, &bad, v[VOCAB_CUSTOMER_ID], 0);
-    put_cased(e, &bad, v[VOCAB_CUSTOMER_EMAIL], 0);
-    put(e, &bad, v[VOCAB_PRODUCT_SKU], 0);
-    put(e, &bad, v[VOCAB_PRODUCT_NAME], 0);
-    put(e, &bad, integer_text(quantity, quantity_text), 0);
-    put(e, &bad, (text){price_text, money_format(cents, price_text), 1}, 0);
-    if (is_euro(v[VOCAB_CURRENCY]) || (euro && v[VOCAB_CURRENCY].len == 0))
-        put(e, &bad, (text){"EUR", 3, 1}, 0);
-    else
-        put_cased(e, &bad, v[VOCAB_CURRENCY], 1);
-    if (status != NULL)
-        put(e, &bad, (text){status, strlen(status), 1}, 0);
-    else
-        put_cased(e, &bad, v[VOCAB_STATUS], 0);
-    put(e, &bad, (text){date.time, strlen(date.time), 1}, 0);
-    put(e, &bad, (text){total_text, money_format(total, total_text), 1}, 0);
-    for (size_t k = 0; k < e->npass; k++)
-        put(e, &bad, e->value[e->pass[k]], 0);
-    if (!bad && csvout_end_row(&e->out) < 0)
-        bad = 1;
-    *nomem = bad;
-    return REJECT_NONE;
-}
-
-/* 1 when every field of the record is empty: a spreadsheet's ";;;;" row. */
-static int record_is_blank(const engine *e)
-{
-    if (e->row_over || e->nfields_seen > e->nfields)
-        return 0;
-    for (size_t i = 0; i < e->nfields; i++) {
-        if (e->fields[i].len > 0)
-            return 0;
+    if (currency_is_euro || (euro && currency.len == 0)) {
+        currency = (text){"EUR", 3, 1};
+        currency_case = CASE_KEEP;
     }
-    return 1;
+    status = v[VOCAB_STATUS];
+    if (known != NULL) {
+        status = (text){known, known_len, 1};
+        status_case = CASE_KEEP;
+    }
+
+    /* The canonical columns in output order, then order_time and total. */
+    const cell cells[] = {
+        {v[VOCAB_ORDER_ID], CASE_KEEP},
+        {{date.date, 10, 1}, CASE_KEEP},
+        {v[VOCAB_CUSTOMER_ID], CASE_KEEP},
+        {v[VOCAB_CUSTOMER_EMAIL], CASE_LOWER},
+        {v[VOCAB_PRODUCT_SKU], CASE_KEEP},
+        {v[VOCAB_PRODUCT_NAME], CASE_KEEP},
+        {integer_text(quantity, quantity_text), CASE_KEEP},
+        {{price_text, money_format(cents, price_text), 1}, CASE_KEEP},
+        {currency, currency_case},
+        {status, status_case},
+        {{date.time, date.time[0] ? 8 : 0, 1}, CASE_KEEP},
+        {{total_text, money_format(total, total_text), 1}, CASE_KEEP},
+    };
+    size_t ncells = sizeof(cells) / sizeof(cells[0]);
+
+    /* One size check for the whole row, then plain stores. */
+    for (size_t k = 0; k < ncells; k++)
+        room += room_for(cells[k].value);
+    for (size_t k = 0; k < e->npass; k++)
+        room += room_for(e->value[e->pass[k]]);
+    if (csvout_reserve(&e->out, room) < 0) {
+        *nomem = 1;
+        return REJECT_NONE;
+    }
+    w = e->out.data + e->out.len;
+    for (size_t k = 0; k < ncells; k++)
+        w = emit(w, cells[k].value, cells[k].change);
+    for (size_t k = 0; k < e->npass; k++)
+        w = emit(w, e->value[e->pass[k]], CASE_KEEP);
+    /* The separator after the last field ends the row instead. */
+    w[-1] = '\n';
+    e->out.len = (size_t)(w - e->out.data);
+    return REJECT_NONE;
 }
 
 static void process_row(engine *e)
@@ -886,7 +1105,7 @@ static void process_row(engine *e)
         reject(e, REJECT_FIELD_COUNT, 1);
         return;
     }
-    if (decode_record(e, n, record_is_cp1252(e)) < 0) {
+    if (decode_record(e, n, e->cp1252) < 0) {
         fail(e, DX_ERR_NOMEM, "out of memory cleaning line %llu",
              (unsigned long long)e->record_line);
         return;
@@ -917,70 +1136,233 @@ static void trim_buffer(csvout *buf)
     buf->len = 0;
 }
 
-static void end_record(engine *e)
+/* Cleans the records of a batch, then applies why parsing stopped. */
+static void clean_batch(engine *e, const batch *b)
 {
-    e->nfields = 0;
-    e->nfields_seen = 0;
-    e->field_over = 0;
-    e->row_over = REJECT_NONE;
-    e->record_begun = 0;
-    trim_buffer(&e->raw);
-    trim_buffer(&e->decoded);
-    trim_buffer(&e->clean);
-}
+    for (size_t i = 0; i < b->nrecords && e->status == DX_OK; i++) {
+        const record *r = &b->records[i];
 
-/* ------------------------------------------------------------------ */
-/* libcsv callbacks and feeding                                         */
-
-static void on_field(void *s, size_t len, void *data)
-{
-    engine *e = data;
-
-    if (e->status != DX_OK)
-        return;
-    e->nfields_seen++;
-    if (e->field_over || len > MAX_FIELD) {
-        e->field_over = 0;
-        if (!e->row_over)
-            e->row_over = REJECT_FIELD_TOO_LONG;
-        return;
-    }
-    if (e->row_over)
-        return;
-    if (e->nfields_seen > MAX_COLUMNS) {
-        /* Past the limit data rows keep counting (and are rejected), but a
-         * header that wide is not an order file. */
-        if (!e->have_header)
-            fail(e, DX_ERR_INVALID, "too many columns: more than %d", MAX_COLUMNS);
-        return;
-    }
-    if (e->raw.len + len > MAX_ROW) {
-        e->row_over = REJECT_ROW_TOO_LONG;
-        return;
-    }
-    e->fields[e->nfields].off = e->raw.len;
-    e->fields[e->nfields].len = len;
-    if (csvout_raw(&e->raw, s, len) < 0) {
-        fail(e, DX_ERR_NOMEM, "out of memory reading line %llu",
-             (unsigned long long)e->record_line);
-        return;
-    }
-    e->nfields++;
-}
-
-static void on_row(int c, void *data)
-{
-    engine *e = data;
-
-    (void)c;
-    if (e->status == DX_OK && !record_is_blank(e)) {
+        e->raw = b->raw.data;
+        e->fields = b->fields + r->first;
+        e->shape = b->shapes + r->first;
+        e->cp1252 = r->cp1252;
+        e->nfields = r->nfields;
+        e->nfields_seen = r->nfields_seen;
+        e->raw_len = r->bytes;
+        e->row_over = r->over;
+        e->record_line = r->line;
         if (e->have_header)
             process_row(e);
         else
             process_header(e);
         flush_full(e, 0);
+        trim_buffer(&e->decoded);
+        trim_buffer(&e->clean);
     }
-    end_record(e);
+    if (b->last && b->failure.status != DX_OK)
+        fail(e, b->failure.status, "%s", b->failure.reason);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pipeline                                                             */
+
+/*
+ * Parsing (libcsv) and cleaning each take about half of the work, so they
+ * run on two threads: the engine's thread (the caller's) reads blocks and
+ * cleans and writes batches of records, a parser thread turns blocks into
+ * batches.  All callbacks of clean_io are called on the caller's thread,
+ * exactly as without the parser thread.  Records reach the engine in input
+ * order and it flushes at the same rows, so the output bytes do not depend
+ * on how the threads run; memory is the fixed BLOCKS and BATCHES buffers.
+ * A failure found while reading (a NUL byte, a read error) is queued after
+ * the blocks before it, and one found by the parser after the records before
+ * it, so that the first failure in input order wins, as it would in one
+ * thread.  Only bytes_in may then count a few blocks read ahead.
+ */
+
+/* Parser side: the next block to parse, or NULL once the engine stopped. */
+static block *pipeline_next_block(pipeline *q)
+{
+    block *b = NULL;
+
+    pthread_mutex_lock(&q->lock);
+    while (q->block_count == 0 && !q->stop)
+        pthread_cond_wait(&q->parser_wake, &q->lock);
+    if (!q->stop)
+        b = &q->blocks[q->block_head];
+    pthread_mutex_unlock(&q->lock);
+    return b;
+}
+
+/* Parser side: the block from pipeline_next_block() is parsed. */
+static void pipeline_done_block(pipeline *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->block_head = (q->block_head + 1) % BLOCKS;
+    q->block_count--;
+    pthread_cond_signal(&q->engine_wake);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* The batch the parser fills: the slot after the published ones. */
+static batch *filling_batch(pipeline *q)
+{
+    return &q->batches[(q->batch_head + q->batch_count) % BATCHES];
+}
+
+static void reset_batch(batch *b)
+{
+    b->raw.len = 0;
+    b->nfields = 0;
+    b->nrecords = 0;
+    b->last = 0;
+    b->failure.status = DX_OK;
+}
+
+/*
+ * Parser side: publishes the batch being filled and returns the next one,
+ * empty, once a slot is free; NULL once the engine stopped, or after the
+ * last batch.
+ */
+static batch *pipeline_publish(pipeline *q)
+{
+    batch *next = NULL;
+    int last;
+
+    pthread_mutex_lock(&q->lock);
+    last = filling_batch(q)->last;
+    q->batch_count++;
+    pthread_cond_signal(&q->engine_wake);
+    while (!last && q->batch_count == BATCHES && !q->stop)
+        pthread_cond_wait(&q->parser_wake, &q->lock);
+    if (!last && !q->stop)
+        next = filling_batch(q);
+    pthread_mutex_unlock(&q->lock);
+    if (next != NULL)
+        reset_batch(next);
+    return next;
+}
+
+/* Engine side: the parser returns at its next wait (the engine failed, or
+ * has its last batch). */
+static void pipeline_stop(pipeline *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->stop = 1;
+    pthread_cond_signal(&q->parser_wake);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Parser: libcsv callbacks and feeding                                 */
+
+/* 1 when every field of the record is empty: a spreadsheet's ";;;;" row. */
+static int record_is_blank(const parser *p)
+{
+    const batch *b = p->batch;
+
+    if (p->row_over || p->nfields_seen > b->nfields - p->record_first)
+        return 0;
+    for (size_t i = p->record_first; i < b->nfields; i++) {
+        if (b->fields[i].len > 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void on_field(void *s, size_t len, void *data)
+{
+    parser *p = data;
+    batch *b = p->batch;
+    span *field;
+
+    if (p->failure.status != DX_OK)
+        return;
+    p->nfields_seen++;
+    if (p->field_over || len > MAX_FIELD) {
+        p->field_over = 0;
+        if (!p->row_over)
+            p->row_over = REJECT_FIELD_TOO_LONG;
+        return;
+    }
+    if (p->row_over)
+        return;
+    if (p->nfields_seen > MAX_COLUMNS) {
+        /* Past the limit data rows keep counting (and are rejected), but a
+         * header that wide is not an order file. */
+        if (!p->have_header)
+            set_failure(&p->failure, DX_ERR_INVALID, "too many columns: more than %d", MAX_COLUMNS);
+        return;
+    }
+    if (b->raw.len - p->record_raw + len > MAX_ROW) {
+        p->row_over = REJECT_ROW_TOO_LONG;
+        return;
+    }
+    /* One more byte, so that the buffer exists even for an empty field. */
+    if (csvout_reserve(&b->raw, len + 1) < 0) {
+        set_failure(&p->failure, DX_ERR_NOMEM, "out of memory reading line %llu",
+                    (unsigned long long)p->record_line);
+        return;
+    }
+    /* The engine's thread last read these lines: claiming them ahead of the
+     * stores overlaps the transfers, which otherwise cost the parser thread
+     * as much as libcsv itself. */
+    __builtin_prefetch(b->raw.data + b->raw.len + 256, 1);
+    __builtin_prefetch(&b->fields[b->nfields + 16], 1);
+    field = &b->fields[b->nfields++];
+    field->off = (uint32_t)b->raw.len;
+    field->len = (uint32_t)len;
+    b->shapes[b->nfields - 1] = (unsigned char)copy_field(b->raw.data + b->raw.len, s, len);
+    b->raw.len += len;
+}
+
+/* 1 when the batch must be handed over before the next record. */
+static int batch_full(const batch *b)
+{
+    return b->raw.len >= BATCH_BYTES || BATCH_FIELDS - b->nfields < MAX_COLUMNS ||
+           b->nrecords == BATCH_RECORDS;
+}
+
+static void on_row(int c, void *data)
+{
+    parser *p = data;
+    batch *b = p->batch;
+
+    (void)c;
+    if (p->failure.status != DX_OK)
+        return;
+    if (record_is_blank(p)) {
+        /* Skipped, and not counted: nothing of it is kept. */
+        b->nfields = p->record_first;
+        b->raw.len = p->record_raw;
+    } else {
+        size_t first = p->record_first, n = b->nfields - first;
+
+        b->records[b->nrecords++] = (record){
+            .line = p->record_line,
+            .first = first,
+            .nfields = n,
+            .nfields_seen = p->nfields_seen,
+            .bytes = b->raw.len - p->record_raw,
+            .over = p->row_over,
+            .cp1252 = record_is_cp1252(b->raw.data, b->fields + first, b->shapes + first, n),
+        };
+        p->have_header = 1;
+    }
+    p->nfields_seen = 0;
+    p->field_over = 0;
+    p->row_over = REJECT_NONE;
+    p->record_begun = 0;
+    if (batch_full(b)) {
+        p->batch = pipeline_publish(p->pipe);
+        if (p->batch == NULL) {
+            /* The engine stopped: it reads nothing more. */
+            set_failure(&p->failure, DX_ERR_IO, "stopped");
+            return;
+        }
+    }
+    p->record_first = p->batch->nfields;
+    p->record_raw = p->batch->raw.len;
 }
 
 /*
@@ -991,27 +1373,27 @@ static void on_row(int c, void *data)
  * spaces' truth value leaves every later parsing decision unchanged.  The
  * buffer thus never holds more than MAX_FIELD plus one read block.
  */
-static void bound_field(engine *e)
+static void bound_field(parser *p)
 {
-    struct csv_parser *p = &e->parser;
+    struct csv_parser *csv = &p->csv;
 
-    if (p->entry_pos <= MAX_FIELD)
+    if (csv->entry_pos <= MAX_FIELD)
         return;
-    if (!e->have_header) {
-        fail(e, DX_ERR_INVALID, "header field too long: over 1 MiB");
+    if (!p->have_header) {
+        set_failure(&p->failure, DX_ERR_INVALID, "header field too long: over 1 MiB");
         return;
     }
-    e->field_over = 1;
-    p->spaces = p->spaces ? 1 : 0;
-    p->entry_pos = p->spaces + 1;
+    p->field_over = 1;
+    csv->spaces = csv->spaces ? 1 : 0;
+    csv->entry_pos = csv->spaces + 1;
 }
 
 /* 1 when the bytes hold something libcsv would start a record with. */
-static int has_content(const engine *e, const char *s, size_t n)
+static int has_content(const parser *p, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c != ' ' && c != '\r' && c != '\n' && (c != '\t' || e->delimiter == '\t'))
+        if (c != ' ' && c != '\r' && c != '\n' && (c != '\t' || p->delimiter == '\t'))
             return 1;
     }
     return 0;
@@ -1030,54 +1412,90 @@ static size_t find(const char *s, size_t n, size_t from, char c)
  * number is then known when a record begins, for the rejects file, and the
  * field bound is checked at least once per block.
  */
-static void feed(engine *e, const char *buf, size_t n)
+static void feed(parser *p, const char *buf, size_t n)
 {
     size_t pos = 0, next_lf = find(buf, n, 0, '\n'), next_cr = find(buf, n, 0, '\r');
 
-    while (pos < n && e->status == DX_OK) {
+    while (pos < n && p->failure.status == DX_OK) {
         if (next_lf < pos)
             next_lf = find(buf, n, pos, '\n');
         if (next_cr < pos)
             next_cr = find(buf, n, pos, '\r');
         size_t eol = next_lf < next_cr ? next_lf : next_cr;
-        size_t end = eol < n ? eol + 1 : n;
+        /* A CRLF within the block goes in one call (half as many calls for
+         * Windows files); one cut by the block end is joined by prev_cr. */
+        int crlf = eol + 1 < n && buf[eol] == '\r' && buf[eol + 1] == '\n';
+        size_t end = eol < n ? eol + 1 + (size_t)crlf : n;
 
-        if (!e->record_begun && has_content(e, buf + pos, end - pos)) {
-            e->record_begun = 1;
-            e->record_line = e->line;
+        if (!p->record_begun && has_content(p, buf + pos, end - pos)) {
+            p->record_begun = 1;
+            p->record_line = p->line;
         }
-        if (csv_parse(&e->parser, buf + pos, end - pos, on_field, on_row, e) != end - pos)
-            fail(e, DX_ERR_NOMEM, "CSV parser failed at line %llu: %s", (unsigned long long)e->line,
-                 csv_strerror(csv_error(&e->parser)));
-        bound_field(e);
+        if (csv_parse(&p->csv, buf + pos, end - pos, on_field, on_row, p) != end - pos)
+            set_failure(&p->failure, DX_ERR_NOMEM, "CSV parser failed at line %llu: %s",
+                        (unsigned long long)p->line, csv_strerror(csv_error(&p->csv)));
+        bound_field(p);
         if (eol < n) {
             /* CRLF is one line end: an LF right after a CR adds nothing. */
-            if (buf[eol] == '\r' || !(e->prev_cr && end - pos == 1))
-                e->line++;
-            e->prev_cr = buf[eol] == '\r';
+            if (crlf || buf[eol] == '\r' || !(p->prev_cr && end - pos == 1))
+                p->line++;
+            p->prev_cr = buf[eol] == '\r' && !crlf;
         } else {
-            e->prev_cr = 0;
+            p->prev_cr = 0;
         }
         pos = end;
     }
 }
 
+/*
+ * The parser thread: parses blocks until the last one, then publishes the
+ * last batch with why it stopped (DX_OK at the end of the input).
+ */
+static void *parser_main(void *arg)
+{
+    parser *p = arg;
+    block *b;
+    int last = 0;
+
+    while (!last && (b = pipeline_next_block(p->pipe)) != NULL) {
+        last = b->last;
+        feed(p, b->data + b->start, b->len - b->start);
+        if (last && p->failure.status == DX_OK) {
+            if (b->failure.status != DX_OK)
+                p->failure = b->failure;
+            else
+                csv_fini(&p->csv, on_field, on_row, p);
+        }
+        pipeline_done_block(p->pipe);
+        if (p->failure.status != DX_OK)
+            last = 1;
+    }
+    /* After a stop the engine reads nothing more, and the batch may be gone. */
+    if (last && p->batch != NULL) {
+        p->batch->last = 1;
+        p->batch->failure = p->failure;
+        pipeline_publish(p->pipe);
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Reading                                                              */
 
-/* Fills buf as far as the input allows; *eof is set at the end of input. */
-static void read_block(engine *e, char *buf, size_t cap, size_t *got, int *eof)
+/* Fills buf as far as the input allows; *eof is set at the end of input.
+ * A failure is recorded in f (the block's). */
+static void read_block(engine *e, char *buf, size_t cap, size_t *got, int *eof, failure *f)
 {
     *got = 0;
     *eof = 0;
-    while (*got < cap && e->status == DX_OK) {
+    while (*got < cap && f->status == DX_OK) {
         size_t n = 0;
         dx_status status = e->io->read(e->io->read_ctx, buf + *got, cap - *got, &n);
 
         if (status != DX_OK) {
-            fail(e, status, "reading the input failed: %s", status_text(status));
+            set_failure(f, status, "reading the input failed: %s", status_text(status));
         } else if (n > cap - *got) {
-            fail(e, DX_ERR_IO, "reading the input failed: read callback overran its buffer");
+            set_failure(f, DX_ERR_IO, "reading the input failed: read callback overran its buffer");
         } else if (n == 0) {
             *eof = 1;
             break;
@@ -1089,13 +1507,40 @@ static void read_block(engine *e, char *buf, size_t cap, size_t *got, int *eof)
 }
 
 /* Fails the file on a NUL byte: nothing a client exports as text has one. */
-static void check_binary(engine *e, const char *buf, size_t n, uint64_t offset)
+static void check_binary(const char *buf, size_t n, uint64_t offset, failure *f)
 {
     const char *nul = memchr(buf, '\0', n);
 
     if (nul != NULL)
-        fail(e, DX_ERR_INVALID, "binary input: NUL byte at offset %llu",
-             (unsigned long long)(offset + (uint64_t)(nul - buf)));
+        set_failure(f, DX_ERR_INVALID, "binary input: NUL byte at offset %llu",
+                    (unsigned long long)(offset + (uint64_t)(nul - buf)));
+}
+
+/* Reads a block as far as the input allows; a read failure is recorded in
+ * the block. */
+static void read_into(engine *e, block *b)
+{
+    int eof;
+
+    b->start = 0;
+    b->failure.status = DX_OK;
+    read_block(e, b->data, READ_BLOCK, &b->len, &eof, &b->failure);
+    b->last = eof;
+}
+
+/* Reads and checks the next block.  A failing block ends the input, with
+ * nothing of it parsed. */
+static void fill_block(engine *e, block *b)
+{
+    uint64_t offset = e->counts->bytes_in;
+
+    read_into(e, b);
+    if (b->failure.status == DX_OK)
+        check_binary(b->data, b->len, offset, &b->failure);
+    if (b->failure.status != DX_OK) {
+        b->last = 1;
+        b->len = 0;
+    }
 }
 
 /* The most frequent candidate outside quotes on the first non-blank line. */
@@ -1122,73 +1567,168 @@ static unsigned char detect_delimiter(const char *s, size_t n)
     return (unsigned char)candidates[best];
 }
 
-static void run(engine *e, char *block)
+/*
+ * The engine's side of the pipeline: keeps the parser supplied with blocks
+ * and cleans its batches as they come, until the last one or a failure.
+ */
+static void pump(engine *e, pipeline *q, int input_done)
 {
-    size_t n, skip = 0;
-    int eof;
+    for (;;) {
+        block *free_block = NULL;
+        batch *ready = NULL;
+        int done;
+
+        pthread_mutex_lock(&q->lock);
+        for (;;) {
+            /* Reading first, so that the parser never waits for input. */
+            if (!input_done && q->block_count < BLOCKS) {
+                free_block = &q->blocks[(q->block_head + q->block_count) % BLOCKS];
+                break;
+            }
+            if (q->batch_count > 0) {
+                ready = &q->batches[q->batch_head];
+                break;
+            }
+            pthread_cond_wait(&q->engine_wake, &q->lock);
+        }
+        pthread_mutex_unlock(&q->lock);
+
+        if (free_block != NULL) {
+            fill_block(e, free_block);
+            input_done = free_block->last;
+            pthread_mutex_lock(&q->lock);
+            q->block_count++;
+            pthread_cond_signal(&q->parser_wake);
+            pthread_mutex_unlock(&q->lock);
+            continue;
+        }
+        clean_batch(e, ready);
+        done = ready->last || e->status != DX_OK;
+        trim_buffer(&ready->raw);
+        pthread_mutex_lock(&q->lock);
+        q->batch_head = (q->batch_head + 1) % BATCHES;
+        q->batch_count--;
+        pthread_cond_signal(&q->parser_wake);
+        pthread_mutex_unlock(&q->lock);
+        if (done)
+            return;
+    }
+}
+
+static void run(engine *e, pipeline *q, parser *p)
+{
+    block *first = &q->blocks[0];
+    pthread_t thread;
+    int err;
 
     /* The first block holds the header line, whose delimiter is needed
      * before parsing starts. */
-    read_block(e, block, READ_BLOCK, &n, &eof);
-    if (e->status != DX_OK)
+    read_into(e, first);
+    if (first->failure.status != DX_OK) {
+        fail(e, first->failure.status, "%s", first->failure.reason);
         return;
-    if (n >= 2 && ((block[0] == '\xFF' && block[1] == '\xFE') ||
-                   (block[0] == '\xFE' && block[1] == '\xFF'))) {
+    }
+    if (first->len >= 2 && ((first->data[0] == '\xFF' && first->data[1] == '\xFE') ||
+                            (first->data[0] == '\xFE' && first->data[1] == '\xFF'))) {
         fail(e, DX_ERR_INVALID, "unsupported encoding: UTF-16");
         return;
     }
-    check_binary(e, block, n, 0);
-    if (n >= 3 && memcmp(block, "\xEF\xBB\xBF", 3) == 0)
-        skip = 3;
-    e->delimiter = detect_delimiter(block + skip, n - skip);
-    csv_set_delim(&e->parser, e->delimiter);
-    feed(e, block + skip, n - skip);
-    while (!eof && e->status == DX_OK) {
-        uint64_t offset = e->counts->bytes_in;
-        read_block(e, block, READ_BLOCK, &n, &eof);
-        check_binary(e, block, n, offset);
-        if (e->status == DX_OK)
-            feed(e, block, n);
+    check_binary(first->data, first->len, 0, &first->failure);
+    if (first->failure.status != DX_OK) {
+        fail(e, first->failure.status, "%s", first->failure.reason);
+        return;
     }
+    if (first->len >= 3 && memcmp(first->data, "\xEF\xBB\xBF", 3) == 0)
+        first->start = 3;
+    p->delimiter = detect_delimiter(first->data + first->start, first->len - first->start);
+    csv_set_delim(&p->csv, p->delimiter);
+    q->block_count = 1;
+    p->batch = filling_batch(q);
+
+    err = pthread_create(&thread, NULL, parser_main, p);
+    if (err != 0) {
+        fail(e, DX_ERR_NOMEM, "cannot start the parser thread: %s", strerror(err));
+        return;
+    }
+    pump(e, q, first->last);
+    pipeline_stop(q);
+    pthread_join(thread, NULL);
     if (e->status != DX_OK)
         return;
-    csv_fini(&e->parser, on_field, on_row, e);
-    if (e->status == DX_OK && !e->have_header)
+    if (!e->have_header)
         fail(e, DX_ERR_INVALID, "empty file");
     flush_full(e, 1);
+}
+
+/* Allocates the pipeline and the parser's libcsv; returns 0 or -1. */
+static int pipeline_start(pipeline *q, parser *p)
+{
+    q->blocks = calloc(BLOCKS, sizeof(block));
+    q->batches = calloc(BATCHES, sizeof(batch));
+    if (q->blocks == NULL || q->batches == NULL)
+        return -1;
+    for (size_t i = 0; i < BATCHES; i++) {
+        csvout_init(&q->batches[i].raw);
+        q->batches[i].fields = calloc(BATCH_FIELDS, sizeof(span));
+        q->batches[i].shapes = calloc(BATCH_FIELDS, 1);
+        q->batches[i].records = calloc(BATCH_RECORDS, sizeof(record));
+        if (q->batches[i].fields == NULL || q->batches[i].shapes == NULL ||
+            q->batches[i].records == NULL)
+            return -1;
+    }
+    if (pthread_mutex_init(&q->lock, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&q->parser_wake, NULL) != 0 ||
+        pthread_cond_init(&q->engine_wake, NULL) != 0)
+        return -1;
+    p->pipe = q;
+    p->line = 1;
+    if (csv_init(&p->csv, 0) != 0)
+        return -1;
+    p->csv_ready = 1;
+    csv_set_blk_size(&p->csv, PARSER_STEP);
+    return 0;
+}
+
+static void pipeline_finish(pipeline *q, parser *p)
+{
+    if (p->csv_ready)
+        csv_free(&p->csv);
+    if (q->batches != NULL) {
+        for (size_t i = 0; i < BATCHES; i++) {
+            csvout_finish(&q->batches[i].raw);
+            free(q->batches[i].fields);
+            free(q->batches[i].shapes);
+            free(q->batches[i].records);
+        }
+    }
+    free(q->batches);
+    free(q->blocks);
 }
 
 /* Allocates the engine's fixed buffers; returns 0 or -1. */
 static int engine_start(engine *e)
 {
-    e->fields = calloc(MAX_COLUMNS, sizeof(span));
     e->value = calloc(MAX_COLUMNS, sizeof(text));
     e->pass = calloc(MAX_COLUMNS, sizeof(size_t));
     e->seen = dupset_create();
     e->pending_start = calloc(PENDING_MAX, sizeof(size_t));
     e->pending_key = calloc(PENDING_MAX, sizeof(dupset_key));
     e->pending_fresh = calloc(PENDING_MAX, 1);
-    if (e->fields == NULL || e->value == NULL || e->pass == NULL || e->seen == NULL ||
-        e->pending_start == NULL || e->pending_key == NULL || e->pending_fresh == NULL ||
-        csv_init(&e->parser, 0) != 0)
+    if (e->value == NULL || e->pass == NULL || e->seen == NULL || e->pending_start == NULL ||
+        e->pending_key == NULL || e->pending_fresh == NULL)
         return -1;
-    e->parser_ready = 1;
-    csv_set_blk_size(&e->parser, PARSER_STEP);
     return 0;
 }
 
 static void engine_stop(engine *e)
 {
-    if (e->parser_ready)
-        csv_free(&e->parser);
-    free(e->fields);
     free(e->value);
     free(e->pass);
     free(e->pending_start);
     free(e->pending_key);
     free(e->pending_fresh);
     dupset_destroy(e->seen);
-    csvout_finish(&e->raw);
     csvout_finish(&e->decoded);
     csvout_finish(&e->clean);
     csvout_finish(&e->out);
@@ -1198,9 +1738,12 @@ static void engine_stop(engine *e)
 dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size_t reason_len)
 {
     engine e;
-    char *block = malloc(READ_BLOCK);
+    pipeline q;
+    parser p;
 
     memset(&e, 0, sizeof(e));
+    memset(&q, 0, sizeof(q));
+    memset(&p, 0, sizeof(p));
     memset(counts, 0, sizeof(*counts));
     if (reason_len > 0)
         reason[0] = '\0';
@@ -1208,17 +1751,15 @@ dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size
     e.counts = counts;
     e.reason = reason;
     e.reason_len = reason_len;
-    e.line = 1;
-    csvout_init(&e.raw);
     csvout_init(&e.decoded);
     csvout_init(&e.clean);
     csvout_init(&e.out);
     csvout_init(&e.rejects);
-    if (block == NULL || engine_start(&e) < 0)
+    if (engine_start(&e) < 0 || pipeline_start(&q, &p) < 0)
         fail(&e, DX_ERR_NOMEM, "out of memory starting the cleaner");
     else
-        run(&e, block);
+        run(&e, &q, &p);
+    pipeline_finish(&q, &p);
     engine_stop(&e);
-    free(block);
     return e.status;
 }

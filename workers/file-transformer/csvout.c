@@ -43,38 +43,42 @@ int csvout_grow(csvout *out, size_t extra)
     return 0;
 }
 
-int csvout_field(csvout *out, const char *s, size_t n, int first)
+size_t csvout_encode(char *dst, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
-    size_t quotes = 0, i;
-    int quote = 0;
-    char *w;
+    char *w = dst;
+    size_t i = 0;
 
-    for (i = 0; i < n; i++) {
-        if (special[u[i]]) {
-            quote = 1;
-            quotes += u[i] == '"';
-        }
+    while (i < n && !special[u[i]])
+        i++;
+    if (i == n) {
+        if (n > 0)
+            memcpy(dst, s, n);
+        return n;
     }
-    /* Worst case: separator, two quotes, and every quote doubled. */
+    *w++ = '"';
+    for (i = 0; i < n; i++) {
+        if (s[i] == '"')
+            *w++ = '"';
+        *w++ = s[i];
+    }
+    *w++ = '"';
+    return (size_t)(w - dst);
+}
+
+int csvout_field(csvout *out, const char *s, size_t n, int first)
+{
+    size_t quotes = 0;
+
+    /* Exact room rather than the worst case, so that a long field does not
+     * make the buffer grow twice as large as it needs. */
+    for (size_t i = 0; i < n; i++)
+        quotes += s[i] == '"';
     if (csvout_reserve(out, n + quotes + 3) < 0)
         return -1;
-    w = out->data + out->len;
     if (!first)
-        *w++ = ',';
-    if (!quote) {
-        memcpy(w, s, n);
-        w += n;
-    } else {
-        *w++ = '"';
-        for (i = 0; i < n; i++) {
-            if (s[i] == '"')
-                *w++ = '"';
-            *w++ = s[i];
-        }
-        *w++ = '"';
-    }
-    out->len = (size_t)(w - out->data);
+        out->data[out->len++] = ',';
+    out->len += csvout_encode(out->data + out->len, s, n);
     return 0;
 }
 

@@ -64,6 +64,17 @@ static inline int csvout_reserve(csvout *out, size_t extra)
 /* Appends one field, preceded by ',' unless first; returns 0 or -1. */
 int csvout_field(csvout *out, const char *s, size_t n, int first);
 
+/* Room csvout_encode() may need for n bytes: two quotes and every byte a
+ * doubled quote. */
+#define CSVOUT_ENCODED_MAX(n) (2 * (n) + 2)
+
+/*
+ * Writes s[0..n) at dst as one field, quoted only when needed, and returns
+ * the bytes written; dst has CSVOUT_ENCODED_MAX(n) bytes of room.  For
+ * callers that reserve room for a whole row at once.
+ */
+size_t csvout_encode(char *dst, const char *s, size_t n);
+
 /* Appends a field the caller knows needs no quotes (no ',', '"', CR, LF),
  * preceded by ',' unless first; returns 0 or -1. */
 static inline int csvout_plain(csvout *out, const char *s, size_t n, int first)

@@ -102,24 +102,37 @@ size_t fold_key(const char *s, size_t n, char *out, size_t cap)
 #define HIGHS UINT64_C(0x8080808080808080)
 #define LOWS  UINT64_C(0x7F7F7F7F7F7F7F7F)
 
+/* Lowercases the eight bytes at u when they are all ASCII, and returns 1;
+ * returns 0, changing nothing, otherwise.  The bytes in 'A'..'Z' are flagged
+ * by two carries into their high bits, and get their 0x20 bit set. */
+static int lower_word(unsigned char *u)
+{
+    uint64_t w, low, upper;
+
+    memcpy(&w, u, sizeof(w));
+    if (w & HIGHS)
+        return 0;
+    low = w & LOWS;
+    upper = ((low + (0x80 - 'A') * ONES) ^ (low + (0x80 - 'Z' - 1) * ONES)) & HIGHS;
+    w |= upper >> 2;
+    memcpy(u, &w, sizeof(w));
+    return 1;
+}
+
 void fold_lower(char *s, size_t n)
 {
     unsigned char *u = (unsigned char *)s;
     size_t i = 0;
 
-    /* ASCII eight bytes at a time: flag the bytes in 'A'..'Z' by two
-     * carries into their high bits, and set their 0x20 bit. */
+    /* ASCII eight bytes at a time. */
     for (; i + 8 <= n; i += 8) {
-        uint64_t w, low, upper;
-
-        memcpy(&w, u + i, sizeof(w));
-        if (w & HIGHS)
+        if (!lower_word(u + i))
             break;
-        low = w & LOWS;
-        upper = ((low + (0x80 - 'A') * ONES) ^ (low + (0x80 - 'Z' - 1) * ONES)) & HIGHS;
-        w |= upper >> 2;
-        memcpy(u + i, &w, sizeof(w));
     }
+    /* An ASCII tail is lowered with the last eight bytes of s, overlapping
+     * bytes already lowered: lowering twice changes nothing. */
+    if (i < n && n >= 8 && i + 8 > n && lower_word(u + n - 8))
+        return;
     for (; i < n; i++) {
         unsigned char c = u[i];
 

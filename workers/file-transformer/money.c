@@ -150,22 +150,34 @@ int money_parse(const char *s, size_t n, int64_t *cents, int *euro)
 
 size_t money_format(int64_t cents, char *out)
 {
+    /* "00" to "99": two digits per division halves the slow part. */
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
     char digits[MONEY_FORMAT_MAX];
     uint64_t magnitude = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
-    size_t n = 0, w = 0;
+    size_t n = sizeof(digits), w = 0;
 
     /* Build the digits backwards, at least three so "0.05" keeps its zeros. */
-    do {
-        digits[n++] = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude > 0 || n < 3);
+    while (magnitude >= 100) {
+        n -= 2;
+        memcpy(digits + n, pairs + 2 * (magnitude % 100), 2);
+        magnitude /= 100;
+    }
+    n -= 2;
+    memcpy(digits + n, pairs + 2 * magnitude, 2);
+    if (sizeof(digits) - n == 2)
+        digits[--n] = '0';
+    else if (digits[n] == '0')
+        n++;
     if (cents < 0)
         out[w++] = '-';
-    while (n > 2)
-        out[w++] = digits[--n];
+    memcpy(out + w, digits + n, sizeof(digits) - n - 2);
+    w += sizeof(digits) - n - 2;
     out[w++] = '.';
-    out[w++] = digits[1];
-    out[w++] = digits[0];
+    out[w++] = digits[sizeof(digits) - 2];
+    out[w++] = digits[sizeof(digits) - 1];
     out[w] = '\0';
     return w;
 }

@@ -126,15 +126,23 @@ def check_exactly_once(t, p, cluster, date, replicas, label):
         t.check(not os.path.exists(os.path.join(p.inbox, client, "input.csv")),
                 f"{label}: {client} drop left the inbox")
     t.check(faultlib.temp_files(p.depot) == [], f"{label}: no temporary file in the depot")
-    c = cluster.client()
-    try:
-        entries = [(h, d) for h, d in faultlib.stream_headers(c, "orders.file-ready")
-                   if f":{date}:".encode() in h.encode()]
-        harness.wait_until(lambda: (lambda i: i.get("num_ack_pending") == 0 and
-                                    i.get("num_pending") == 0)(c.consumer_info("file-transformer")),
-                           timeout=90, what="file-transformer consumer idle")
-    finally:
-        c.close()
+
+    # Each query on a fresh connection to a live node, retried: right after a
+    # node is killed, the stream may still be electing its new leader.
+    def ask(question):
+        c = cluster.client()
+        try:
+            return question(c)
+        finally:
+            c.close()
+
+    entries = harness.wait_until(
+        lambda: ask(lambda c: [(h, d) for h, d in faultlib.stream_headers(c, "orders.file-ready")
+                               if f":{date}:".encode() in h.encode()]),
+        timeout=60, what="the stream's file-ready messages")
+    harness.wait_until(lambda: ask(lambda c: (lambda i: i.get("num_ack_pending") == 0 and
+                                              i.get("num_pending") == 0)(
+        c.consumer_info("file-transformer"))), timeout=90, what="file-transformer consumer idle")
     ids = faultlib.msg_ids(entries)
     t.check(len(ids) == len(CLIENTS) and len(set(ids)) == len(CLIENTS),
             f"{label}: one FileReady per drop in the stream ({len(ids)}, {len(set(ids))} distinct)")
@@ -180,17 +188,20 @@ def main():
                 f"without faults each drop is processed by exactly one replica ({per})")
 
         # 2. Twelve larger drops; the stream leader killed mid-run.
-        medium = faultlib.write_orders(os.path.join(data, "medium.csv"), 40000, prefix="M")
+        # Big enough that the run lasts well past the first file in flight,
+        # and the leader found before the run: the kill comes as soon as the
+        # first drop is being written, whatever the machine's speed.
+        medium = faultlib.write_orders(os.path.join(data, "medium.csv"), 150000, prefix="M")
         for client in CLIENTS:
             faultlib.copy_drop(p, client, "input.csv", medium)
-        code, out = p.run_checker("--once", "--date", DATE2)
-        t.check(code == 0, f"daily-checker --once exits 0 on the cluster ({out[-200:]})")
-        harness.wait_until(lambda: any(r.get("order_date") == DATE2
-                                       for proc in replicas.values()
-                                       for r in faultlib.records(proc, "file ready")),
-                           timeout=60, what="the first file of the second run")
         leader = stream_leader(cluster)
         victim = next((n for n in cluster.nodes if n.name == leader), cluster.nodes[0])
+        code, out = p.run_checker("--once", "--date", DATE2)
+        t.check(code == 0, f"daily-checker --once exits 0 on the cluster ({out[-200:]})")
+        harness.wait_until(lambda: faultlib.temp_files(p.depot) or any(
+            r.get("order_date") == DATE2 for proc in replicas.values()
+            for r in faultlib.records(proc, "file ready")),
+            timeout=60, interval=0.01, what="the first file of the second run in flight")
         victim.stop(sig=signal.SIGKILL)
         killed_at = time.time()
         done = sum(1 for proc in replicas.values() for r in faultlib.records(proc, "file ready")

@@ -2,7 +2,6 @@
 inspection, stream counting, log timestamps.  Python standard library only.
 """
 
-import base64
 import datetime
 import hashlib
 import json
@@ -76,20 +75,6 @@ def temp_files(folder):
 def depot_files(p, client, date):
     folder = os.path.join(p.depot, client, date)
     return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-
-
-def stream_headers(client, subject, stream="ORDERS"):
-    """(headers text, data) of every message on subject, via MSG.GET."""
-    info = client.stream_info(stream)
-    out = []
-    for seq in range(info["state"]["first_seq"], info["state"]["last_seq"] + 1):
-        reply = json.loads(client.request(f"$JS.API.STREAM.MSG.GET.{stream}",
-                                          json.dumps({"seq": seq}).encode()))
-        msg = reply.get("message")
-        if msg and msg["subject"] == subject:
-            hdrs = base64.b64decode(msg.get("hdrs", "") or "").decode("utf-8", "replace")
-            out.append((hdrs, base64.b64decode(msg.get("data", "") or "")))
-    return out
 
 
 def msg_ids(entries):

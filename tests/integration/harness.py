@@ -7,6 +7,7 @@ the tests, so that a manual trigger does not go through the workers' own code.
 """
 
 import atexit
+import base64
 import contextlib
 import json
 import os
@@ -250,8 +251,9 @@ class NatsClient:
     def consumer_info(self, durable, stream="ORDERS"):
         return json.loads(self.request(f"$JS.API.CONSUMER.INFO.{stream}.{durable}"))
 
-    def stream_messages(self, subject, stream="ORDERS"):
-        """Every message on subject in the stream, via the direct get API."""
+    def stream_entries(self, subject, stream="ORDERS"):
+        """(headers text, data) of every message on subject in the stream,
+        oldest first, via the direct get API."""
         info = self.stream_info(stream)
         out = []
         for seq in range(info["state"]["first_seq"], info["state"]["last_seq"] + 1):
@@ -259,9 +261,13 @@ class NatsClient:
                                             json.dumps({"seq": seq}).encode()))
             msg = reply.get("message")
             if msg and msg["subject"] == subject:
-                import base64
-                out.append(base64.b64decode(msg.get("data", "")))
+                headers = base64.b64decode(msg.get("hdrs", "") or "").decode("utf-8", "replace")
+                out.append((headers, base64.b64decode(msg.get("data", "") or "")))
         return out
+
+    def stream_messages(self, subject, stream="ORDERS"):
+        """The data of every message on subject in the stream, oldest first."""
+        return [data for _headers, data in self.stream_entries(subject, stream)]
 
     def kv_put(self, bucket, key, value):
         """Writes key in a JetStream key-value bucket (a publish on $KV.<bucket>.<key>
@@ -275,7 +281,6 @@ class NatsClient:
 
     def kv_get(self, bucket, key):
         """The value of key in a key-value bucket (bytes), or None when absent."""
-        import base64
         reply = json.loads(self.request(f"$JS.API.STREAM.MSG.GET.KV_{bucket}", json.dumps(
             {"last_by_subj": f"$KV.{bucket}.{key}"}).encode()))
         msg = reply.get("message")

@@ -137,7 +137,7 @@ def check_exactly_once(t, p, cluster, date, replicas, label):
             c.close()
 
     entries = harness.wait_until(
-        lambda: ask(lambda c: [(h, d) for h, d in faultlib.stream_headers(c, "orders.file-ready")
+        lambda: ask(lambda c: [(h, d) for h, d in c.stream_entries("orders.file-ready")
                                if f":{date}:".encode() in h.encode()]),
         timeout=60, what="the stream's file-ready messages")
     harness.wait_until(lambda: ask(lambda c: (lambda i: i.get("num_ack_pending") == 0 and

@@ -158,7 +158,7 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
 
         c = p.client()
         try:
-            ready = faultlib.stream_headers(c, "orders.file-ready")
+            ready = c.stream_entries("orders.file-ready")
             t.check(len(ready) == 1, f"FileReady stored once in the stream ({len(ready)})")
             msg_id = f"file-ready:US1:{DATE}:US1/input.csv:{ref_sha}"
             t.check(faultlib.msg_ids(ready) == [msg_id], f"FileReady carries Nats-Msg-Id {msg_id}")
@@ -241,7 +241,7 @@ def test_nats_restart(t, medium):
         wait_consumer_idle(p, "file-transformer", timeout=60)
         c = p.client()
         try:
-            ready = faultlib.stream_headers(c, "orders.file-ready")
+            ready = c.stream_entries("orders.file-ready")
         finally:
             c.close()
         ids = faultlib.msg_ids(ready)
@@ -300,7 +300,7 @@ def depot_failure_case(t, p, client, name, expect_reason, drop_content=SAMPLE_OR
     t.check(ft.poll() is None, f"{name}: the transformer keeps running")
     c = p.client()
     try:
-        failed = [d for _h, d in faultlib.stream_headers(c, "orders.file-failed")
+        failed = [d for _h, d in c.stream_entries("orders.file-failed")
                   if client.encode() in d]
         t.check(len(failed) == 1, f"{name}: one FileFailed in the stream ({len(failed)})")
     finally:

@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from sshd import Sshd  # noqa: E402
+import faultlib  # noqa: E402
 import harness  # noqa: E402
 
 BUILD = os.environ.get("DX_BUILD_DIR") or os.path.join(HERE, "..", "..", "build")
@@ -94,14 +95,6 @@ class Driver:
                 self.proc.wait()
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             f.close()
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def visible(path):
@@ -387,14 +380,14 @@ class SftpStorageTest(unittest.TestCase):
             self.assertEqual(r["status"], "ok", r)
             # The temporary file of the broken attempt was removed on reconnect.
             self.assertEqual(os.listdir(target_dir), ["big.csv"])
-            self.assertEqual(sha256_file(os.path.join(target_dir, "big.csv")), self.big_sha)
+            self.assertEqual(faultlib.sha256_file(os.path.join(target_dir, "big.csv")), self.big_sha)
             # Killed between two writes of a replacement: the old file stays whole.
             r = d.run(f"put {self.big_local} US1/2026-11-24/big.csv 50000000")
             self.assertEqual(r["event"], "paused", r)
             srv.stop()
             self.assertIn(d.run("")["status"], TRANSIENT)
             self.assertEqual(visible(target_dir), ["big.csv"])
-            self.assertEqual(sha256_file(os.path.join(target_dir, "big.csv")), self.big_sha)
+            self.assertEqual(faultlib.sha256_file(os.path.join(target_dir, "big.csv")), self.big_sha)
             srv.start()
             self.assertEqual(d.run("ping")["status"], "ok")
             self.assertEqual(os.listdir(target_dir), ["big.csv"])
@@ -422,7 +415,7 @@ class SftpStorageTest(unittest.TestCase):
             timings.setdefault("ours_put", []).append(time.monotonic() - start)
             self.assertEqual(r["status"], "ok", r)
             peaks.append(r["peak_rss_kb"])
-        self.assertEqual(sha256_file(srv.path("inbox/US1/big-up.csv")), self.big_sha)
+        self.assertEqual(faultlib.sha256_file(srv.path("inbox/US1/big-up.csv")), self.big_sha)
         children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
         batch_get = os.path.join(srv.dir, "batch-get")

@@ -103,14 +103,6 @@ void util_today(char out[11])
     util_local_date(time(NULL), out);
 }
 
-static int days_in_month(int year, int month)
-{
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-
-    return month == 2 ? 28 + leap : days[month - 1];
-}
-
 int util_date_valid(const char *s)
 {
     int year, month, day;
@@ -124,7 +116,7 @@ int util_date_valid(const char *s)
     month = atoi(s + 5);
     day = atoi(s + 8);
     return year >= 1970 && month >= 1 && month <= 12 && day >= 1 &&
-           day <= days_in_month(year, month);
+           day <= util_days_in_month(year, month);
 }
 
 int util_trace_id_valid(const char *s)

@@ -32,6 +32,15 @@ void util_today(char out[11]);
 /* The local calendar date of t in the process time zone, as YYYY-MM-DD. */
 void util_local_date(time_t t, char out[11]);
 
+/* Days in month (1-12) of year, Gregorian leap years included. */
+static inline int util_days_in_month(int year, int month)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
 /* True when s is a real calendar date written YYYY-MM-DD. */
 int util_date_valid(const char *s);
 

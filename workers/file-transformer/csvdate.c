@@ -1,5 +1,7 @@
 #include "csvdate.h"
 
+#include "util.h"
+
 #include <string.h>
 
 typedef struct cursor {
@@ -33,14 +35,6 @@ static int accept(cursor *c, char ch)
 static int is_separator(char ch)
 {
     return ch == '-' || ch == '/' || ch == '.';
-}
-
-static int days_in_month(int year, int month)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-
-    return month == 2 && leap ? 29 : days[month - 1];
 }
 
 static void put2(char *out, int value)
@@ -117,7 +111,7 @@ static int parse_day(cursor *c, int *year, int *month, int *day, int *year_first
     if (c->i < c->n && c->s[c->i] >= '0' && c->s[c->i] <= '9')
         return -1;
     if (*year < 1000 || *month < 1 || *month > 12 || *day < 1 ||
-        *day > days_in_month(*year, *month))
+        *day > util_days_in_month(*year, *month))
         return -1;
     return 0;
 }

@@ -9,56 +9,50 @@
 #include "util.h"
 
 /* The candidate drops of every client considered, from one listing. */
+/* One client's candidate drops, from one listing. */
+typedef struct client_drops {
+    char *client_id;
+    storage_entry *drops;
+    size_t count;
+} client_drops;
+
+/* The candidate drops of every client considered, from one listing. */
 typedef struct snapshot {
-    char **clients;
-    storage_entry **drops;
-    size_t *drop_counts;
+    client_drops *clients;
     size_t count;
 } snapshot;
 
 static void snapshot_free(snapshot *snap)
 {
     for (size_t i = 0; i < snap->count; i++) {
-        free(snap->clients[i]);
-        storage_entries_free(snap->drops[i], snap->drop_counts[i]);
+        free(snap->clients[i].client_id);
+        storage_entries_free(snap->clients[i].drops, snap->clients[i].count);
     }
     free(snap->clients);
-    free(snap->drops);
-    free(snap->drop_counts);
     memset(snap, 0, sizeof(*snap));
 }
 
 static dx_status snapshot_add(snapshot *snap, worker *w, const char *client_id)
 {
-    storage_entry *drops = NULL;
-    size_t count = 0;
-    size_t n = snap->count + 1;
-    dx_status s = drops_list(w->inbox, client_id, &drops, &count);
-    char **clients;
-    storage_entry **all_drops;
-    size_t *counts;
+    client_drops entry = {0};
+    client_drops *grown;
+    dx_status s = drops_list(w->inbox, client_id, &entry.drops, &entry.count);
 
     if (s == DX_ERR_NOT_FOUND)
         return DX_OK; /* no folder: nothing pending */
     if (s != DX_OK)
         return s;
-    clients = realloc(snap->clients, n * sizeof(*clients));
-    if (clients != NULL)
-        snap->clients = clients;
-    all_drops = realloc(snap->drops, n * sizeof(*all_drops));
-    if (all_drops != NULL)
-        snap->drops = all_drops;
-    counts = realloc(snap->drop_counts, n * sizeof(*counts));
-    if (counts != NULL)
-        snap->drop_counts = counts;
-    if (clients == NULL || all_drops == NULL || counts == NULL ||
-        (snap->clients[snap->count] = strdup(client_id)) == NULL) {
-        storage_entries_free(drops, count);
+    entry.client_id = strdup(client_id);
+    grown = realloc(snap->clients, (snap->count + 1) * sizeof(*grown));
+    if (entry.client_id == NULL || grown == NULL) {
+        free(entry.client_id);
+        storage_entries_free(entry.drops, entry.count);
+        if (grown != NULL)
+            snap->clients = grown;
         return DX_ERR_NOMEM;
     }
-    snap->drops[snap->count] = drops;
-    snap->drop_counts[snap->count] = count;
-    snap->count = n;
+    snap->clients = grown;
+    snap->clients[snap->count++] = entry;
     return DX_OK;
 }
 
@@ -82,23 +76,25 @@ static dx_status take_snapshot(worker *w, const checker_request *req, snapshot *
 static const storage_entry *find_drop(const snapshot *snap, const char *client_id, const char *name)
 {
     for (size_t i = 0; i < snap->count; i++) {
-        if (strcmp(snap->clients[i], client_id) != 0)
+        const client_drops *c = &snap->clients[i];
+
+        if (strcmp(c->client_id, client_id) != 0)
             continue;
-        for (size_t j = 0; j < snap->drop_counts[i]; j++)
-            if (strcmp(snap->drops[i][j].name, name) == 0)
-                return &snap->drops[i][j];
+        for (size_t j = 0; j < c->count; j++)
+            if (strcmp(c->drops[j].name, name) == 0)
+                return &c->drops[j];
     }
     return NULL;
 }
 
-/* Counts the drops of client i of now that are unchanged since before. */
-static size_t stable_drops(const snapshot *before, const snapshot *now, size_t i, const log_ctx *lc)
+/* Counts the drops of client that are unchanged since before. */
+static size_t stable_drops(const snapshot *before, const client_drops *client, const log_ctx *lc)
 {
     size_t stable = 0;
 
-    for (size_t j = 0; j < now->drop_counts[i]; j++) {
-        const storage_entry *cur = &now->drops[i][j];
-        const storage_entry *old = find_drop(before, now->clients[i], cur->name);
+    for (size_t j = 0; j < client->count; j++) {
+        const storage_entry *cur = &client->drops[j];
+        const storage_entry *old = find_drop(before, client->client_id, cur->name);
 
         if (old != NULL && old->size == cur->size && old->mtime == cur->mtime) {
             stable++;
@@ -192,29 +188,30 @@ dx_status checker_run(worker *w, const checker_request *req, cJSON *published, c
         goto done;
     }
     for (size_t i = 0; i < now.count && s == DX_OK; i++) {
-        log_ctx client_lc = {trace_id, NULL, now.clients[i], req->order_date};
+        log_ctx client_lc = {trace_id, NULL, now.clients[i].client_id, req->order_date};
         char event_id[EVENT_ID_MAX];
         claim cl;
 
-        if (stable_drops(&before, &now, i, &client_lc) == 0) {
-            log_printf(LOG_LEVEL_INFO, &client_lc, "no pending drop for %s", now.clients[i]);
+        if (stable_drops(&before, &now.clients[i], &client_lc) == 0) {
+            log_printf(LOG_LEVEL_INFO, &client_lc, "no pending drop for %s",
+                       now.clients[i].client_id);
             continue;
         }
         if (req->claims != NULL) {
-            s = claims_take(req->claims, req->order_date, now.clients[i], req->scheduled_at, &cl,
-                            &client_lc);
+            s = claims_take(req->claims, req->order_date, now.clients[i].client_id,
+                            req->scheduled_at, &cl, &client_lc);
             if (s == DX_ERR_EXISTS) {
                 s = DX_OK; /* published by another replica */
                 continue;
             }
             if (s != DX_OK) {
-                snprintf(err, err_len, "cannot claim the run of %s", now.clients[i]);
+                snprintf(err, err_len, "cannot claim the run of %s", now.clients[i].client_id);
                 break;
             }
         }
-        s = publish_order_date(w, req, now.clients[i], trace_id, published, event_id);
+        s = publish_order_date(w, req, now.clients[i].client_id, trace_id, published, event_id);
         if (s != DX_OK)
-            snprintf(err, err_len, "cannot publish order-date for %s", now.clients[i]);
+            snprintf(err, err_len, "cannot publish order-date for %s", now.clients[i].client_id);
         else if (req->claims != NULL)
             claims_published(req->claims, &cl, event_id, &client_lc);
     }

@@ -200,6 +200,12 @@ Subsystem sftp internal-sftp
             self._log.close()
             self._log = None
 
+    def connection_pids(self):
+        """The processes serving open connections (every descendant of the
+        listener: its per-connection child, the session process, sftp-server),
+        for a test that stops them while the listener keeps accepting."""
+        return _descendants(self.proc.pid) if self.proc is not None else []
+
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -14,7 +14,9 @@ import hashlib
 import json
 import os
 import resource
+import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -362,6 +364,51 @@ class SftpStorageTest(unittest.TestCase):
             self.assertEqual(r["sha256"], self.big_sha)
         finally:
             d.close()
+
+    def test_server_stopped_mid_read_times_out_then_reconnects(self):
+        # The connection stays open but the server stops answering: its
+        # per-connection processes are stopped (SIGSTOP), the listener is not.
+        env = dict(self.env, SFTP_TIMEOUT_SECONDS="2")
+        d = Driver(self.url("inbox"), env)
+        stopped = []
+        try:
+            self.assertEqual(d.run("ping")["status"], "ok")
+            self.assertEqual(d.run("get US1/big.csv 20000000")["event"], "paused")
+            stopped = self.server.connection_pids()
+            self.assertTrue(stopped, "no per-connection sshd process found")
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            start = time.monotonic()
+            d.send("")  # go on reading from the stopped server
+            # A hang guard, not a speed claim: without a bound the read never returns.
+            ready, _, _ = select.select([d.proc.stdout], [], [], 60)
+            self.assertTrue(ready, "the read did not return with the server stopped")
+            r = d.next()
+            elapsed = time.monotonic() - start
+            self.assertEqual(r["status"], "timeout", r)
+            self.assertIn("no answer from the SFTP server", r["error"])
+            self.assertLess(r["bytes"], BIG_MB << 20)
+            self.assertLess(elapsed, 30)
+            self.assertTrue(any("no answer from the SFTP server" in l.get("msg", "")
+                                for l in d.logs), d.logs)
+            for pid in stopped:
+                self._kill_stopped(pid)
+            stopped = []
+            r = d.run("get US1/big.csv")
+            self.assertEqual(r["status"], "ok", r)
+            self.assertEqual(r["sha256"], self.big_sha)
+        finally:
+            for pid in stopped:
+                self._kill_stopped(pid)
+            d.close()
+
+    @staticmethod
+    def _kill_stopped(pid):
+        for sig in (signal.SIGKILL, signal.SIGCONT):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def test_server_killed_mid_write_leaves_no_partial_file(self):
         srv = self.server

@@ -11,7 +11,9 @@
  *                                /var/openfaas/secrets/sftp-known-hosts)
  *   SFTP_INSECURE_SKIP_HOST_KEY  "1" skips the host key check, with a warning
  *                                at every connection
- *   SFTP_TIMEOUT_SECONDS         connect timeout and keepalive (default 10)
+ *   SFTP_TIMEOUT_SECONDS         connect timeout, keepalive, and how long any
+ *                                one operation may wait for the server
+ *                                (default 10)
  *
  * The files named there are read at every connection, so rotated secrets are
  * picked up without a restart, and their contents never reach a log line or
@@ -37,12 +39,16 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
@@ -81,6 +87,14 @@ typedef struct sftp_conn {
     unsigned inflight;    /* read requests sent and not yet answered */
     uint32_t next_id;     /* ids of the requests we build ourselves */
     size_t chunk;         /* read and write request size */
+    long timeout_ms;      /* how long one operation may wait for the server */
+    /* The deadline guard (see "deadlines"); guarded by guard_lock except
+     * timed_out, which the watchdog sets and the owner reads. */
+    struct sftp_conn *guard_next;
+    int armed;
+    int fd;
+    int64_t deadline_ms;
+    atomic_int timed_out;
 } sftp_conn;
 
 typedef struct sftp_storage {
@@ -133,6 +147,128 @@ typedef struct sftp_writer {
 
 static const storage_ops sftp_ops;
 
+/* ---- deadlines ---------------------------------------------------------- */
+
+/*
+ * libssh 0.10 bounds ssh_connect() by SSH_OPTIONS_TIMEOUT, but not the SFTP
+ * calls after it: they wait for each answer with ssh_channel_read() and no
+ * timeout, and a non-blocking sftp_file only checks that some bytes arrived
+ * before it blocks for the rest of the packet.  A server that keeps the
+ * connection open but stops answering (its process stopped, a hung disk)
+ * would hold the call, and the worker, for ever.  So every operation runs
+ * under a deadline, pushed back each time it makes progress: one watchdog
+ * thread per process shuts down the socket of an operation that overran it,
+ * which ends libssh's wait with an error; the operation then reports a
+ * timeout and the connection is dropped.  shutdown() leaves the descriptor
+ * open, and the watchdog acts only on connections armed under its lock, so
+ * it never touches a descriptor that was closed and reused.
+ */
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t guard_wake;
+static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static int guard_running;
+static sftp_conn *guard_list; /* armed connections */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *guard_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&guard_lock);
+    for (;;) {
+        int64_t now = mono_ms(), next = INT64_MAX;
+
+        for (sftp_conn **p = &guard_list; *p != NULL;) {
+            sftp_conn *c = *p;
+
+            if (c->deadline_ms <= now) {
+                atomic_store(&c->timed_out, 1);
+                shutdown(c->fd, SHUT_RDWR);
+                c->armed = 0;
+                *p = c->guard_next;
+                continue;
+            }
+            if (c->deadline_ms < next)
+                next = c->deadline_ms;
+            p = &c->guard_next;
+        }
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&guard_wake, &guard_lock);
+        } else {
+            struct timespec ts = {.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000};
+
+            pthread_cond_timedwait(&guard_wake, &guard_lock, &ts);
+        }
+    }
+    return NULL;
+}
+
+static void guard_start(void)
+{
+    pthread_condattr_t attr;
+    pthread_t thread;
+    sigset_t all, old;
+
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&guard_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    /* Signals stay with the worker's own threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (pthread_create(&thread, NULL, guard_main, NULL) == 0) {
+        pthread_detach(thread);
+        guard_running = 1;
+    } else {
+        log_printf(LOG_LEVEL_ERROR, NULL,
+                   "storage sftp: cannot start the timeout watchdog: SFTP operations are "
+                   "not bounded by SFTP_TIMEOUT_SECONDS");
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Starts, or pushes back, the deadline of the operation running on c. */
+static void guard_arm(sftp_conn *c)
+{
+    pthread_once(&guard_once, guard_start);
+    pthread_mutex_lock(&guard_lock);
+    if (guard_running && !atomic_load(&c->timed_out)) {
+        c->deadline_ms = mono_ms() + c->timeout_ms;
+        if (!c->armed) {
+            c->fd = ssh_get_fd(c->ssh);
+            if (c->fd >= 0) {
+                c->guard_next = guard_list;
+                guard_list = c;
+                c->armed = 1;
+                pthread_cond_signal(&guard_wake);
+            }
+        }
+    }
+    pthread_mutex_unlock(&guard_lock);
+}
+
+/* Ends the deadline of the operation running on c. */
+static void guard_disarm(sftp_conn *c)
+{
+    pthread_mutex_lock(&guard_lock);
+    if (c->armed) {
+        for (sftp_conn **p = &guard_list; *p != NULL; p = &(*p)->guard_next) {
+            if (*p == c) {
+                *p = c->guard_next;
+                break;
+            }
+        }
+        c->armed = 0;
+    }
+    pthread_mutex_unlock(&guard_lock);
+}
+
 /* ---- errors ------------------------------------------------------------- */
 
 static dx_status fail(sftp_storage *st, dx_status s, const char *fmt, ...)
@@ -178,7 +314,7 @@ static dx_status status_from_sftp(int code)
 /* True when the connection can no longer carry requests. */
 static int conn_dead(sftp_conn *c)
 {
-    if (c->broken)
+    if (c->broken || atomic_load(&c->timed_out))
         return 1;
     if (!ssh_is_connected(c->ssh) || ssh_get_error_code(c->ssh) == SSH_FATAL)
         return 1;
@@ -193,6 +329,12 @@ static dx_status lost(sftp_storage *st, sftp_conn *c, const char *what, const ch
     const char *msg = ssh_get_error(c->ssh);
 
     c->broken = 1;
+    if (atomic_load(&c->timed_out)) {
+        metrics_add("dx_sftp_errors_total", "timeout", 1);
+        return fail(st, DX_ERR_TIMEOUT,
+                    "%s %s: no answer from the SFTP server in %lds, connection dropped", what,
+                    path[0] ? path : "(root)", st->timeout_s);
+    }
     metrics_add("dx_sftp_errors_total", strstr(msg, "imeout") ? "timeout" : "io", 1);
     return fail(st, strstr(msg, "imeout") ? DX_ERR_TIMEOUT : DX_ERR_IO,
                 "%s %s: connection to the SFTP server lost: %s", what, path[0] ? path : "(root)",
@@ -309,6 +451,7 @@ static void conn_release(sftp_conn *c)
 {
     if (c == NULL || --c->refs > 0)
         return;
+    guard_disarm(c);
     if (c->sftp != NULL)
         sftp_free(c->sftp);
     if (c->ssh != NULL) {
@@ -478,6 +621,7 @@ static dx_status conn_open(sftp_storage *st, sftp_conn **out)
         return DX_ERR_NOMEM;
     c->refs = 1;
     c->next_id = 0x80000000u;
+    c->timeout_ms = st->timeout_s * 1000;
     c->ssh = ssh_new();
     if (c->ssh == NULL) {
         s = DX_ERR_NOMEM;
@@ -517,6 +661,8 @@ static dx_status conn_open(sftp_storage *st, sftp_conn **out)
         goto out;
     }
     set_keepalive(c->ssh, st->timeout_s);
+    /* From here on libssh no longer bounds its waits: the callers disarm. */
+    guard_arm(c);
     s = check_host_key(st, c);
     if (s != DX_OK) {
         metrics_add("dx_sftp_errors_total", "host_key", 1);
@@ -552,8 +698,9 @@ out:
 }
 
 /*
- * The storage's connection, opened if there is none or the last one broke.
- * *fresh tells whether it was opened by this call.
+ * The storage's connection, opened if there is none or the last one broke,
+ * with the deadline of the operation about to run on it armed: the caller
+ * disarms it.  *fresh tells whether it was opened by this call.
  */
 static dx_status conn_get(sftp_storage *st, sftp_conn **out, int *fresh)
 {
@@ -569,6 +716,7 @@ static dx_status conn_get(sftp_storage *st, sftp_conn **out, int *fresh)
         if (s != DX_OK)
             return s;
     }
+    guard_arm(st->conn);
     if (st->orphan_count > 0)
         clean_orphans(st, st->conn);
     *out = st->conn;
@@ -576,9 +724,10 @@ static dx_status conn_get(sftp_storage *st, sftp_conn **out, int *fresh)
 }
 
 /*
- * Runs op on the storage's connection.  When op fails because a connection
- * reused from an earlier call had gone stale, it runs once more on a new
- * one: only for operations that are safe to repeat.
+ * Runs op on the storage's connection, under the operation's deadline.  When
+ * op fails because a connection reused from an earlier call had gone stale,
+ * it runs once more on a new one: only for operations that are safe to
+ * repeat.
  */
 #define WITH_CONN(st, c, call)                                                                     \
     do {                                                                                           \
@@ -588,6 +737,7 @@ static dx_status conn_get(sftp_storage *st, sftp_conn **out, int *fresh)
             if (s_ != DX_OK)                                                                       \
                 return s_;                                                                         \
             s_ = (call);                                                                           \
+            guard_disarm(c);                                                                       \
             if (s_ == DX_OK || !(c)->broken || fresh_ || attempt_ > 0)                             \
                 return s_;                                                                         \
         }                                                                                          \
@@ -624,6 +774,7 @@ static dx_status resolve(sftp_storage *st, sftp_conn *c, const char *rel, char *
         sftp_attributes a;
 
         *p = '\0';
+        guard_arm(c);
         a = sftp_lstat(c->sftp, path);
         *p = saved;
         if (a == NULL) {
@@ -719,7 +870,10 @@ static dx_status do_list(sftp_storage *st, sftp_conn *c, const char *dir, storag
         goto out;
     }
     for (;;) {
-        sftp_attributes a = sftp_readdir(c->sftp, d);
+        sftp_attributes a;
+
+        guard_arm(c);
+        a = sftp_readdir(c->sftp, d);
 
         if (a == NULL) {
             if (!sftp_dir_eof(d))
@@ -818,6 +972,7 @@ static dx_status do_mkdirs(sftp_storage *st, sftp_conn *c, const char *dir)
         char saved = *p;
 
         *p = '\0';
+        guard_arm(c);
         if (sftp_mkdir(c->sftp, abs, 0755) != 0) {
             /* Someone else may have just made it. */
             sftp_attributes a = conn_dead(c) ? NULL : sftp_lstat(c->sftp, abs);
@@ -956,8 +1111,13 @@ static dx_status posix_rename(sftp_storage *st, sftp_conn *c, const char *from, 
             rc = channel_read_full(st, c, reply, reply_len);
         }
     }
+    if (rc == -1 && atomic_load(&c->timed_out)) {
+        free(reply);
+        return lost(st, c, "rename", rel);
+    }
     if (rc == -2) {
         free(reply);
+        metrics_add("dx_sftp_errors_total", "timeout", 1);
         return fail(st, DX_ERR_TIMEOUT, "rename %s: no answer from the SFTP server in %lds", rel,
                     st->timeout_s);
     }
@@ -1039,7 +1199,7 @@ static dx_status rename_replace(sftp_storage *st, sftp_conn *c, const char *from
 static dx_status sftp_storage_rename(storage *base, const char *from, const char *to)
 {
     sftp_storage *st = (sftp_storage *)base;
-    sftp_conn *c;
+    sftp_conn *c = NULL;
     char *abs_from = NULL, *abs_to = NULL;
     int fresh;
     dx_status s = conn_get(st, &c, &fresh);
@@ -1054,6 +1214,8 @@ static dx_status sftp_storage_rename(storage *base, const char *from, const char
         s = resolve(st, c, to, &abs_to, NULL);
     if (s == DX_OK)
         s = rename_replace(st, c, abs_from, abs_to, from);
+    if (c != NULL)
+        guard_disarm(c);
     free(abs_from);
     free(abs_to);
     return s;
@@ -1062,7 +1224,7 @@ static dx_status sftp_storage_rename(storage *base, const char *from, const char
 static dx_status sftp_storage_remove(storage *base, const char *path)
 {
     sftp_storage *st = (sftp_storage *)base;
-    sftp_conn *c;
+    sftp_conn *c = NULL;
     char *abs = NULL;
     int fresh;
     dx_status s = conn_get(st, &c, &fresh);
@@ -1071,6 +1233,8 @@ static dx_status sftp_storage_remove(storage *base, const char *path)
         s = resolve(st, c, path, &abs, NULL);
     if (s == DX_OK && sftp_unlink(c->sftp, abs) != 0)
         s = fail_ssh(st, c, "remove", path);
+    if (c != NULL)
+        guard_disarm(c);
     free(abs);
     return s;
 }
@@ -1094,6 +1258,7 @@ static void reader_drain(sftp_reader *rd)
         rd->conn->inflight--;
         if (conn_dead(rd->conn))
             continue;
+        guard_arm(rd->conn);
         sftp_seek64(rd->file, offset);
         sftp_async_read(rd->file, rd->buf, (uint32_t)rd->chunk, (uint32_t)id);
     }
@@ -1163,9 +1328,8 @@ static dx_status sftp_storage_reader_open(storage *base, const char *path, stora
     WITH_CONN(st, c, do_reader_open(st, c, path, out));
 }
 
-static dx_status sftp_storage_read(storage_reader *base, void *buf, size_t cap, size_t *got)
+static dx_status read_some(sftp_reader *rd, void *buf, size_t cap, size_t *got)
 {
-    sftp_reader *rd = (sftp_reader *)base;
     size_t n;
 
     if (rd->failed != DX_OK)
@@ -1199,6 +1363,7 @@ static dx_status sftp_storage_read(storage_reader *base, void *buf, size_t cap, 
         rd->head = (rd->head + 1) % READ_DEPTH;
         rd->pending--;
         rd->conn->inflight--;
+        guard_arm(rd->conn);
         sftp_seek64(rd->file, offset);
         r = sftp_async_read(rd->file, rd->buf, (uint32_t)rd->chunk, (uint32_t)id);
         if (r < 0)
@@ -1225,12 +1390,25 @@ static dx_status sftp_storage_read(storage_reader *base, void *buf, size_t cap, 
     return DX_OK;
 }
 
+static dx_status sftp_storage_read(storage_reader *base, void *buf, size_t cap, size_t *got)
+{
+    sftp_reader *rd = (sftp_reader *)base;
+    dx_status s;
+
+    guard_arm(rd->conn);
+    s = read_some(rd, buf, cap, got);
+    guard_disarm(rd->conn);
+    return s;
+}
+
 static void sftp_storage_reader_close(storage_reader *base)
 {
     sftp_reader *rd = (sftp_reader *)base;
 
+    guard_arm(rd->conn);
     reader_drain(rd);
     sftp_close(rd->file);
+    guard_disarm(rd->conn);
     conn_release(rd->conn);
     free(rd->buf);
     free(rd->path);
@@ -1330,19 +1508,16 @@ static dx_status writer_send(sftp_writer *wr, const void *buf, size_t len)
 
     if (conn_dead(wr->conn))
         return wr->failed = lost(st, wr->conn, "write", wr->path);
+    guard_arm(wr->conn);
     if (sftp_write(wr->file, buf, len) != (ssize_t)len)
         return wr->failed = fail_ssh(st, wr->conn, "write", wr->path);
     return DX_OK;
 }
 
-static dx_status sftp_storage_write(storage_writer *base, const void *buf, size_t len)
+static dx_status write_some(sftp_writer *wr, const void *buf, size_t len)
 {
-    sftp_writer *wr = (sftp_writer *)base;
     const unsigned char *p = buf;
     dx_status s;
-
-    if (wr->failed != DX_OK)
-        return wr->failed;
     while (len > 0) {
         size_t n;
 
@@ -1370,6 +1545,18 @@ static dx_status sftp_storage_write(storage_writer *base, const void *buf, size_
     return DX_OK;
 }
 
+static dx_status sftp_storage_write(storage_writer *base, const void *buf, size_t len)
+{
+    sftp_writer *wr = (sftp_writer *)base;
+    dx_status s;
+
+    if (wr->failed != DX_OK)
+        return wr->failed;
+    s = write_some(wr, buf, len);
+    guard_disarm(wr->conn);
+    return s;
+}
+
 static dx_status sftp_storage_writer_commit(storage_writer *base)
 {
     sftp_writer *wr = (sftp_writer *)base;
@@ -1377,6 +1564,7 @@ static dx_status sftp_storage_writer_commit(storage_writer *base)
     sftp_conn *c = wr->conn;
     dx_status s = wr->failed;
 
+    guard_arm(c);
     if (s == DX_OK && wr->len > 0)
         s = writer_send(wr, wr->buf, wr->len);
     /* Data first, then the name: after a crash the target is either the old
@@ -1397,6 +1585,7 @@ static dx_status sftp_storage_writer_commit(storage_writer *base)
         s = rename_replace(st, c, wr->tmp_abs, wr->final_abs, wr->path);
     if (s != DX_OK)
         writer_discard(wr);
+    guard_disarm(c);
     writer_free(wr);
     return s;
 }
@@ -1405,7 +1594,9 @@ static void sftp_storage_writer_abort(storage_writer *base)
 {
     sftp_writer *wr = (sftp_writer *)base;
 
+    guard_arm(wr->conn);
     writer_discard(wr);
+    guard_disarm(wr->conn);
     writer_free(wr);
 }
 

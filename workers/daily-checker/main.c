@@ -99,7 +99,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
         http_error(resp, 404, "not found: POST / runs a check");
         return;
     }
-    if (__atomic_load_n(&w->bus, __ATOMIC_ACQUIRE) == NULL) {
+    if (atomic_load_explicit(&w->bus, memory_order_acquire) == NULL) {
         http_error(resp, 503, "not connected to NATS yet");
         return;
     }
@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &opt) != 0)
         return 2;
     worker_install_signals();
-    if (worker_init(&w, "daily-checker", 1, 0, err, sizeof(err)) != DX_OK) {
+    if (worker_init(&w, "daily-checker", WORKER_INBOX, err, sizeof(err)) != DX_OK) {
         fprintf(stderr, "daily-checker: %s\n", err);
         ret = 2;
         goto done;
@@ -179,7 +179,7 @@ int main(int argc, char **argv)
         if (schedule != NULL)
             scheduler_run(&w, schedule);
         else
-            while (!worker_stop)
+            while (!atomic_load(&worker_stop))
                 worker_sleep(1000);
     }
     log_printf(LOG_LEVEL_INFO, NULL, "stopping");

@@ -111,7 +111,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
         http_error(resp, 404, "not found: POST / with an order-date event");
         return;
     }
-    if (__atomic_load_n(&w->bus, __ATOMIC_ACQUIRE) == NULL) {
+    if (atomic_load_explicit(&w->bus, memory_order_acquire) == NULL) {
         http_error(resp, 503, "not connected to NATS yet");
         return;
     }
@@ -176,7 +176,8 @@ static int run_service(void)
     int ret = 1;
 
     worker_install_signals();
-    if (worker_init(&w, "file-transformer", 1, 1, err, sizeof(err)) != DX_OK) {
+    if (worker_init(&w, "file-transformer", WORKER_INBOX | WORKER_DEPOT, err, sizeof(err)) !=
+        DX_OK) {
         fprintf(stderr, "file-transformer: %s\n", err);
         ret = 2;
         goto done;
@@ -192,7 +193,7 @@ static int run_service(void)
     if (w.cfg.subscribe)
         bus_consume(w.bus, BUS_DURABLE_TRANSFORMER, on_message, &w, &worker_stop);
     else
-        while (!worker_stop)
+        while (!atomic_load(&worker_stop))
             worker_sleep(1000);
     log_printf(LOG_LEVEL_INFO, NULL, "stopping: finishing in-flight work");
     ret = 0;

@@ -314,7 +314,7 @@ static void process_client(run_ctx *run, const char *client_id)
     if (count == 0)
         log_printf(LOG_LEVEL_INFO, &lc, "no pending drop for %s", client_id);
     for (size_t i = 0; i < count; i++) {
-        if (worker_stop) {
+        if (atomic_load(&worker_stop)) {
             char source[EVENT_PATH_MAX];
 
             /* Stopping: the drop in flight is finished, the others are

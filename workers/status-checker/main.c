@@ -199,12 +199,12 @@ int main(int argc, char **argv)
         return 2;
     }
     worker_install_signals();
-    if (worker_init(&sc.w, "status-checker", 0, 1, err, sizeof(err)) != DX_OK) {
+    if (worker_init(&sc.w, "status-checker", WORKER_DEPOT, err, sizeof(err)) != DX_OK) {
         fprintf(stderr, "status-checker: %s\n", err);
         ret = 2;
         goto done;
     }
-    sc.w.warming_up = 1;
+    atomic_store(&sc.w.warming_up, 1);
     sc.state = state_create();
     if (sc.state == NULL)
         goto done;
@@ -216,12 +216,12 @@ int main(int argc, char **argv)
         bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_READY, on_replay, &sc);
         bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_FAILED, on_replay, &sc);
         prime_depot_counts(&sc);
-        sc.w.warming_up = 0;
+        atomic_store(&sc.w.warming_up, 0);
         log_printf(LOG_LEVEL_INFO, NULL, "status rebuilt from the stream");
         if (sc.w.cfg.subscribe)
             bus_consume(sc.w.bus, BUS_DURABLE_STATUS, on_message, &sc, &worker_stop);
         else
-            while (!worker_stop)
+            while (!atomic_load(&worker_stop))
                 worker_sleep(1000);
     }
     log_printf(LOG_LEVEL_INFO, NULL, "stopping");

@@ -72,7 +72,8 @@ dx_status worker_start_http(worker *w, http_handler handler, char *err, size_t e
 int worker_ready(void *w);
 
 /* Stops HTTP (finishing in-flight requests within SHUTDOWN_GRACE), drains
- * the bus and frees everything.  Safe on a partly initialised worker. */
+ * the bus, frees everything and closes the NATS library (nats_Close): call
+ * it once, at exit.  Safe on a partly initialised worker. */
 void worker_finish(worker *w);
 
 /* Sleeps up to ms milliseconds, returning early when worker_stop is set. */

@@ -98,11 +98,13 @@ def rss_limit_kb(path, limit_kb):
     return RSS_LIMIT_ASAN_KB if built_with_asan(path) else limit_kb
 
 
-def worker_command(name, args=()):
+def worker_command(name, args=(), wrapper=()):
     """The command line that runs worker name: the binary, prefixed by
-    DX_WORKER_WRAPPER when set (e.g. valgrind, for the memory-checked run)."""
+    DX_WORKER_WRAPPER when set (e.g. valgrind, for the memory-checked run),
+    or else by wrapper (e.g. strace, for one worker of a test)."""
     import shlex
-    return shlex.split(os.environ.get("DX_WORKER_WRAPPER", "")) + [binary(name)] + list(args)
+    prefix = shlex.split(os.environ.get("DX_WORKER_WRAPPER", "")) or list(wrapper)
+    return prefix + [binary(name)] + list(args)
 
 
 def binary(name):
@@ -380,8 +382,8 @@ class Pipeline:
         self.nats.start()
         return self
 
-    def start_worker(self, worker, wait_ready=True, args=(), log_name=None, **env):
-        proc = start_process(worker_command(worker, args),
+    def start_worker(self, worker, wait_ready=True, args=(), log_name=None, wrapper=(), **env):
+        proc = start_process(worker_command(worker, args, wrapper),
                              os.path.join(self.workdir, f"{log_name or worker}.log"),
                              env=self.env(worker, **env))
         self.workers[log_name or worker] = proc

@@ -478,10 +478,14 @@ def pipeline_run(t, name, **kwargs):
 class TestRun:
     """Collects named checks; prints 'N passed, M failed' like the unit tests."""
 
+    # The exit code by which meson (and automake) report a test as SKIP.
+    SKIP = 77
+
     def __init__(self, name):
         self.name = name
         self.passed = 0
         self.failed = 0
+        self.skipped = []
 
     def check(self, cond, what):
         if cond:
@@ -491,11 +495,18 @@ class TestRun:
             print(f"FAIL: {what}", file=sys.stderr)
         return cond
 
+    def skip(self, why):
+        """Records a check that could not be made here: the test then exits
+        SKIP (77) unless a check failed, never a silent pass."""
+        self.skipped.append(why)
+        print(f"skipped: {why}", flush=True)
+
     def finish(self):
         """Prints the counts; removes the pipelines' work folders when every
         check passed (they are kept, logs included, for a failed run)."""
-        print(f"{self.name}: {self.passed} passed, {self.failed} failed")
-        ok = self.failed == 0 and self.passed > 0
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed"
+              + (f", {len(self.skipped)} skipped" if self.skipped else ""))
+        ok = self.failed == 0 and (self.passed > 0 or self.skipped)
         if ok:
             import shutil
             for workdir in _workdirs:
@@ -503,4 +514,6 @@ class TestRun:
         else:
             for workdir in _workdirs:
                 print(f"kept for inspection: {workdir}", file=sys.stderr)
+        if ok and self.skipped:
+            return self.SKIP
         return 0 if ok else 1

@@ -18,9 +18,16 @@
 
 Mounts (read-only bind, tmpfs) need CAP_SYS_ADMIN: the test re-executes
 itself in a private mount namespace (`unshare --mount`) so that nothing it
-mounts is visible outside or outlives it; without that permission those two
-cases are skipped with a message, the depot-replaced-by-a-file case always
-runs.  chmod does not stop root, a read-only mount does (EROFS).
+mounts is visible outside or outlives it.  chmod does not stop root, a
+read-only mount does (EROFS).
+
+The cases are chosen by argument (default: kill nats depot term).  The two
+that cannot always run are tests of their own, which exit 77 (meson: SKIP)
+when they could not check what they are for:
+  mounts  (test_faults_mounts): the read-only and full depots of case 3,
+          without CAP_SYS_ADMIN;
+  term-fn (test_faults_function_term): case 5 in function mode, when the
+          POST finished before the no-new-connection check could be made.
 
 Figures (redelivery delay, reconnect time, shutdown time) are printed, not
 asserted.
@@ -35,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 
 import faultlib
 import harness
@@ -173,12 +181,23 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
             c.publish("orders.file-ready", ready[0][1],
                       headers={"Nats-Msg-Id": msg_id + ":late",
                                "Content-Type": "application/protobuf"})
+            # A real re-run after a crash publishes a new FileReady: a new
+            # event id for the same client, date, source and checksum.
+            rerun = {k: v for k, v in runs[0].items() if k != "at"}
+            rerun["event_id"] = str(uuid.uuid4())
+            c.publish("orders.file-ready", json.dumps(rerun),
+                      headers={"Nats-Msg-Id": msg_id + ":rerun",
+                               "Content-Type": "application/json"})
         finally:
             c.close()
         wait_consumer_idle(p, "status-checker")
         st = p.status()
         t.check(len(faultlib.runs_of(st, "US1", DATE)) == 1,
-                "status-checker counts a FileReady stored twice once")
+                "status-checker counts a FileReady stored twice once, and a re-run with a new "
+                "event id once")
+        t.check(any(r.get("event_id") == rerun["event_id"] and r.get("duplicate") is True
+                    for r in harness.log_records(p.workers["status-checker"])),
+                "status-checker read the re-run's FileReady and logged it as a duplicate")
         t.check(st["clients"]["US1"]["files_in_depot"] == 2, "status shows 2 files for US1")
         wait_consumer_idle(p, "file-transformer")
         # A restarted status-checker rebuilds the same status from the stream.
@@ -307,9 +326,61 @@ def depot_failure_case(t, p, client, name, expect_reason, drop_content=SAMPLE_OR
         c.close()
 
 
+def retry_after_depot_back(t, p, clients):
+    """The drops were kept: with the depot back, the next order-date
+    processes each of them once."""
+    for client in clients:
+        publish_order_date(p, client)
+    st = p.wait_runs(clients, DATE, timeout=60)
+    for client in clients:
+        t.check(len(faultlib.runs_of(st, client, DATE)) == 1,
+                f"{client}: processed once the depot is back")
+        t.check(faultlib.depot_files(p, client, DATE) == ["input.csv", "input.rejects.csv"],
+                f"{client}: one copy of each output")
+
+
+def test_depot_mounts(t):
+    """3b and 3c: a read-only and a full depot (mounts: CAP_SYS_ADMIN)."""
+    if not can_mount():
+        t.skip("read-only and full depot: mounting needs CAP_SYS_ADMIN "
+               "(unshare --mount was refused)")
+        return
+    p = harness.Pipeline("faults-mounts", extra_env={"MAX_DELIVER": "3", "ACK_WAIT": "5"})
+    mounted = []
+    try:
+        p.start()
+        # 3b. Read-only: a read-only bind mount of the depot on itself.
+        subprocess.run(["mount", "--bind", p.depot, p.depot], check=True)
+        mounted.append(p.depot)
+        subprocess.run(["mount", "-o", "remount,bind,ro", p.depot], check=True)
+        depot_failure_case(t, p, "US22", "read-only depot", "Read-only file system")
+        subprocess.run(["umount", p.depot], check=True)
+        mounted.remove(p.depot)
+        t.check(not os.path.exists(os.path.join(p.depot, "US22")),
+                "read-only depot: nothing written")
+
+        # 3c. Full: a 1 MB tmpfs as the depot, a drop whose output is larger.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", p.depot], check=True)
+        mounted.append(p.depot)
+        rows = faultlib.HEADER + "".join(
+            f"F-{i},2026-11-24,C{i},c{i}@example.com,SKU-{i},Mug,1,1.00,EUR,delivered\n"
+            for i in range(40000))
+        depot_failure_case(t, p, "US23", "depot full", "No space left", drop_content=rows)
+        leftovers = [os.path.join(r, n) for r, _d, files in os.walk(p.depot) for n in files]
+        t.check(leftovers == [], f"depot full: no partial file left ({leftovers})")
+        subprocess.run(["umount", p.depot], check=True)
+        mounted.remove(p.depot)
+        retry_after_depot_back(t, p, ["US22", "US23"])
+    except Exception as e:
+        t.check(False, f"depot mounts: exception {e!r}")
+    finally:
+        for path in reversed(mounted):
+            subprocess.run(["umount", "-l", path])
+        finish(t, p)
+
+
 def test_depot_unavailable(t):
     p = harness.Pipeline("faults-depot", extra_env={"MAX_DELIVER": "3", "ACK_WAIT": "5"})
-    mounted = []
     try:
         p.start()
         # 4b first: an undecodable message is terminated on its first delivery.
@@ -345,44 +416,8 @@ def test_depot_unavailable(t):
         t.check(faultlib.temp_files(p.depot) == [] and not os.path.exists(
             os.path.join(p.depot, "US21")), "depot replaced by a file: nothing written")
 
-        if can_mount():
-            # 3b. Read-only: a read-only bind mount of the depot on itself.
-            subprocess.run(["mount", "--bind", p.depot, p.depot], check=True)
-            mounted.append(p.depot)
-            subprocess.run(["mount", "-o", "remount,bind,ro", p.depot], check=True)
-            depot_failure_case(t, p, "US22", "read-only depot", "Read-only file system")
-            subprocess.run(["umount", p.depot], check=True)
-            mounted.remove(p.depot)
-            t.check(not os.path.exists(os.path.join(p.depot, "US22")),
-                    "read-only depot: nothing written")
-
-            # 3c. Full: a 1 MB tmpfs as the depot, a drop whose output is larger.
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", p.depot], check=True)
-            mounted.append(p.depot)
-            rows = faultlib.HEADER + "".join(
-                f"F-{i},2026-11-24,C{i},c{i}@example.com,SKU-{i},Mug,1,1.00,EUR,delivered\n"
-                for i in range(40000))
-            depot_failure_case(t, p, "US23", "depot full", "No space left", drop_content=rows)
-            leftovers = [os.path.join(r, n) for r, _d, files in os.walk(p.depot) for n in files]
-            t.check(leftovers == [], f"depot full: no partial file left ({leftovers})")
-            subprocess.run(["umount", p.depot], check=True)
-            mounted.remove(p.depot)
-            retried_clients = ["US21", "US22", "US23"]
-        else:
-            print("skipped: read-only and full depot (mounting needs CAP_SYS_ADMIN: "
-                  "unshare --mount was refused)", flush=True)
-            retried_clients = ["US21"]
-
-        # The drops were kept: with the depot back, the next order-date
-        # processes each of them once.
-        for client in retried_clients:
-            publish_order_date(p, client)
-        st = p.wait_runs(retried_clients, DATE, timeout=60)
-        for client in retried_clients:
-            t.check(len(faultlib.runs_of(st, client, DATE)) == 1,
-                    f"{client}: processed once the depot is back")
-            t.check(faultlib.depot_files(p, client, DATE) == ["input.csv", "input.rejects.csv"],
-                    f"{client}: one copy of each output")
+        retried_clients = ["US21"]
+        retry_after_depot_back(t, p, retried_clients)
 
         # 4a. The FileFailed above came after the last delivery (checked per
         # case); the undecodable message was still delivered only once, more
@@ -402,8 +437,6 @@ def test_depot_unavailable(t):
     except Exception as e:
         t.check(False, f"depot unavailable: exception {e!r}")
     finally:
-        for path in reversed(mounted):
-            subprocess.run(["umount", "-l", path])
         if os.path.isfile(p.depot) and os.path.isdir(p.depot + ".real"):
             os.remove(p.depot)
             os.rename(p.depot + ".real", p.depot)
@@ -462,8 +495,19 @@ def test_sigterm(t, big, ref_out):
         wait_consumer_idle(p, "file-transformer")
         code = harness.stop_process(ft2)
         t.check(code == 0, f"service mode: an idle transformer exits 0 on SIGTERM ({code})")
+    except Exception as e:
+        t.check(False, f"sigterm: exception {e!r}")
+    finally:
+        finish(t, p)
 
-        # Function mode: a POST in flight when SIGTERM arrives.
+
+def test_sigterm_function_mode(t, big, ref_out):
+    """Case 5 in function mode: a POST in flight when SIGTERM arrives."""
+    p = harness.Pipeline("faults-term-fn", extra_env={"SHUTDOWN_GRACE": "60"})
+    ref_sha = faultlib.sha256_file(ref_out)
+    try:
+        p.start_nats()
+        p.start_worker("status-checker")
         faultlib.copy_drop(p, "US32", "input.csv", big)
         fn = p.start_worker("file-transformer", log_name="file-transformer-fn", SUBSCRIBE="0")
         port = p.ports["file-transformer"]
@@ -488,7 +532,7 @@ def test_sigterm(t, big, ref_out):
                 refused = True
             t.check(refused, "function mode: no new connection accepted after SIGTERM")
         else:
-            print("skipped: new-connection check (the POST finished within 0.1 s)", flush=True)
+            t.skip("no-new-connection check: the POST finished within 0.1 s of SIGTERM")
         thread.join(timeout=120)
         code = fn.wait(timeout=90)
         figure(f"function mode: SIGTERM -> exit in {time.time() - term_at:.1f} s")
@@ -507,7 +551,7 @@ def test_sigterm(t, big, ref_out):
         p.wait_runs(["US32"], DATE)
         t.check(faultlib.temp_files(p.depot) == [], "function mode: no temporary file")
     except Exception as e:
-        t.check(False, f"sigterm: exception {e!r}")
+        t.check(False, f"sigterm, function mode: exception {e!r}")
     finally:
         finish(t, p)
 
@@ -532,22 +576,30 @@ def main():
     enter_mount_namespace()
     t = harness.TestRun("test_faults")
     data = tempfile.mkdtemp(prefix="dx-faults-data-")
+    selected = sys.argv[1:] or ["kill", "nats", "depot", "term"]
+    unknown = set(selected) - {"kill", "nats", "depot", "term", "mounts", "term-fn"}
     try:
+        if unknown:
+            raise ValueError(f"unknown case {sorted(unknown)}")
         started = time.time()
-        big = faultlib.write_orders(os.path.join(data, "big.csv"), 450000)
-        medium = faultlib.write_orders(os.path.join(data, "medium.csv"), 100000, prefix="M")
-        ref_out, ref_rejects = faultlib.clean_reference(big, data, "big")
-        figure(f"test data: {os.path.getsize(big) / 1e6:.0f} MB and "
-               f"{os.path.getsize(medium) / 1e6:.0f} MB drops in {time.time() - started:.1f} s")
-        selected = sys.argv[1:] or ["kill", "nats", "depot", "term"]
+        if {"kill", "term", "term-fn"} & set(selected):
+            big = faultlib.write_orders(os.path.join(data, "big.csv"), 450000)
+            ref_out, ref_rejects = faultlib.clean_reference(big, data, "big")
+            figure(f"test data: a {os.path.getsize(big) / 1e6:.0f} MB drop in "
+                   f"{time.time() - started:.1f} s")
         if "kill" in selected:
             test_sigkill_mid_file(t, big, ref_out, ref_rejects)
         if "nats" in selected:
+            medium = faultlib.write_orders(os.path.join(data, "medium.csv"), 100000, prefix="M")
             test_nats_restart(t, medium)
         if "depot" in selected:
             test_depot_unavailable(t)
+        if "mounts" in selected:
+            test_depot_mounts(t)
         if "term" in selected:
             test_sigterm(t, big, ref_out)
+        if "term-fn" in selected:
+            test_sigterm_function_mode(t, big, ref_out)
     except Exception as e:
         t.check(False, f"exception: {e!r}")
     finally:

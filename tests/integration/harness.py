@@ -330,15 +330,30 @@ def read_log_lines(proc_or_path):
         return [line.decode("utf-8", "replace") for line in f.read().splitlines()]
 
 
-def log_records(proc):
-    """The JSON log records of a worker (non-JSON lines are skipped)."""
+def parse_log_records(text_or_lines, raw=False):
+    """The one parser of the workers' log lines (one JSON object a line, see
+    log.h): the records of a text or a list of lines, in order.  A line that
+    is not a JSON object (a sanitizer's report, a crash) is skipped, or kept
+    as {"raw": line} when raw is true."""
+    lines = text_or_lines.splitlines() if isinstance(text_or_lines, str) else text_or_lines
     out = []
-    for line in read_log_lines(proc):
+    for line in lines:
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except ValueError:
-            pass
+            rec = None
+        if isinstance(rec, dict):
+            out.append(rec)
+        elif raw:
+            out.append({"raw": line})
     return out
+
+
+def log_records(proc_or_path, msg=None):
+    """The log records of a worker process (or of a log file), those whose
+    msg is msg when it is given."""
+    return [r for r in parse_log_records(read_log_lines(proc_or_path))
+            if msg is None or r.get("msg") == msg]
 
 
 _workdirs = []

@@ -21,7 +21,7 @@ def test_full_chain(p, t):
     p.drop("US2", "input.csv", SAMPLE_ORDERS.replace("A-", "B-"))
     code, out = p.run_checker("--once", "--date", DATE)
     t.check(code == 0, f"daily-checker --once exits 0 (got {code}: {out[-300:]})")
-    published = [json.loads(l) for l in out.splitlines() if '"order-date published"' in l]
+    published = [r for r in harness.parse_log_records(out) if r["msg"] == "order-date published"]
     t.check(len(published) == 2, f"one order-date per client (got {len(published)})")
     t.check(all(f'"order_date": "{DATE}"' in l for l in out.splitlines()
                 if '"order-date published"' in l), "the event is logged with \"order_date\": \"D\"")

@@ -134,7 +134,7 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
         ft2 = p.start_worker("file-transformer", log_name="file-transformer-2")
         st = p.wait_runs(["US1"], DATE, timeout=90)
         done_at = time.time()
-        again = [r for r in faultlib.records(ft2, "processing order-date for US1")]
+        again = [r for r in harness.log_records(ft2, "processing order-date for US1")]
         if again:
             figure(f"SIGKILL -> redelivered to the restarted transformer in "
                    f"{faultlib.log_time(again[0]) - killed_at:.1f} s (ACK_WAIT 5 s)")
@@ -226,11 +226,11 @@ def test_nats_restart(t, medium):
         code, out = p.run_checker("--once", "--date", DATE)
         t.check(code == 0, f"daily-checker --once exits 0 ({out[-200:]})")
         ft = p.workers["file-transformer"]
-        harness.wait_until(lambda: faultlib.records(ft, "file ready"), timeout=60,
+        harness.wait_until(lambda: harness.log_records(ft, "file ready"), timeout=60,
                            what="the first file ready")
         p.nats.stop(sig=signal.SIGKILL)
         stopped_at = time.time()
-        done_before = len(faultlib.records(ft, "file ready"))
+        done_before = len(harness.log_records(ft, "file ready"))
         t.check(done_before < len(clients),
                 f"nats-server killed in the middle of the run ({done_before}/{len(clients)} done)")
         time.sleep(1.0)
@@ -283,7 +283,7 @@ def depot_failure_case(t, p, client, name, expect_reason, drop_content=SAMPLE_OR
     the retries, the FileFailed, the drop and the depot."""
     ft = p.workers["file-transformer"]
     p.drop(client, "input.csv", drop_content)
-    before = len(faultlib.records(ft, "file failed"))
+    before = len(harness.log_records(ft, "file failed"))
     published_at = time.time()
     publish_order_date(p, client)
     st = harness.wait_until(lambda: (lambda s: s if faultlib.failures_of(s, client, DATE) else None)(
@@ -293,7 +293,7 @@ def depot_failure_case(t, p, client, name, expect_reason, drop_content=SAMPLE_OR
             f"{name}: one FileFailed with permanent=false in /status failures ({fails})")
     t.check(any(expect_reason in f["reason"] for f in fails),
             f"{name}: the reason names the cause ({[f['reason'] for f in fails]})")
-    attempts = [r for r in faultlib.records(ft, "file failed")[before:]
+    attempts = [r for r in harness.log_records(ft, "file failed")[before:]
                 if r.get("client_id") == client]
     retried = [r for r in attempts if r.get("will_retry")]
     # The event was published by hand without ids: every delivery of it
@@ -391,10 +391,10 @@ def test_depot_unavailable(t):
             c.publish("orders.file-ready", b"\x0a\xff\x01 not a FileReady")
         finally:
             c.close()
-        harness.wait_until(lambda: faultlib.records(ft, "terminated undecodable message"),
+        harness.wait_until(lambda: harness.log_records(ft, "terminated undecodable message"),
                            what="undecodable order-date terminated")
         sc = p.workers["status-checker"]
-        harness.wait_until(lambda: faultlib.records(sc, "terminated undecodable message"),
+        harness.wait_until(lambda: harness.log_records(sc, "terminated undecodable message"),
                            what="undecodable file-ready terminated")
         for durable in ("file-transformer", "status-checker"):
             info = wait_consumer_idle(p, durable)
@@ -425,9 +425,9 @@ def test_depot_unavailable(t):
         time.sleep(max(0.0, terminated_at + 6.0 - time.time()))
         figure(f"undecodable messages checked again {time.time() - terminated_at:.1f} s later "
                f"(ACK_WAIT 5 s)")
-        t.check(len(faultlib.records(ft, "terminated undecodable message")) == 1,
+        t.check(len(harness.log_records(ft, "terminated undecodable message")) == 1,
                 "the undecodable order-date was delivered once")
-        t.check(len(faultlib.records(sc, "terminated undecodable message")) == 1,
+        t.check(len(harness.log_records(sc, "terminated undecodable message")) == 1,
                 "the undecodable file-ready was delivered once")
         code, body = harness.http_get(p.ports["file-transformer"], "/metrics")
         expected = f'dx_events_terminated_total{{subject="orders.order-date"}} ' \

@@ -137,7 +137,7 @@ def test_big_drop_server_restart(p, t, server, big, ref_out, ref_rejects):
     st = p.wait_runs(["US5"], DATE, timeout=240)
     figure(f"sshd stopped mid-transfer -> run complete {time.time() - stopped_at:.1f} s "
            f"after the stop ({os.path.getsize(big) / 1e6:.0f} MB drop)")
-    retried = [r for r in faultlib.records(ft, "file failed")
+    retried = [r for r in harness.log_records(ft, "file failed")
                if r.get("client_id") == "US5" and r.get("will_retry")]
     t.check(len(retried) >= 1 and not retried[0].get("permanent"),
             f"the broken transfer was a transient failure, retried ({len(retried)})")

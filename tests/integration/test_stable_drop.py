@@ -16,7 +16,6 @@ The writer runs until the first run has returned, so the drop is changing
 throughout that run whatever the machine's speed (no timed assertion).
 """
 
-import json
 import os
 import shutil
 import threading
@@ -86,18 +85,9 @@ class Rewriter(threading.Thread):
             self._write()
 
 
-def records(out):
-    recs = []
-    for line in out.splitlines():
-        try:
-            recs.append(json.loads(line))
-        except ValueError:
-            pass
-    return recs
-
-
 def published_clients(out):
-    return sorted(r["client_id"] for r in records(out) if r["msg"] == "order-date published")
+    return sorted(r["client_id"] for r in harness.parse_log_records(out)
+                  if r["msg"] == "order-date published")
 
 
 def check_pipeline(t, p, inbox, scheme):
@@ -126,7 +116,7 @@ def check_pipeline(t, p, inbox, scheme):
     t.check(code == 0, f"[{scheme}] a run with a drop still changing exits 0 (got {code})")
     t.check(published_clients(out) == ["US2"],
             f"[{scheme}] only the complete drop is taken (got {published_clients(out)})")
-    unstable = [r for r in records(out) if r.get("reason") == "drop_not_stable"]
+    unstable = [r for r in harness.parse_log_records(out) if r.get("reason") == "drop_not_stable"]
     for client in ("US1", "US5"):
         t.check(any(r.get("client_id") == client and r.get("drop") == "input.csv"
                     for r in unstable),

@@ -22,6 +22,41 @@ static dx_status load_with(const char *name, const char *value, config *cfg, cha
     return config_load(cfg, err, 256);
 }
 
+/* --help lists every setting with its default, and never a current value. */
+static void test_help(void)
+{
+    static const char *all[] = {"NATS_URL",        "NATS_CREDS_FILE", "INBOX_URL",
+                                "DEPOT_URL",       "HTTP_ADDR",       "PORT",
+                                "LOG_LEVEL",       "CLIENT_PATTERN",  "EVENT_ENCODING",
+                                "SUBSCRIBE",       "SCHEDULE",        "CATCHUP_MAX_DAYS",
+                                "DROP_MIN_AGE",    "MAX_DELIVER",     "ACK_WAIT",
+                                "MAX_EVENT_BYTES", "SHUTDOWN_GRACE",  "STREAM_REPLICAS"};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out;
+
+    setenv("NATS_CREDS_FILE", "/run/secrets/do-not-print", 1);
+    out = open_memstream(&text, &len);
+    CHECK(out != NULL);
+    if (out == NULL)
+        return;
+    config_print_help(out);
+    fclose(out);
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        char line[64];
+
+        snprintf(line, sizeof(line), "\n  %s ", all[i]);
+        testing_checks++;
+        if (strstr(text, line) == NULL)
+            testing_fail(__FILE__, __LINE__, "--help does not list %s", all[i]);
+    }
+    CHECK(strstr(text, "[default: 8080]") != NULL);
+    CHECK(strstr(text, "[default: nats://127.0.0.1:4222]") != NULL);
+    CHECK(strstr(text, "do-not-print") == NULL);
+    free(text);
+    unsetenv("NATS_CREDS_FILE");
+}
+
 int main(void)
 {
     config cfg;
@@ -60,6 +95,7 @@ int main(void)
             testing_fail(__FILE__, __LINE__, "%s=%s: \"%s\" does not name it", bad[i].name,
                          bad[i].value, err);
     }
+    test_help();
     CHECK(util_date_valid("2024-02-29"));
     CHECK(!util_date_valid("2026-02-29"));
     CHECK(!util_date_valid("2026-04-31"));

@@ -76,5 +76,12 @@ int worker_ready(void *w);
  * it once, at exit.  Safe on a partly initialised worker. */
 void worker_finish(worker *w);
 
+/* --help: prints usage, then every environment variable the workers read,
+ * with its default (config_print_help), to stdout. */
+void worker_print_help(const char *usage);
+
+/* --version: prints "<name> <version>" to stdout. */
+void worker_print_version(const char *name);
+
 /* Sleeps up to ms milliseconds, returning early when worker_stop is set. */
 void worker_sleep(int64_t ms);

@@ -18,7 +18,7 @@
 #include "worker.h"
 
 static const char usage[] =
-    "usage: file-transformer [--help]\n"
+    "usage: file-transformer [--help | --version]\n"
     "       file-transformer clean IN OUT REJECTS\n"
     "\n"
     "Without a command, runs as a service: serves HTTP on PORT (GET /_/health,\n"
@@ -26,8 +26,7 @@ static const char usage[] =
     "SUBSCRIBE=0, consumes orders.order-date from JetStream.\n"
     "\n"
     "clean cleans one local file offline and prints its counts as one JSON object;\n"
-    "exit 0 when the file was processed, 1 when it is unusable.\n"
-    "Configuration is read from the environment: see README.md.\n";
+    "exit 0 when the file was processed, 1 when it is unusable.\n";
 
 /*
  * Decodes an event body and fills in what an operator may leave out of a
@@ -205,7 +204,11 @@ done:
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
+        worker_print_help(usage);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        worker_print_version("file-transformer");
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "clean") == 0)

@@ -16,12 +16,11 @@
 #include "worker.h"
 
 static const char usage[] =
-    "usage: status-checker [--help]\n"
+    "usage: status-checker [--help | --version]\n"
     "\n"
     "Runs as a service: serves HTTP on PORT (GET /status, GET /, GET /_/health,\n"
     "GET /_/ready, GET /metrics, POST / = one file-ready or file-failed event)\n"
-    "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n"
-    "Configuration is read from the environment: see README.md.\n";
+    "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n";
 
 typedef struct status_checker {
     worker w;
@@ -191,7 +190,11 @@ int main(int argc, char **argv)
     int ret = 1;
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
+        worker_print_help(usage);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        worker_print_version("status-checker");
         return 0;
     }
     if (argc >= 2) {

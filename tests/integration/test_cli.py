@@ -1,0 +1,86 @@
+"""Each worker's command line: --version, --help, bad flags.
+
+  - `<worker> --version` prints "<worker> <version>" (meson's project
+    version) and exits 0;
+  - `<worker> --help` exits 0 and lists, with its default, every environment
+    variable the workers read (from the one table of settings in config.c);
+    every variable it lists is in a configuration table of the docs, and
+    every variable of those tables is either listed or read by the SFTP
+    backend (SFTP_*), so the docs and the code cannot drift apart unnoticed;
+  - an unknown flag prints one line naming it and exits 2.
+No server is started: nothing here touches the network.
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import harness
+
+WORKERS = ("daily-checker", "file-transformer", "status-checker")
+# Read by the SFTP backend itself (storage_sftp.c), not by config_load().
+READ_ELSEWHERE = re.compile(r"^SFTP_")
+
+
+def project_version():
+    with open(os.path.join(harness.SOURCE_DIR, "meson.build")) as f:
+        return re.search(r"version:\s*'([^']+)'", f.read()).group(1)
+
+
+def documented_variables():
+    """The first column of every '| variable | default | meaning |' table in
+    README.md and docs/*.md."""
+    names = set()
+    paths = [os.path.join(harness.SOURCE_DIR, "README.md")] + sorted(
+        glob.glob(os.path.join(harness.SOURCE_DIR, "docs", "*.md")))
+    for path in paths:
+        in_table = False
+        with open(path) as f:
+            for line in f:
+                if re.match(r"^\|\s*variable\s*\|", line):
+                    in_table = True
+                elif not line.startswith("|"):
+                    in_table = False
+                elif in_table:
+                    m = re.match(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|", line)
+                    if m:
+                        names.add(m.group(1))
+    return names
+
+
+def run(name, *args):
+    res = subprocess.run([harness.binary(name)] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, timeout=30, env={"PATH": os.environ["PATH"]})
+    return res.returncode, res.stdout.decode(), res.stderr.decode()
+
+
+def main():
+    t = harness.TestRun("test_cli")
+    version = project_version()
+    documented = documented_variables()
+    t.check(len(documented) >= 10, f"the docs have a configuration table ({sorted(documented)})")
+    for name in WORKERS:
+        code, out, err = run(name, "--version")
+        t.check(code == 0 and out == f"{name} {version}\n",
+                f"{name} --version prints '{name} {version}' and exits 0 (got {code}, {out!r})")
+        code, out, err = run(name, "--help")
+        t.check(code == 0 and out.startswith("usage: ") and err == "",
+                f"{name} --help prints its usage and exits 0 (got {code}, {err[:200]!r})")
+        listed = re.findall(r"^  ([A-Z][A-Z0-9_]*)\s+.*\[default: .*\]$", out, re.M)
+        t.check(len(listed) >= 10, f"{name} --help lists the environment ({listed})")
+        undocumented = sorted(set(listed) - documented)
+        t.check(not undocumented, f"{name} --help: every variable is documented "
+                                  f"(not in the docs: {undocumented})")
+        unlisted = sorted(v for v in documented - set(listed) if not READ_ELSEWHERE.match(v))
+        t.check(not unlisted, f"{name} --help lists every documented variable "
+                              f"(missing: {unlisted})")
+        code, out, err = run(name, "--no-such-flag")
+        t.check(code == 2 and "--no-such-flag" in err and len(err.splitlines()) == 1,
+                f"{name} refuses an unknown flag with one line and exit 2 (got {code}, {err!r})")
+    return t.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -91,7 +91,8 @@ static bus_verdict on_message(void *ctx, const bus_delivery *d, int64_t *nak_del
         log_write(LOG_LEVEL_ERROR, NULL, "terminated undecodable message", fields);
         return BUS_TERM;
     }
-    transform_handle(w, &ev, d, d->last_delivery, &out);
+    transform_handle(w, &ev, d, d->last_delivery ? TRANSFORM_LAST_ATTEMPT : TRANSFORM_RETRIED,
+                     &out);
     cJSON_Delete(out.result);
     if (out.verdict == BUS_NAK && d->last_delivery)
         return BUS_TERM; /* its failures were published as FileFailed */
@@ -125,7 +126,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
     /* The connector does not retry on its own: a transient failure is
      * answered 503 and also published, so that it is never silent. */
     started = util_monotonic_ms();
-    transform_handle(w, &ev, NULL, 1, &out);
+    transform_handle(w, &ev, NULL, TRANSFORM_LAST_ATTEMPT, &out);
     /* An invocation is one event handled, as a message is in bus.c. */
     metrics_observe("dx_processing_duration_seconds", "",
                     (double)(util_monotonic_ms() - started) / 1000.0);

@@ -353,10 +353,11 @@ static void process_all_clients(run_ctx *run)
 }
 
 void transform_handle(worker *w, const event_order_date *ev, const bus_delivery *d,
-                      int last_attempt, transform_outcome *out)
+                      transform_attempt attempt, transform_outcome *out)
 {
     log_ctx lc = {ev->trace_id, ev->event_id, ev->client_id, ev->order_date};
-    run_ctx run = {w, ev, d, last_attempt, 0, cJSON_CreateArray(), cJSON_CreateArray()};
+    run_ctx run = {
+        w, ev, d, attempt == TRANSFORM_LAST_ATTEMPT, 0, cJSON_CreateArray(), cJSON_CreateArray()};
 
     out->result = cJSON_CreateObject();
     cJSON_AddStringToObject(out->result, "order_date", ev->order_date);

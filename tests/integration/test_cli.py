@@ -30,9 +30,9 @@ def project_version():
 
 
 def documented_variables():
-    """The first column of every '| variable | default | meaning |' table in
-    README.md and docs/*.md."""
-    names = set()
+    """{variable: default column} of every '| variable | default | meaning |'
+    table in README.md and docs/*.md."""
+    names = {}
     paths = [os.path.join(harness.SOURCE_DIR, "README.md")] + sorted(
         glob.glob(os.path.join(harness.SOURCE_DIR, "docs", "*.md")))
     for path in paths:
@@ -44,10 +44,18 @@ def documented_variables():
                 elif not line.startswith("|"):
                     in_table = False
                 elif in_table:
-                    m = re.match(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|", line)
+                    m = re.match(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|([^|]*)\|", line)
                     if m:
-                        names.add(m.group(1))
+                        names[m.group(1)] = m.group(2).strip()
     return names
+
+
+def default_agrees(helped, doc):
+    """The docs write a default as `value`, or in words when there is none
+    ("(none)", "(required by ...)") or it is the system's."""
+    if doc.startswith("`"):
+        return doc == f"`{helped}`"
+    return helped in ("none", "the system's")
 
 
 def run(name, *args):
@@ -70,12 +78,18 @@ def main():
                 f"{name} --help prints its usage and exits 0 (got {code}, {err[:200]!r})")
         listed = re.findall(r"^  ([A-Z][A-Z0-9_]*)\s+.*\[default: .*\]$", out, re.M)
         t.check(len(listed) >= 10, f"{name} --help lists the environment ({listed})")
-        undocumented = sorted(set(listed) - documented)
+        undocumented = sorted(set(listed) - set(documented))
         t.check(not undocumented, f"{name} --help: every variable is documented "
                                   f"(not in the docs: {undocumented})")
-        unlisted = sorted(v for v in documented - set(listed) if not READ_ELSEWHERE.match(v))
+        unlisted = sorted(v for v in set(documented) - set(listed)
+                          if not READ_ELSEWHERE.match(v))
         t.check(not unlisted, f"{name} --help lists every documented variable "
                               f"(missing: {unlisted})")
+        defaults = dict(re.findall(r"^  ([A-Z][A-Z0-9_]*)\s+.*\[default: (.*)\]$", out, re.M))
+        wrong = {v: (d, documented.get(v)) for v, d in defaults.items()
+                 if v in documented and not default_agrees(d, documented[v])}
+        t.check(not wrong, f"{name} --help and the docs give the same defaults "
+                           f"(help, docs: {wrong})")
         code, out, err = run(name, "--no-such-flag")
         t.check(code == 2 and "--no-such-flag" in err and len(err.splitlines()) == 1,
                 f"{name} refuses an unknown flag with one line and exit 2 (got {code}, {err!r})")

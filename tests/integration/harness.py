@@ -324,6 +324,17 @@ def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def eventually(predicate, timeout=10.0, what="condition"):
+    """True once predicate() is true, False if it is not within timeout: for
+    a check on a step that follows the one the test waited for (a drop is
+    archived after its file-ready is published)."""
+    try:
+        wait_until(predicate, timeout=timeout, what=what)
+        return True
+    except TimeoutError:
+        return False
+
+
 def read_log_lines(proc_or_path):
     path = proc_or_path if isinstance(proc_or_path, str) else proc_or_path.log_path
     with open(path, "rb") as f:

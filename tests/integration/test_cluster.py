@@ -120,8 +120,11 @@ def check_exactly_once(t, p, cluster, date, replicas, label):
         t.check(faultlib.depot_files(p, client, date) == ["input.csv", "input.rejects.csv"],
                 f"{label}: {client} has one copy of each output "
                 f"({faultlib.depot_files(p, client, date)})")
+        # The drop is archived after its file-ready, which is what
+        # wait_dates() saw: the move may still be on its way.
         archived = os.path.join(p.inbox, client, "archive", date)
-        t.check(os.path.isdir(archived) and os.listdir(archived) == ["input.csv"],
+        t.check(harness.eventually(lambda: os.path.isdir(archived)) and
+                os.listdir(archived) == ["input.csv"],
                 f"{label}: {client} drop archived once")
         t.check(not os.path.exists(os.path.join(p.inbox, client, "input.csv")),
                 f"{label}: {client} drop left the inbox")

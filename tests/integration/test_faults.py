@@ -157,7 +157,8 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
                     for r in harness.log_records(ft2)),
                 "the restarted transformer logs the removal of the abandoned temporary file")
         archive = os.path.join(p.inbox, "US1", "archive", DATE)
-        t.check(sorted(os.listdir(archive)) == ["input.csv"], "the drop is archived once")
+        t.check(harness.eventually(lambda: os.path.isdir(archive)) and
+                sorted(os.listdir(archive)) == ["input.csv"], "the drop is archived once")
         t.check(not os.path.exists(os.path.join(p.inbox, "US1", "input.csv")),
                 "the drop left the inbox")
         runs = faultlib.runs_of(st, "US1", DATE)
@@ -245,8 +246,9 @@ def test_nats_restart(t, medium):
                     f"{client} counted once in status")
             t.check(faultlib.depot_files(p, client, DATE) == ["input.csv", "input.rejects.csv"],
                     f"{client} has one copy of each output")
-            t.check(os.listdir(os.path.join(p.inbox, client, "archive", DATE)) == ["input.csv"],
-                    f"{client} drop archived once")
+            archive = os.path.join(p.inbox, client, "archive", DATE)
+            t.check(harness.eventually(lambda: os.path.isdir(archive)) and
+                    os.listdir(archive) == ["input.csv"], f"{client} drop archived once")
         t.check(faultlib.temp_files(p.depot) == [], "no temporary file in the depot")
         for name in ("file-transformer", "status-checker"):
             proc = p.workers[name]

@@ -162,10 +162,13 @@ def check_pipeline(t, p, inbox, scheme):
     st = p.wait_runs(["US4"], DATE)
     t.check(st["clients"]["US4"]["dates"][DATE]["source"] == "US4/orders.csv",
             f"[{scheme}] file-transformer takes the complete drop")
+    # Archived after its file-ready, which is what wait_runs() saw.
+    archive = os.path.join(inbox, "US4", "archive", DATE)
+    harness.eventually(lambda: os.path.isdir(archive))
     left = sorted(n for n in os.listdir(os.path.join(inbox, "US4")) if n != "archive")
     t.check(left == sorted(IN_PROGRESS),
             f"[{scheme}] every in-progress name stays in the inbox, untouched (left: {left})")
-    archived = os.listdir(os.path.join(inbox, "US4", "archive", DATE))
+    archived = os.listdir(archive) if os.path.isdir(archive) else []
     t.check(archived == ["orders.csv"], f"[{scheme}] only the drop is archived ({archived})")
     t.check(not os.path.exists(os.path.join(p.depot, "US3")), f"[{scheme}] nothing for US3")
 

@@ -59,6 +59,9 @@ static dx_status check_encoding(const setting *st, config *cfg, char *err, size_
     return DX_ERR_INVALID;
 }
 
+/* An int setting's field must be an int: a row naming another type does not
+ * compile (an array of size -1). */
+#define INT_FIELD(field) sizeof(char[sizeof(((config *)0)->field) == sizeof(int) ? 1 : -1])
 #define STRING(var, field, fallback, check, help)                                                  \
     {                                                                                              \
         var, SETTING_STRING, offsetof(config, field), sizeof(((config *)0)->field), fallback, 0,   \
@@ -66,11 +69,13 @@ static dx_status check_encoding(const setting *st, config *cfg, char *err, size_
     }
 #define INT(var, field, fallback, min, max, help)                                                  \
     {                                                                                              \
-        var, SETTING_INT, offsetof(config, field), sizeof(int), fallback, min, max, NULL, help     \
+        var, SETTING_INT, offsetof(config, field), sizeof(int) * INT_FIELD(field), fallback, min,  \
+            max, NULL, help                                                                        \
     }
 #define BOOL(var, field, fallback, help)                                                           \
     {                                                                                              \
-        var, SETTING_BOOL, offsetof(config, field), sizeof(int), fallback, 0, 1, NULL, help        \
+        var, SETTING_BOOL, offsetof(config, field), sizeof(int) * INT_FIELD(field), fallback, 0,   \
+            1, NULL, help                                                                          \
     }
 
 static const setting settings[] = {
@@ -103,6 +108,7 @@ static const setting settings[] = {
     INT("STREAM_REPLICAS", stream_replicas, "1", 1, 5, "replicas of the ORDERS stream"),
 };
 
+#undef INT_FIELD
 #undef STRING
 #undef INT
 #undef BOOL

@@ -179,9 +179,7 @@ def parse_cron(expr):
 
 def worker_env_names_from_source(source_dir):
     names = set()
-    # getenv() calls, and the rows of the settings table in config.c
-    # (STRING("NAME", ...), INT(...), BOOL(...)).
-    pat = re.compile(r'(?:\bgetenv|secure_getenv|\bSTRING|\bINT|\bBOOL)\(\s*"([A-Z][A-Z0-9_]*)"')
+    pat = re.compile(r'(?:get_string|get_int|get_bool|getenv|secure_getenv)\(\s*"([A-Z][A-Z0-9_]*)"')
     for root, _, files in os.walk(os.path.join(source_dir, "workers")):
         for f in files:
             if f.endswith((".c", ".h")):

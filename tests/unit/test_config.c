@@ -22,7 +22,8 @@ static dx_status load_with(const char *name, const char *value, config *cfg, cha
     return config_load(cfg, err, 256);
 }
 
-/* --help lists every setting with its default, and never a current value. */
+/* --help lists every setting config_load() reads, with its default, and never a
+ * current value. */
 static void test_help(void)
 {
     static const char *all[] = {"NATS_URL",        "NATS_CREDS_FILE", "INBOX_URL",
@@ -31,10 +32,12 @@ static void test_help(void)
                                 "SUBSCRIBE",       "SCHEDULE",        "CATCHUP_MAX_DAYS",
                                 "DROP_MIN_AGE",    "MAX_DELIVER",     "ACK_WAIT",
                                 "MAX_EVENT_BYTES", "SHUTDOWN_GRACE",  "STREAM_REPLICAS"};
-    char *text = NULL;
+    char *text = NULL, err[256];
     size_t len = 0;
+    config cfg;
     FILE *out;
 
+    clear();
     setenv("NATS_CREDS_FILE", "/run/secrets/do-not-print", 1);
     out = open_memstream(&text, &len);
     CHECK(out != NULL);
@@ -50,9 +53,13 @@ static void test_help(void)
         if (strstr(text, line) == NULL)
             testing_fail(__FILE__, __LINE__, "--help does not list %s", all[i]);
     }
-    CHECK(strstr(text, "[default: 8080]") != NULL);
-    CHECK(strstr(text, "[default: nats://127.0.0.1:4222]") != NULL);
+    CHECK(strstr(text, "\n  PORT                   8080\n") != NULL);
+    CHECK(strstr(text, "\n  NATS_URL               nats://127.0.0.1:4222\n") != NULL);
+    CHECK(strstr(text, "\n  NATS_CREDS_FILE        (none)\n") != NULL);
     CHECK(strstr(text, "do-not-print") == NULL);
+    /* Describing reads no value: loading afterwards still sees it. */
+    CHECK_EQ_INT(config_load(&cfg, err, sizeof(err)), DX_OK);
+    CHECK_EQ_STR(cfg.nats_creds_file, "/run/secrets/do-not-print");
     free(text);
     unsetenv("NATS_CREDS_FILE");
 }

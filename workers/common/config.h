@@ -8,8 +8,8 @@
 /*
  * The workers are configured by environment variables only, with the same
  * names in every worker, the demo, the tests, stack.yml and deploy/k8s.  The
- * table of settings in config.c is the one list of them: config_load() reads
- * its rows and config_print_help() prints them (each worker's --help).
+ * README's configuration table lists them; config_load() is the one place
+ * that reads them, and config_print_help() lists what it reads.
  */
 typedef struct config {
     char nats_url[512];        /* NATS_URL */
@@ -20,7 +20,6 @@ typedef struct config {
     int port;                  /* PORT */
     char log_level[16];        /* LOG_LEVEL */
     char client_pattern[256];  /* CLIENT_PATTERN */
-    char event_encoding[16];   /* EVENT_ENCODING */
     int emit_json;             /* EVENT_ENCODING=json */
     int subscribe;             /* SUBSCRIBE */
     char schedule[512];        /* SCHEDULE ("" for none) */
@@ -40,7 +39,8 @@ typedef struct config {
  */
 dx_status config_load(config *cfg, char *err, size_t err_len);
 
-/* Writes the table of settings (variable, meaning, default) to out: the part
- * of every worker's --help that lists the environment it reads.  Defaults
- * only: never a current value, which may be a secret. */
+/* Writes every variable config_load() reads, with its default, to out: the
+ * part of each worker's --help that lists its environment.  Defaults only,
+ * never a current value (which may be a secret).  Not thread-safe: for
+ * --help, before anything else runs. */
 void config_print_help(FILE *out);

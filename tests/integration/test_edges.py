@@ -187,9 +187,9 @@ def test_announced_too_large(p, t):
 def refused(command, env, variable, what):
     try:
         res = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             timeout=10)
+                             timeout=5)
     except subprocess.TimeoutExpired:
-        return False, f"{what}: still running after 10 s"
+        return False, f"{what}: still running after 5 s"
     lines = [line for line in res.stdout.decode("utf-8", "replace").splitlines() if line.strip()]
     ok = res.returncode == 2 and len(lines) == 1 and variable in lines[0]
     return ok, f"{what}: exit {res.returncode}, output {lines[:3]}"
@@ -265,18 +265,23 @@ def leaks(p, secret):
 
 
 def test_nats_credentials(t):
-    url = None
+    wrong = "WrongPass7"
     with harness.pipeline_run(t, "edges-auth") as p:
         p.nats.extra_args = ["--user", "alice", "--pass", PASSWORD]
         url = f"nats://alice:{PASSWORD}@127.0.0.1:{p.nats.port}"
         p.extra_env["NATS_URL"] = url
         p.start()
+        # daily-checker --once with a wrong password gives up after 30 s:
+        # started now, read at the end.
+        once_log = os.path.join(p.workdir, "daily-checker-wrong-password.log")
+        once = harness.start_process(harness.worker_command("daily-checker", ["--once"]),
+                                     once_log, env=p.env("daily-checker",
+                                                         NATS_URL=url.replace(PASSWORD, wrong)))
         p.drop("US1", "input.csv", SAMPLE_ORDERS)
         code, out = p.run_checker("--once", "--date", DATE)
         t.check(code == 0, f"daily-checker --once with user/password in NATS_URL (exit {code})")
         p.wait_runs(["US1"], DATE)
         # A wrong password: the failure is logged, with the user and not the password.
-        wrong = "WrongPass7"
         ft = p.start_worker("file-transformer", wait_ready=False, log_name="ft-wrong-password",
                             NATS_URL=url.replace(PASSWORD, wrong), PORT=harness.free_port())
         line = harness.wait_until(lambda: next((r["msg"] for r in harness.log_records(ft)
@@ -284,6 +289,11 @@ def test_nats_credentials(t):
                                   timeout=15, what="the refused connection's line")
         t.check(f"nats://alice:***@127.0.0.1:{p.nats.port}" in line and
                 "Authorization" in line, f"wrong password: a clear line, user shown ({line})")
+        once.wait(timeout=90)
+        once_out = "\n".join(harness.read_log_lines(once_log))
+        harness.stop_process(once)
+        t.check(once.returncode == 1 and "cannot reach NATS at nats://alice:***@" in once_out,
+                f"daily-checker --once, wrong password: exit 1, user shown ({once_out[-300:]})")
         found = leaks(p, PASSWORD) + leaks(p, wrong)
         t.check(found == [], f"the NATS password never appears ({found})")
         t.check(PASSWORD not in out, "nor in daily-checker's output")
@@ -379,6 +389,14 @@ def test_nested_too_deep(p, t):
             f"a 60,000-deep JSON body: refused as nested too deeply ({code}, {answer[:120]!r})")
 
 
+def section(t, fn, *args):
+    """Runs one part; an exception is a failed check, and the next part runs."""
+    try:
+        fn(*args)
+    except Exception as e:  # noqa: BLE001 - reported as a failure
+        t.check(False, f"{fn.__name__}: exception {e!r}")
+
+
 def main():
     t = harness.TestRun("test_edges")
     with harness.pipeline_run(t, "edges", extra_env={"MAX_EVENT_BYTES": "262144"}) as p:
@@ -386,11 +404,11 @@ def main():
             f.write("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
         p.start_nats()
         p.start_worker("status-checker")
-        test_announced_too_large(p, t)
-        test_nested_too_deep(p, t)
-        test_slowloris(p, t)
-        test_bad_settings(p, t, os.path.join(p.workdir, "bad.pem"))
-        test_settings_line(p, t)
+        section(t, test_announced_too_large, p, t)
+        section(t, test_nested_too_deep, p, t)
+        section(t, test_slowloris, p, t)
+        section(t, test_bad_settings, p, t, os.path.join(p.workdir, "bad.pem"))
+        section(t, test_settings_line, p, t)
     test_nats_credentials(t)
     test_tls(t)
     test_depot_missing(t)

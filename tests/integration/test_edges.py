@@ -94,6 +94,11 @@ class Slowloris:
             s.close()
 
 
+def threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
+
+
 def timed(fn):
     start = time.monotonic()
     try:
@@ -113,7 +118,10 @@ def test_slowloris(p, t):
     port = p.ports["status-checker"]
     attack = Slowloris(port, SLOW_CONNECTIONS, PER_ADDRESS)
     try:
-        time.sleep(1.5)
+        # Measured once the worker holds them all: one thread per connection.
+        pid = p.workers["status-checker"].pid
+        harness.wait_until(lambda: threads(pid) >= SLOW_CONNECTIONS, timeout=30,
+                           what=f"status-checker holding {SLOW_CONNECTIONS} connections")
         held = attack.open_count()
         t.check(held >= SLOW_CONNECTIONS - 5,
                 f"the {SLOW_CONNECTIONS} slow connections are held open ({held})")

@@ -252,32 +252,11 @@ def test_settings_line(p, t):
         harness.stop_process(p.workers.pop("daily-checker-settings"))
 
 
-def leaks(p, secret):
-    """Where secret shows: every worker log, /status, the page, /metrics."""
-    found = []
-    for name in os.listdir(p.workdir):
-        if name.endswith(".log") and not name.startswith("nats-"):
-            with open(os.path.join(p.workdir, name), "rb") as f:
-                if secret.encode() in f.read():
-                    found.append(name)
-    for worker, port in p.ports.items():
-        proc = p.workers.get(worker)
-        if proc is None or proc.poll() is not None:
-            continue
-        paths = ["/metrics"] + (["/status", "/"] if worker == "status-checker" else [])
-        for path in paths:
-            code, body = harness.http_get(port, path)
-            if secret.encode() in body:
-                found.append(f"{worker} {path}")
-    return found
-
-
 def test_nats_credentials(t):
     wrong = "WrongPass7"
     with harness.pipeline_run(t, "edges-auth") as p:
-        p.nats.extra_args = ["--user", "alice", "--pass", PASSWORD]
-        url = f"nats://alice:{PASSWORD}@127.0.0.1:{p.nats.port}"
-        p.extra_env["NATS_URL"] = url
+        p.nats.user, p.nats.password = "alice", PASSWORD
+        url = p.nats.url
         p.start()
         # daily-checker --once with a wrong password gives up after 30 s:
         # started now, read at the end.
@@ -302,7 +281,7 @@ def test_nats_credentials(t):
         harness.stop_process(once)
         t.check(once.returncode == 1 and "cannot reach NATS at nats://alice:***@" in once_out,
                 f"daily-checker --once, wrong password: exit 1, user shown ({once_out[-300:]})")
-        found = leaks(p, PASSWORD) + leaks(p, wrong)
+        found = p.secret_leaks(PASSWORD) + p.secret_leaks(wrong)
         t.check(found == [], f"the NATS password never appears ({found})")
         t.check(PASSWORD not in out, "nor in daily-checker's output")
 

@@ -45,18 +45,19 @@ def documented_variables():
                 elif not line.startswith("|"):
                     in_table = False
                 elif in_table:
-                    m = re.match(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|([^|]*)\|", line)
-                    if m:
-                        names[m.group(1)] = m.group(2).strip()
+                    # A row may name several variables: "| `A`, `B` | ... |".
+                    m = re.match(r"^\|([^|]*)\|([^|]*)\|", line)
+                    for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", m.group(1) if m else ""):
+                        names[name] = m.group(2).strip()
     return names
 
 
 def default_agrees(helped, doc):
     """The docs write a default as `value`, or in words when there is none
-    ("(none)", "(required by ...)") or it is the system's."""
+    ("(none)", "(required by ...)"), or as a plain word ("UTC")."""
     if doc.startswith("`"):
         return doc == f"`{helped}`"
-    return helped in ("(none)", "(the system's)")
+    return helped in ("(none)", doc)
 
 
 def run(name, *args):

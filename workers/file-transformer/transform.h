@@ -33,6 +33,10 @@ typedef struct transform_outcome {
 void transform_handle(worker *w, const event_order_date *ev, const bus_delivery *d,
                       int last_attempt, transform_outcome *out);
 
+/* Releases what transform_handle() keeps between events (the clients
+ * bucket handle); call before worker_finish(). */
+void transform_finish(worker *w);
+
 /*
  * Cleans the local file in_path into out_path and rejects_path (each
  * written to a temporary name and renamed into place).  Prints nothing;

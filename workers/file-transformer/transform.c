@@ -370,8 +370,8 @@ static int load_profile(run_ctx *run, const char *client_id, profile *p)
         s = profile_store_get(profiles, client_id, p, reason, sizeof(reason));
     if (s == DX_OK)
         return 1;
-    metrics_add("dx_invalid_input_total",
-                s == DX_ERR_INVALID ? "invalid_profile" : "profile_unavailable", 1);
+    if (s == DX_ERR_INVALID)
+        metrics_add("dx_invalid_input_total", "invalid_profile", 1);
     report_failure(run, &lc, client_id, client_id, reason, 0, 1);
     return 0;
 }

@@ -55,6 +55,7 @@ static const field_desc file_ready_fields[] = {
     U64(event_file_ready, bytes_out, "bytesOut"),
     STR(event_file_ready, sha256, "sha256"),
     U64(event_file_ready, profile_revision, "profileRevision"),
+    STR(event_file_ready, triggered_by, "triggeredBy"),
 };
 
 static const field_desc file_failed_fields[] = {

@@ -36,15 +36,11 @@ static void snapshot_free(snapshot *snap)
 
 /* The clients bucket, opened on first use and kept; used under work_lock. */
 static kv *profiles;
-static int profiles_closed;
 
-void checker_finish(worker *w)
+void checker_finish(void)
 {
-    pthread_mutex_lock(&w->work_lock);
     kv_destroy(profiles);
     profiles = NULL;
-    profiles_closed = 1;
-    pthread_mutex_unlock(&w->work_lock);
 }
 
 /*
@@ -57,8 +53,6 @@ static dx_status read_profile(worker *w, const char *client_id, client_drops *en
     char reason[512] = "", err[256] = "";
     dx_status s = DX_OK;
 
-    if (profiles_closed)
-        return DX_ERR_IO;
     if (profiles == NULL)
         s = profile_store_open(&profiles, w->bus, w->cfg.stream_replicas, err, sizeof(err));
     if (s != DX_OK) {

@@ -45,5 +45,6 @@ dx_status checker_run(worker *w, const checker_request *req, cJSON *published, c
                       size_t err_len);
 
 /* Releases what checker_run() keeps between runs (the clients bucket
- * handle); call before worker_finish(). */
-void checker_finish(worker *w);
+ * handle).  Call after worker_finish(), once no thread can handle an
+ * event; nats.c keeps the connection alive for the handle. */
+void checker_finish(void);

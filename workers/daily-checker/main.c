@@ -187,7 +187,7 @@ int main(int argc, char **argv)
     ret = 0;
 done:
     cron_destroy(schedule);
-    checker_finish(&w);
     worker_finish(&w);
+    checker_finish();
     return ret;
 }

@@ -197,8 +197,8 @@ static int run_service(void)
     log_printf(LOG_LEVEL_INFO, NULL, "stopping: finishing in-flight work");
     ret = 0;
 done:
-    transform_finish(&w);
     worker_finish(&w);
+    transform_finish();
     return ret;
 }
 

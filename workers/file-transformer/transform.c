@@ -256,7 +256,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     const event_order_date *ev = run->ev;
     log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
     event_file_ready ready = {0};
-    char stem[256], reason[EVENT_PATH_MAX] = "", msg_id[EVENT_PATH_MAX + 128];
+    char stem[256], reason[EVENT_PATH_MAX] = "", msg_id[EVENT_PATH_MAX + 256];
     cJSON *fields;
     dx_status s;
 
@@ -270,6 +270,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     drops_stem(name, stem, sizeof(stem));
     util_uuid(ready.event_id);
     ready.profile_revision = run->profile->revision;
+    util_copy(ready.triggered_by, sizeof(ready.triggered_by), ev->triggered_by);
     util_copy(ready.trace_id, sizeof(ready.trace_id), ev->trace_id);
     util_copy(ready.caused_by, sizeof(ready.caused_by), ev->event_id);
     util_copy(ready.client_id, sizeof(ready.client_id), client_id);
@@ -295,8 +296,11 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         drop_failed(run, &lc, client_id, ready.source, reason, s == DX_ERR_PERMANENT);
         return;
     }
-    snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s", client_id, ev->order_date,
-             ready.source, ready.sha256);
+    /* A replay asks for the same bytes again on purpose: its own event id
+     * keeps the stream's duplicate window from swallowing it. */
+    snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s%s%s", client_id, ev->order_date,
+             ready.source, ready.sha256, strcmp(ev->triggered_by, "replay") == 0 ? ":replay:" : "",
+             strcmp(ev->triggered_by, "replay") == 0 ? ev->event_id : "");
     if (publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) != DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, "cannot publish file-ready to NATS", 0);
         return;
@@ -333,15 +337,11 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
 /* The clients bucket, opened on first use (the bus may connect after the
  * worker starts) and kept; used under work_lock only. */
 static kv *profiles;
-static int profiles_closed;
 
-void transform_finish(worker *w)
+void transform_finish(void)
 {
-    pthread_mutex_lock(&w->work_lock);
     kv_destroy(profiles);
     profiles = NULL;
-    profiles_closed = 1; /* a late HTTP invocation must not reopen it */
-    pthread_mutex_unlock(&w->work_lock);
 }
 
 /*
@@ -358,14 +358,11 @@ static int load_profile(run_ctx *run, const char *client_id, profile *p)
     char reason[EVENT_PATH_MAX] = "", err[256] = "";
     dx_status s = DX_OK;
 
-    if (profiles_closed)
-        s = DX_ERR_IO;
-    else if (profiles == NULL)
+    if (profiles == NULL)
         s = profile_store_open(&profiles, run->w->bus, run->w->cfg.stream_replicas, err,
                                sizeof(err));
     if (s != DX_OK)
-        snprintf(reason, sizeof(reason), "client profiles unavailable, drops held: %s",
-                 profiles_closed ? "the worker is stopping" : err);
+        snprintf(reason, sizeof(reason), "client profiles unavailable, drops held: %s", err);
     else
         s = profile_store_get(profiles, client_id, p, reason, sizeof(reason));
     if (s == DX_OK)

@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "profile.h"
 #include "status.h"
 
 /*
@@ -42,8 +43,18 @@ typedef struct clean_counts {
  * Cleans the whole input.  Returns DX_OK when the file was processed (even
  * with rejected rows; rows_in == rows_out + rows_rejected + rows_duplicate),
  * DX_ERR_INVALID when the file as a whole is unusable (reason says why in one
- * line, e.g. "missing required column: unit_price"), or the status a callback
+ * line, e.g. "missing required column: unit_price (header found: ...)"), or the status a callback
  * returned.  counts is always filled with what was seen so far.  Output is
  * deterministic: the same input gives the same bytes.
  */
 dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size_t reason_len);
+
+/*
+ * clean_run() with a client's profile (borrowed for the call; NULL is the
+ * defaults, which is clean_run()): its header aliases are tried before the
+ * built-in vocabulary, after the same folding; its date order, decimal and
+ * thousands separators and default currency apply to every row.  A profile
+ * that changes nothing gives clean_run()'s bytes.
+ */
+dx_status clean_run_profile(const clean_io *io, const profile *p, clean_counts *counts,
+                            char *reason, size_t reason_len);

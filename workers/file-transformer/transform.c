@@ -195,7 +195,7 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
     out_ctx = (write_ctx){.wr = out, .sha = sha};
     rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
     io = (clean_io){read_drop, &rc, write_file, &out_ctx, write_file, &rejects_ctx};
-    s = clean_run(&io, &counts, reason, reason_len);
+    s = clean_run_profile(&io, run->profile, &counts, reason, reason_len);
     /* The storage's own reason ("No space left on device") beats the
      * cleaner's status name. */
     if (s != DX_OK && (out_ctx.failed || rejects_ctx.failed))

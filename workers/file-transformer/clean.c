@@ -391,6 +391,7 @@ static void map_columns(engine *e)
             return;
         } else {
             e->column_at[column] = (int)i;
+            e->counts->columns_found |= 1u << column;
         }
     }
     for (int c = 0; c < VOCAB_COLUMNS; c++) {
@@ -741,6 +742,7 @@ void clean_batch(engine *e, const batch *b)
         e->fields = b->fields + r->first;
         e->shape = b->shapes + r->first;
         e->cp1252 = r->cp1252;
+        e->counts->records_cp1252 += r->cp1252 != 0;
         e->nfields = r->nfields;
         e->nfields_seen = r->nfields_seen;
         e->raw_len = r->bytes;

@@ -37,6 +37,11 @@ typedef struct clean_counts {
     uint64_t bytes_in;
     uint64_t bytes_out;     /* bytes written to the clean CSV */
     uint64_t bytes_rejects; /* bytes written to the rejects CSV */
+    /* What the engine found, for reports (dxctl validate). */
+    char delimiter;          /* the detected delimiter, 0 before the input was read */
+    int utf8_bom;            /* the input began with a UTF-8 byte order mark */
+    uint64_t records_cp1252; /* records read as Windows-1252 (the others are UTF-8) */
+    unsigned columns_found;  /* bit c set when canonical column c is in the header */
 } clean_counts;
 
 /*

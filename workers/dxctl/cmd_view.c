@@ -535,7 +535,10 @@ int cmd_validate(dxctl *d, int argc, char **argv)
             cJSON_AddItemToArray(list, cJSON_CreateString(vocab_column_name((vocab_column)c)));
     unmapped_columns(&out, cJSON_AddArrayToObject(o, "unmapped"));
     list = cJSON_AddArrayToObject(o, "missing_required");
-    for (int c = 0; c < VOCAB_COLUMNS && counts.columns_found != 0; c++)
+    /* Only a file whose header was read has missing columns (not an empty
+     * or binary one). */
+    for (int c = 0; c < VOCAB_COLUMNS && (s == DX_OK || strstr(reason, "missing required") != NULL);
+         c++)
         if (vocab_column_required((vocab_column)c) && !(counts.columns_found & (1u << c)))
             cJSON_AddItemToArray(list, cJSON_CreateString(vocab_column_name((vocab_column)c)));
     cJSON_AddNumberToObject(o, "rows_in", (double)counts.rows_in);

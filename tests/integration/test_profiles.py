@@ -115,6 +115,9 @@ def test_paused(p, t):
     code, out, _ = dxctl(p, "client", "list")
     line = [l for l in out.splitlines() if l.startswith("US5")]
     t.check(line and "paused" in line[0], f"client list shows it paused ({line})")
+    us5 = p.status()["clients"].get("US5", {})
+    t.check(us5.get("paused") is True and us5.get("profile_revision", 0) > 0,
+            f"/status shows the client paused, with its profile revision ({us5})")
 
 
 def test_marker(p, t):
@@ -165,6 +168,9 @@ def test_invalid_in_bucket(p, t):
     t.check(f"client profile US8 (revision {rev}) is invalid" in reason and "date_order" in reason,
             f"/status names the problem ({reason})")
     t.check(fails[0]["permanent"] is False, "as a transient failure")
+    us8 = p.status()["clients"].get("US8", {})
+    t.check("date_order" in us8.get("profile_error", ""),
+            f"/status shows the client's profile error ({us8})")
     t.check(os.path.isfile(os.path.join(p.inbox, "US8", "input.csv")), "the drop is held")
     t.check(not os.path.exists(os.path.join(p.depot, "US8")), "nothing half-applied in the depot")
     # Fixed, the held drop goes through at the next redelivery.

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "clientid.h"
 #include "dxctl.h"
 #include "profile_store.h"
 #include "util.h"
@@ -28,26 +27,6 @@ static const char client_usage[] =
     "Keys: description aliases date_order decimal_separator thousands_separator\n"
     "default_currency order_date_offset_days enabled done_marker expected_drop_time\n"
     "expected_drop_days notify (docs/profiles.md).\n";
-
-/* A client id is a bucket key and a folder name: the workers' rule. */
-static int check_id(dxctl *d, const char *id)
-{
-    clientid_rule *rule = NULL;
-    char err[256];
-    int ok;
-
-    if (clientid_rule_create(&rule, d->cfg.client_pattern, err, sizeof(err)) != DX_OK) {
-        dxctl_error("CLIENT_PATTERN: %s", err);
-        return DXCTL_USAGE;
-    }
-    ok = clientid_valid(rule, id);
-    clientid_rule_destroy(rule);
-    if (!ok) {
-        dxctl_error("client id %s refused: it does not match CLIENT_PATTERN", id);
-        return DXCTL_USAGE;
-    }
-    return DXCTL_OK;
-}
 
 /* Validates text; prints the reason and returns DXCTL_FAILED when refused. */
 static int validate(const char *id, const char *text, profile *p)
@@ -362,7 +341,7 @@ static int client_import(dxctl *d, const char *path)
         char *one = cJSON_PrintUnformatted(cJSON_IsObject(p) ? p : entry);
         profile parsed;
 
-        rc = check_id(d, entry->string);
+        rc = dxctl_check_client(d, entry->string);
         if (rc == DXCTL_OK)
             rc = validate(entry->string, one, &parsed);
         free(one);
@@ -433,13 +412,13 @@ int cmd_client(dxctl *d, int argc, char **argv)
     if (strcmp(sub, "import") == 0 && argc == 3)
         return client_import(d, argv[2]);
     if ((strcmp(sub, "get") == 0 || strcmp(sub, "history") == 0) && argc == 3) {
-        rc = check_id(d, argv[2]);
+        rc = dxctl_check_client(d, argv[2]);
         if (rc != DXCTL_OK)
             return rc;
         return sub[0] == 'g' ? client_get(d, argv[2]) : client_history(d, argv[2]);
     }
     if (strcmp(sub, "set") == 0 && argc >= 4) {
-        rc = check_id(d, argv[2]);
+        rc = dxctl_check_client(d, argv[2]);
         return rc != DXCTL_OK ? rc : client_set(d, argv[2], argc - 3, argv + 3);
     }
     dxctl_error("client %s: wrong arguments", sub);

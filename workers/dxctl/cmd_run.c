@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "clientid.h"
 #include "drops.h"
 #include "dxctl.h"
 #include "event.h"
@@ -331,19 +330,6 @@ static int parse_run_options(int argc, char **argv, run_options *o, int replay, 
     return DXCTL_OK;
 }
 
-static int check_client(dxctl *d, const char *id)
-{
-    clientid_rule *rule = NULL;
-    char err[256];
-    int ok = clientid_rule_create(&rule, d->cfg.client_pattern, err, sizeof(err)) == DX_OK &&
-             clientid_valid(rule, id);
-
-    clientid_rule_destroy(rule);
-    if (!ok)
-        dxctl_error("client id %s refused: it does not match CLIENT_PATTERN", id);
-    return ok ? DXCTL_OK : DXCTL_USAGE;
-}
-
 static const char trigger_usage[] =
     "usage: dxctl trigger --client ID [--date YYYY-MM-DD] [--wait[=SECONDS]]\n"
     "Publishes an order-date event (triggered_by \"manual\") for the client, for\n"
@@ -359,7 +345,7 @@ int cmd_trigger(dxctl *d, int argc, char **argv)
 
     if (rc != DXCTL_OK)
         return rc < 0 ? DXCTL_OK : rc;
-    rc = check_client(d, o.client);
+    rc = dxctl_check_client(d, o.client);
     if (rc != DXCTL_OK)
         return rc;
     util_copy(ev.client_id, sizeof(ev.client_id), o.client);
@@ -452,7 +438,7 @@ int cmd_replay(dxctl *d, int argc, char **argv)
 
     if (rc != DXCTL_OK)
         return rc < 0 ? DXCTL_OK : rc;
-    rc = check_client(d, o.client);
+    rc = dxctl_check_client(d, o.client);
     if (rc == DXCTL_OK)
         rc = dxctl_profiles(d);
     if (rc != DXCTL_OK)

@@ -17,12 +17,10 @@
 #include "cron.h"
 #include "dxctl.h"
 #include "profile_store.h"
+#include "scheduler.h" /* daily-checker's bucket and key of its last run */
 #include "util.h"
 #include "vocab.h"
 
-/* daily-checker's record of its last scheduled run (scheduler.h). */
-#define SCHEDULER_BUCKET       "daily-checker"
-#define SCHEDULER_LAST_RUN_KEY "last-run"
 
 /* ------------------------------------------------------------------ */
 /* status                                                               */

@@ -33,6 +33,10 @@ typedef struct dxctl {
 /* One command: argv[0] is the command's own name. */
 typedef int (*dxctl_command)(dxctl *d, int argc, char **argv);
 
+/* DXCTL_OK when id is a client id the workers accept (CLIENT_PATTERN and
+ * safe characters), else prints why and returns DXCTL_USAGE. */
+int dxctl_check_client(dxctl *d, const char *id);
+
 /* Connects the bus if not yet; prints why and returns DXCTL_UNAVAILABLE on failure. */
 int dxctl_bus(dxctl *d);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clientid.h"
 #include "dxctl.h"
 #include "log.h"
 #include "profile_store.h"
@@ -120,6 +121,23 @@ long long dxctl_duration(const char *s)
     if (strcmp(end, "d") == 0)
         return v * 86400;
     return -1;
+}
+
+int dxctl_check_client(dxctl *d, const char *id)
+{
+    clientid_rule *rule = NULL;
+    char err[256];
+    int ok;
+
+    if (clientid_rule_create(&rule, d->cfg.client_pattern, err, sizeof(err)) != DX_OK) {
+        dxctl_error("CLIENT_PATTERN: %s", err);
+        return DXCTL_USAGE;
+    }
+    ok = clientid_valid(rule, id);
+    clientid_rule_destroy(rule);
+    if (!ok)
+        dxctl_error("client id %s refused: it does not match CLIENT_PATTERN", id);
+    return ok ? DXCTL_OK : DXCTL_USAGE;
 }
 
 int dxctl_bus(dxctl *d)

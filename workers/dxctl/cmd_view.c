@@ -15,12 +15,12 @@
 
 #include "clean.h"
 #include "cron.h"
+#include "csvout.h"
 #include "dxctl.h"
 #include "profile_store.h"
 #include "scheduler.h" /* daily-checker's bucket and key of its last run */
 #include "util.h"
 #include "vocab.h"
-
 
 /* ------------------------------------------------------------------ */
 /* status                                                               */
@@ -326,9 +326,7 @@ static const char validate_usage[] =
 #define FIRST_REJECTS 5
 
 typedef struct capture {
-    char *data; /* the rejects CSV, kept to report reasons */
-    size_t len;
-    size_t cap;
+    csvout rejects; /* the rejects CSV, kept to report reasons */
     int keep;
     char header[4096]; /* the clean header line */
     size_t header_len;
@@ -353,28 +351,18 @@ static dx_status write_capture(void *ctx, const void *buf, size_t len)
         }
         return DX_OK;
     }
-    if (c->len + len + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 65536;
-        char *grown;
-
-        while (cap < c->len + len + 1)
-            cap *= 2;
-        grown = realloc(c->data, cap);
-        if (grown == NULL)
-            return DX_ERR_NOMEM;
-        c->data = grown;
-        c->cap = cap;
-    }
-    memcpy(c->data + c->len, buf, len);
-    c->len += len;
-    c->data[c->len] = '\0';
+    if (csvout_reserve(&c->rejects, len + 1) < 0)
+        return DX_ERR_NOMEM;
+    memcpy(c->rejects.data + c->rejects.len, buf, len);
+    c->rejects.len += len;
+    c->rejects.data[c->rejects.len] = '\0';
     return DX_OK;
 }
 
 /* The reasons of a rejects CSV ("line,reason,..."): counts and first lines. */
 static void summarize_rejects(const capture *c, cJSON *reasons, cJSON *first)
 {
-    const char *line = c->data ? strchr(c->data, '\n') : NULL;
+    const char *line = c->rejects.data ? strchr(c->rejects.data, '\n') : NULL;
 
     while (line != NULL && line[1] != '\0') {
         const char *start = line + 1, *end = strchr(start, '\n');
@@ -545,7 +533,7 @@ int cmd_validate(dxctl *d, int argc, char **argv)
     cJSON_AddNumberToObject(o, "rows_duplicate", (double)counts.rows_duplicate);
     summarize_rejects(&rejects, cJSON_AddObjectToObject(o, "reject_reasons"),
                       cJSON_AddArrayToObject(o, "first_rejects"));
-    free(rejects.data);
+    csvout_finish(&rejects.rejects);
     if (d->json) {
         dxctl_print_json(o, 0);
     } else {

@@ -5,24 +5,12 @@
 #include <string.h>
 
 #include "profile_store.h"
+#include "state.h"
 
 /* Opened on first use; HTTP requests are served on several threads and a
  * kv is used by one at a time. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static kv *store;
-
-static cJSON *client_entry(cJSON *clients, const char *id)
-{
-    cJSON *client = cJSON_GetObjectItemCaseSensitive(clients, id);
-
-    if (client == NULL) {
-        client = cJSON_AddObjectToObject(clients, id);
-        cJSON_AddNumberToObject(client, "files_in_depot", 0);
-        cJSON_AddArrayToObject(client, "files");
-        cJSON_AddObjectToObject(client, "dates");
-    }
-    return client;
-}
 
 static void annotate_one(cJSON *clients, const char *id)
 {
@@ -33,7 +21,7 @@ static void annotate_one(cJSON *clients, const char *id)
 
     if (s != DX_OK && s != DX_ERR_INVALID)
         return;
-    client = client_entry(clients, id);
+    client = state_client_entry(clients, id);
     cJSON_AddNumberToObject(client, "profile_revision", (double)p.revision);
     cJSON_AddBoolToObject(client, "paused", s == DX_OK && !p.enabled);
     if (s == DX_ERR_INVALID)

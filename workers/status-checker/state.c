@@ -113,7 +113,7 @@ int state_add_failed(state *st, const event_file_failed *ev, int64_t at_ms)
     return added;
 }
 
-static cJSON *client_object(cJSON *clients, const char *client_id)
+cJSON *state_client_entry(cJSON *clients, const char *client_id)
 {
     cJSON *client = cJSON_GetObjectItemCaseSensitive(clients, client_id);
 
@@ -201,7 +201,7 @@ static dx_status list_depot(state *st, worker *w, cJSON *clients, int *total)
 
         if (roots[i].kind != STORAGE_DIR || !clientid_valid(w->clients, client_id))
             continue;
-        client = client_object(clients, client_id);
+        client = state_client_entry(clients, client_id);
         s = list_client(w, client_id, cJSON_GetObjectItemCaseSensitive(client, "files"), &count);
         cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(client, "files_in_depot"), count);
         *total += count;
@@ -331,7 +331,7 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     /* Oldest first, so that the last assignment per client and date wins. */
     for (size_t i = 0; i < st->run_count; i++) {
         const run_record *r = &st->runs[i];
-        cJSON *client = client_object(clients, r->ev.client_id);
+        cJSON *client = state_client_entry(clients, r->ev.client_id);
         cJSON *dates = cJSON_GetObjectItemCaseSensitive(client, "dates");
 
         cJSON_DeleteItemFromObjectCaseSensitive(dates, r->ev.order_date);

@@ -6,8 +6,8 @@
     variable config_load() reads (config_print_help runs it in describe
     mode);
     every variable it lists is in a configuration table of the docs, and
-    every variable of those tables is either listed or read by the SFTP
-    backend (SFTP_*), so the docs and the code cannot drift apart unnoticed;
+    every variable of those tables is either listed or read elsewhere (the
+    SFTP backend's SFTP_*, dxctl's STATUS_URL), so the docs and the code cannot drift apart unnoticed;
   - an unknown flag prints one line naming it and exits 2.
 No server is started: nothing here touches the network.
 """
@@ -21,8 +21,9 @@ import sys
 import harness
 
 WORKERS = ("daily-checker", "file-transformer", "status-checker")
-# Read by the SFTP backend itself (storage_sftp.c), not by config_load().
-READ_ELSEWHERE = re.compile(r"^SFTP_")
+# Not read by config_load(): the SFTP backend reads SFTP_* (storage_sftp*.c)
+# and dxctl, which is not a worker, reads STATUS_URL.
+READ_ELSEWHERE = re.compile(r"^(SFTP_.*|STATUS_URL)$")
 
 
 def project_version():

@@ -7,7 +7,8 @@
     mode);
     every variable it lists is in a configuration table of the docs, and
     every variable of those tables is either listed or read elsewhere (the
-    SFTP backend's SFTP_*, dxctl's STATUS_URL), so the docs and the code cannot drift apart unnoticed;
+    SFTP backend's SFTP_*, dxctl's STATUS_URL), so the docs and the code
+    cannot drift apart unnoticed;
   - an unknown flag prints one line naming it and exits 2.
 No server is started: nothing here touches the network.
 """

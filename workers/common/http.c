@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytebuf.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -25,8 +26,7 @@ struct http_server {
 
 /* Per-request state, kept by libmicrohttpd between calls of on_request. */
 typedef struct request_state {
-    char *body;
-    size_t len, cap;
+    bytebuf body;
     int too_large;
 } request_state;
 
@@ -43,26 +43,12 @@ void http_error(http_response *resp, int status, const char *message)
 
 static int append_body(request_state *st, const char *data, size_t len, size_t max_body)
 {
-    if (st->too_large || st->len + len > max_body) {
+    if (st->too_large || len > max_body - st->body.len) {
         st->too_large = 1;
         return 0;
     }
-    if (st->len + len + 1 > st->cap) {
-        size_t cap = st->cap ? st->cap : 4096;
-        char *grown;
-
-        while (cap < st->len + len + 1)
-            cap *= 2;
-        grown = realloc(st->body, cap);
-        if (grown == NULL)
-            return -1;
-        st->body = grown;
-        st->cap = cap;
-    }
-    memcpy(st->body + st->len, data, len);
-    st->len += len;
-    st->body[st->len] = '\0';
-    return 0;
+    bytebuf_add(&st->body, data, len);
+    return st->body.failed ? -1 : 0;
 }
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, http_response *resp)
@@ -133,8 +119,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     req.method = method;
     req.path = url;
-    req.body = st->body ? st->body : "";
-    req.body_len = st->len;
+    req.body = st->body.data ? st->body.data : "";
+    req.body_len = st->body.len;
     req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     req.traceparent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
     req.x_topic = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Topic");
@@ -160,7 +146,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_state *st = *con_cls;
 
     if (st != NULL) {
-        free(st->body);
+        bytebuf_finish(&st->body);
         free(st);
         *con_cls = NULL;
         atomic_fetch_sub(&srv->in_flight, 1);

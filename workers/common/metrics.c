@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytebuf.h"
 #include "event.h"
 
 #ifndef DX_VERSION
@@ -495,63 +496,18 @@ void metrics_reset(void)
 
 /* ---------- rendering ---------- */
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} buf;
-
-static void buf_reserve(buf *b, size_t more)
-{
-    size_t cap;
-    char *grown;
-
-    if (b->failed || b->len + more + 1 <= b->cap)
-        return;
-    cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    grown = realloc(b->data, cap);
-    if (!grown) {
-        b->failed = 1;
-        return;
-    }
-    b->data = grown;
-    b->cap = cap;
-}
-
-static void buf_add(buf *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    if (b->failed)
-        return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_puts(buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_putc(buf *b, char c)
-{
-    buf_add(b, &c, 1);
-}
-
 /* Writes s escaped for a label value (label = 1: \\ \" \n) or a HELP text (label = 0: \\ \n). */
-static void buf_escaped(buf *b, const char *s, int label)
+static void put_escaped(bytebuf *b, const char *s, int label)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            buf_puts(b, "\\\\");
+            bytebuf_puts(b, "\\\\");
         else if (*s == '\n')
-            buf_puts(b, "\\n");
+            bytebuf_puts(b, "\\n");
         else if (*s == '"' && label)
-            buf_puts(b, "\\\"");
+            bytebuf_puts(b, "\\\"");
         else
-            buf_putc(b, *s);
+            bytebuf_putc(b, *s);
     }
 }
 
@@ -571,44 +527,44 @@ static void format_double(char *out, size_t len, double v)
     }
 }
 
-static void buf_double(buf *b, double v)
+static void put_double(bytebuf *b, double v)
 {
     char tmp[64];
 
     format_double(tmp, sizeof(tmp), v);
-    buf_puts(b, tmp);
+    bytebuf_puts(b, tmp);
 }
 
-static void buf_u64(buf *b, uint64_t v)
+static void put_u64(bytebuf *b, uint64_t v)
 {
     char tmp[32];
 
     snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    buf_puts(b, tmp);
+    bytebuf_puts(b, tmp);
 }
 
 /* Writes {a="x",b="y"} (with le="bound" last when le is not NULL), or nothing without labels. */
-static void buf_labels(buf *b, const metric *m, const series *s, const char *le)
+static void put_labels(bytebuf *b, const metric *m, const series *s, const char *le)
 {
     if (m->label_count == 0 && !le)
         return;
-    buf_putc(b, '{');
+    bytebuf_putc(b, '{');
     for (size_t i = 0; i < m->label_count; i++) {
         if (i)
-            buf_putc(b, ',');
-        buf_puts(b, m->labels[i]);
-        buf_puts(b, "=\"");
-        buf_escaped(b, s->values[i], 1);
-        buf_putc(b, '"');
+            bytebuf_putc(b, ',');
+        bytebuf_puts(b, m->labels[i]);
+        bytebuf_puts(b, "=\"");
+        put_escaped(b, s->values[i], 1);
+        bytebuf_putc(b, '"');
     }
     if (le) {
         if (m->label_count)
-            buf_putc(b, ',');
-        buf_puts(b, "le=\"");
-        buf_puts(b, le);
-        buf_putc(b, '"');
+            bytebuf_putc(b, ',');
+        bytebuf_puts(b, "le=\"");
+        bytebuf_puts(b, le);
+        bytebuf_putc(b, '"');
     }
-    buf_putc(b, '}');
+    bytebuf_putc(b, '}');
 }
 
 static int cmp_metric(const void *a, const void *b)
@@ -631,21 +587,21 @@ static int cmp_series(const void *a, const void *b)
     return 0;
 }
 
-static void render_metric(buf *b, metric *m)
+static void render_metric(bytebuf *b, metric *m)
 {
     static const char *type_names[] = {"counter", "gauge", "histogram"};
 
     if (m->series_count == 0)
         return;
-    buf_puts(b, "# HELP ");
-    buf_puts(b, m->name);
-    buf_putc(b, ' ');
-    buf_escaped(b, m->help, 0);
-    buf_puts(b, "\n# TYPE ");
-    buf_puts(b, m->name);
-    buf_putc(b, ' ');
-    buf_puts(b, type_names[m->type]);
-    buf_putc(b, '\n');
+    bytebuf_puts(b, "# HELP ");
+    bytebuf_puts(b, m->name);
+    bytebuf_putc(b, ' ');
+    put_escaped(b, m->help, 0);
+    bytebuf_puts(b, "\n# TYPE ");
+    bytebuf_puts(b, m->name);
+    bytebuf_putc(b, ' ');
+    bytebuf_puts(b, type_names[m->type]);
+    bytebuf_putc(b, '\n');
 
     /* Sorting reorders the series array only; the hash index is rebuilt to match. */
     sort_label_count = m->label_count;
@@ -663,11 +619,11 @@ static void render_metric(buf *b, metric *m)
     for (size_t i = 0; i < m->series_count; i++) {
         series *s = m->series[i];
         if (m->type != METRIC_HISTOGRAM) {
-            buf_puts(b, m->name);
-            buf_labels(b, m, s, NULL);
-            buf_putc(b, ' ');
-            buf_double(b, s->value);
-            buf_putc(b, '\n');
+            bytebuf_puts(b, m->name);
+            put_labels(b, m, s, NULL);
+            bytebuf_putc(b, ' ');
+            put_double(b, s->value);
+            bytebuf_putc(b, '\n');
             continue;
         }
         uint64_t cumulative = 0;
@@ -678,47 +634,40 @@ static void render_metric(buf *b, metric *m)
                 format_double(le, sizeof(le), m->bounds[k]);
             else
                 snprintf(le, sizeof(le), "+Inf");
-            buf_puts(b, m->name);
-            buf_puts(b, "_bucket");
-            buf_labels(b, m, s, le);
-            buf_putc(b, ' ');
-            buf_u64(b, cumulative);
-            buf_putc(b, '\n');
+            bytebuf_puts(b, m->name);
+            bytebuf_puts(b, "_bucket");
+            put_labels(b, m, s, le);
+            bytebuf_putc(b, ' ');
+            put_u64(b, cumulative);
+            bytebuf_putc(b, '\n');
         }
-        buf_puts(b, m->name);
-        buf_puts(b, "_sum");
-        buf_labels(b, m, s, NULL);
-        buf_putc(b, ' ');
-        buf_double(b, s->value);
-        buf_putc(b, '\n');
-        buf_puts(b, m->name);
-        buf_puts(b, "_count");
-        buf_labels(b, m, s, NULL);
-        buf_putc(b, ' ');
-        buf_u64(b, s->count);
-        buf_putc(b, '\n');
+        bytebuf_puts(b, m->name);
+        bytebuf_puts(b, "_sum");
+        put_labels(b, m, s, NULL);
+        bytebuf_putc(b, ' ');
+        put_double(b, s->value);
+        bytebuf_putc(b, '\n');
+        bytebuf_puts(b, m->name);
+        bytebuf_puts(b, "_count");
+        put_labels(b, m, s, NULL);
+        bytebuf_putc(b, ' ');
+        put_u64(b, s->count);
+        bytebuf_putc(b, '\n');
     }
 }
 
 char *metrics_render(void)
 {
-    buf b = {0};
+    bytebuf b = BYTEBUF_INIT;
 
-    /* An empty registry renders as "", not NULL. */
-    buf_reserve(&b, 0);
-    if (!b.failed)
-        b.data[0] = '\0';
     pthread_mutex_lock(&lock);
     if (metric_count)
         qsort(metrics, metric_count, sizeof(metric *), cmp_metric);
     for (size_t i = 0; i < metric_count; i++)
         render_metric(&b, metrics[i]);
     pthread_mutex_unlock(&lock);
-    if (b.failed) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    /* An empty registry renders as "", not NULL. */
+    return bytebuf_take(&b);
 }
 
 /* ---------- the standard families ---------- */

@@ -239,7 +239,7 @@ static int write_clean_header(engine *e)
     span *at = calloc(e->npass ? e->npass : 1, sizeof(*at));
     int ret = -1;
 
-    csvout_init(&names);
+    bytebuf_init(&names);
     if (at == NULL)
         goto done;
     for (int c = 0; c < VOCAB_COLUMNS; c++) {
@@ -270,7 +270,7 @@ static int write_clean_header(engine *e)
         goto done;
     ret = 0;
 done:
-    csvout_finish(&names);
+    bytebuf_finish(&names);
     free(at);
     return ret;
 }
@@ -283,7 +283,7 @@ done:
  */
 static int put_original(engine *e, size_t count, int cp1252)
 {
-    if (cp1252 && csvout_reserve(&e->decoded, 3 * e->raw_len + 1) < 0)
+    if (cp1252 && bytebuf_reserve(&e->decoded, 3 * e->raw_len + 1) < 0)
         return -1;
     for (size_t i = 0; i < count; i++) {
         const char *s = e->raw + e->fields[i].off;
@@ -596,7 +596,7 @@ static reject_reason write_clean_row(engine *e, int *nomem)
         room += room_for(cells[k].value);
     for (size_t k = 0; k < e->npass; k++)
         room += room_for(e->value[e->pass[k]]);
-    if (csvout_reserve(&e->out, room) < 0) {
+    if (bytebuf_reserve(&e->out, room) < 0) {
         *nomem = 1;
         return REJECT_NONE;
     }
@@ -661,7 +661,7 @@ static void process_row(engine *e)
 void clean_trim_buffer(csvout *buf)
 {
     if (buf->cap > KEEP_AT)
-        csvout_finish(buf);
+        bytebuf_finish(buf);
     buf->len = 0;
 }
 
@@ -714,10 +714,10 @@ static void engine_finish(engine *e)
     free(e->pending_key);
     free(e->pending_fresh);
     dupset_destroy(e->seen);
-    csvout_finish(&e->decoded);
-    csvout_finish(&e->clean);
-    csvout_finish(&e->out);
-    csvout_finish(&e->rejects);
+    bytebuf_finish(&e->decoded);
+    bytebuf_finish(&e->clean);
+    bytebuf_finish(&e->out);
+    bytebuf_finish(&e->rejects);
 }
 
 dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size_t reason_len)
@@ -736,10 +736,10 @@ dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size
     e.counts = counts;
     e.reason = reason;
     e.reason_len = reason_len;
-    csvout_init(&e.decoded);
-    csvout_init(&e.clean);
-    csvout_init(&e.out);
-    csvout_init(&e.rejects);
+    bytebuf_init(&e.decoded);
+    bytebuf_init(&e.clean);
+    bytebuf_init(&e.out);
+    bytebuf_init(&e.rejects);
     if (engine_init(&e) < 0 || clean_pipeline_init(&q, &p) < 0)
         clean_fail(&e, DX_ERR_NOMEM, "out of memory starting the cleaner");
     else

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "bytebuf.h"
+#include "util.h"
 
 /*
  * The page is built in one growing buffer (bytebuf.h), whose sticky failure
@@ -195,34 +196,21 @@ static void put_trace_cell(bytebuf *b, const char *trace)
 
 /* ---------- dates ---------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+/* The calendar of util.h, in the types of this file. */
 static long days_from_civil(long y, unsigned m, unsigned d)
 {
-    long era;
-    unsigned yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long)doe - 719468;
+    return (long)util_days_from_civil(y, (int)m, (int)d);
 }
 
 static void civil_from_days(long z, long *y, unsigned *m, unsigned *d)
 {
-    long era;
-    unsigned doe, yoe, doy, mp;
+    int64_t year;
+    int month, mday;
 
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = (unsigned)(z - era * 146097);
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (long)yoe + era * 400 + (*m <= 2);
+    util_civil_from_days(z, &year, &month, &mday);
+    *y = (long)year;
+    *m = (unsigned)month;
+    *d = (unsigned)mday;
 }
 
 /* Parses the "YYYY-MM-DD" at the start of s into days since the epoch; returns 0 on failure. */

@@ -39,13 +39,6 @@ static void on_reconnected(natsConnection *nc, void *closure)
     log_printf(LOG_LEVEL_INFO, NULL, "NATS connection re-established");
 }
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * NS_PER_MS};
-
-    nanosleep(&ts, NULL);
-}
-
 static dx_status ensure_stream(bus *b, const config *cfg, char *err, size_t err_len)
 {
     jsStreamConfig sc;
@@ -199,7 +192,7 @@ void bus_destroy(bus *b)
         /* Drain flushes pending acks and publishes before closing. */
         if (natsConnection_DrainTimeout(b->nc, 5000) == NATS_OK) {
             for (int i = 0; i < 60 && !natsConnection_IsClosed(b->nc); i++)
-                sleep_ms(100);
+                util_sleep_ms(100);
         }
         natsConnection_Destroy(b->nc);
     }
@@ -247,7 +240,7 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
             break; /* the stream refused it: retrying will not help */
         log_printf(LOG_LEVEL_WARN, NULL, "publish on %s failed (attempt %d): %s, retrying", subject,
                    attempt, natsStatus_GetText(s));
-        sleep_ms(backoff_ms);
+        util_sleep_ms(backoff_ms);
         backoff_ms = backoff_ms * 2 < 5000 ? backoff_ms * 2 : 5000;
     }
     log_printf(LOG_LEVEL_ERROR, NULL, "publish on %s failed: %s (JetStream error %d)", subject,
@@ -341,7 +334,7 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
             continue;
         if (s != NATS_OK) {
             /* Disconnected or the server is restarting: wait and pull again. */
-            sleep_ms(500);
+            util_sleep_ms(500);
             continue;
         }
         for (int i = 0; i < list.Count; i++)

@@ -13,6 +13,7 @@
 #include "bytebuf.h"
 #include "log.h"
 #include "metrics.h"
+#include "util.h"
 
 struct http_server {
     struct MHD_Daemon *daemon;
@@ -206,11 +207,8 @@ void http_destroy(http_server *srv, int grace_ms)
     if (srv == NULL)
         return;
     MHD_quiesce_daemon(srv->daemon);
-    for (int waited = 0; waited < grace_ms && atomic_load(&srv->in_flight) > 0; waited += 50) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
-
-        nanosleep(&ts, NULL);
-    }
+    for (int waited = 0; waited < grace_ms && atomic_load(&srv->in_flight) > 0; waited += 50)
+        util_sleep_ms(50);
     MHD_stop_daemon(srv->daemon);
     free(srv);
 }

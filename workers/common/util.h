@@ -26,6 +26,9 @@ void util_rfc3339(char out[32], int64_t unix_ms);
 int64_t util_now_ms(void);
 int64_t util_monotonic_ms(void);
 
+/* Sleeps ms milliseconds (nothing when ms <= 0); a signal may end it early. */
+void util_sleep_ms(int64_t ms);
+
 /* Today's date in the process time zone (TZ) as YYYY-MM-DD. */
 void util_today(char out[11]);
 

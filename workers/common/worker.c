@@ -31,9 +31,8 @@ void worker_sleep(int64_t ms)
 {
     while (ms > 0 && !worker_stop) {
         int64_t step = ms < 100 ? ms : 100;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = step * 1000000L};
 
-        nanosleep(&ts, NULL);
+        util_sleep_ms(step);
         ms -= step;
     }
 }

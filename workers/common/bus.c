@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "event.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -20,9 +21,9 @@ struct bus {
 };
 
 static const char *stream_subjects[] = {
-    "orders.order-date",
-    "orders.file-ready",
-    "orders.file-failed",
+    EVENT_SUBJECT_ORDER_DATE,
+    EVENT_SUBJECT_FILE_READY,
+    EVENT_SUBJECT_FILE_FAILED,
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -167,7 +168,7 @@ dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err,
     /* In function mode (SUBSCRIBE=0) the OpenFaaS connectors deliver over
      * HTTP and nobody would ever drain a durable consumer. */
     if (ds == DX_OK && cfg->subscribe)
-        ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, "orders.order-date", err, err_len);
+        ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, EVENT_SUBJECT_ORDER_DATE, err, err_len);
     if (ds == DX_OK && cfg->subscribe)
         /* No filter: nats-server 2.9 takes one filter subject per consumer and
          * status-checker wants two; it skips orders.order-date itself. */

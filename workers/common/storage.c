@@ -90,11 +90,22 @@ dx_status storage_ping(storage *st)
     return st->ops->ping(st);
 }
 
+static int compare_entries(const void *a, const void *b)
+{
+    return strcmp(((const storage_entry *)a)->name, ((const storage_entry *)b)->name);
+}
+
 dx_status storage_list(storage *st, const char *dir, storage_entry **entries, size_t *count)
 {
+    dx_status s;
+
     if (!storage_path_valid(dir))
         return refuse_path(st, dir);
-    return st->ops->list(st, dir, entries, count);
+    s = st->ops->list(st, dir, entries, count);
+    /* Sorted here, once for every backend: callers rely on the order. */
+    if (s == DX_OK && *count > 1)
+        qsort(*entries, *count, sizeof(**entries), compare_entries);
+    return s;
 }
 
 void storage_entries_free(storage_entry *entries, size_t count)

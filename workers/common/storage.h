@@ -136,6 +136,7 @@ typedef struct storage_ops {
     const char *scheme; /* "file" or "sftp" */
     void (*destroy)(storage *st);
     dx_status (*ping)(storage *st);
+    /* In any order: storage_list() sorts. */
     dx_status (*list)(storage *st, const char *dir, storage_entry **entries, size_t *count);
     dx_status (*stat)(storage *st, const char *path, storage_entry *entry);
     dx_status (*mkdirs)(storage *st, const char *dir);

@@ -90,11 +90,6 @@ static dx_status sftp_storage_ping(storage *base)
     WITH_CONN(st, c, do_ping(st, c));
 }
 
-static int compare_entries(const void *a, const void *b)
-{
-    return strcmp(((const storage_entry *)a)->name, ((const storage_entry *)b)->name);
-}
-
 static dx_status do_list(sftp_storage *st, sftp_conn *c, const char *dir, storage_entry **entries,
                          size_t *count)
 {
@@ -155,8 +150,6 @@ out:
         storage_entries_free(list, n);
         return s;
     }
-    if (n > 1)
-        qsort(list, n, sizeof(*list), compare_entries);
     *entries = list;
     *count = n;
     return DX_OK;

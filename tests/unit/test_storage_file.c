@@ -36,9 +36,9 @@ int main(void)
 
     CHECK(mkdtemp(root) != NULL);
     snprintf(url, sizeof(url), "file://%s", root);
-    CHECK_EQ_INT(storage_create(&st, "file://relative", err, sizeof(err)), DX_ERR_INVALID);
-    CHECK_EQ_INT(storage_create(&st, "ftp://x/y", err, sizeof(err)), DX_ERR_INVALID);
-    CHECK_EQ_INT(storage_create(&st, url, err, sizeof(err)), DX_OK);
+    CHECK_EQ_INT(storage_create(&st, "file://relative", NULL, err, sizeof(err)), DX_ERR_INVALID);
+    CHECK_EQ_INT(storage_create(&st, "ftp://x/y", NULL, err, sizeof(err)), DX_ERR_INVALID);
+    CHECK_EQ_INT(storage_create(&st, url, NULL, err, sizeof(err)), DX_OK);
     CHECK_EQ_INT(storage_ping(st), DX_OK);
 
     /* Path rules. */

@@ -6,10 +6,12 @@
 #include <string.h>
 
 /* file://ROOT: ROOT must be absolute. */
-static dx_status file_from_url(storage **out, const char *url, char *err, size_t err_len)
+static dx_status file_from_url(storage **out, const char *url, const config_sftp *sftp, char *err,
+                               size_t err_len)
 {
     const char *root = url + strlen("file://");
 
+    (void)sftp;
     if (root[0] != '/') {
         snprintf(err, err_len, "file:// URL needs an absolute path (file:///abs/path)");
         return DX_ERR_INVALID;
@@ -20,13 +22,15 @@ static dx_status file_from_url(storage **out, const char *url, char *err, size_t
 /* The backends, by URL scheme: a new backend is one line here. */
 static const struct {
     const char *prefix;
-    dx_status (*create)(storage **out, const char *url, char *err, size_t err_len);
+    dx_status (*create)(storage **out, const char *url, const config_sftp *sftp, char *err,
+                        size_t err_len);
 } schemes[] = {
     {"file://", file_from_url},
     {"sftp://", storage_sftp_create},
 };
 
-dx_status storage_create(storage **out, const char *url, char *err, size_t err_len)
+dx_status storage_create(storage **out, const char *url, const config_sftp *sftp, char *err,
+                         size_t err_len)
 {
     if (url == NULL || url[0] == '\0') {
         snprintf(err, err_len, "storage URL is empty");
@@ -34,7 +38,7 @@ dx_status storage_create(storage **out, const char *url, char *err, size_t err_l
     }
     for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
         if (strncmp(url, schemes[i].prefix, strlen(schemes[i].prefix)) == 0)
-            return schemes[i].create(out, url, err, err_len);
+            return schemes[i].create(out, url, sftp, err, err_len);
     }
     snprintf(err, err_len, "unsupported storage URL scheme (expected file:// or sftp://)");
     return DX_ERR_INVALID;

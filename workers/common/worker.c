@@ -37,8 +37,8 @@ void worker_sleep(int64_t ms)
     }
 }
 
-static dx_status open_storage(const char *variable, const char *url, storage **out, char *err,
-                              size_t err_len)
+static dx_status open_storage(const char *variable, const char *url, const config_sftp *sftp,
+                              storage **out, char *err, size_t err_len)
 {
     char why[256];
     dx_status s;
@@ -47,7 +47,7 @@ static dx_status open_storage(const char *variable, const char *url, storage **o
         snprintf(err, err_len, "%s is not set", variable);
         return DX_ERR_INVALID;
     }
-    s = storage_create(out, url, why, sizeof(why));
+    s = storage_create(out, url, sftp, why, sizeof(why));
     if (s != DX_OK)
         snprintf(err, err_len, "%s: %s", variable, why);
     return s;
@@ -67,9 +67,9 @@ dx_status worker_init(worker *w, const char *name, int need_inbox, int need_depo
     if (s == DX_OK)
         s = clientid_rule_create(&w->clients, w->cfg.client_pattern, err, err_len);
     if (s == DX_OK && need_inbox)
-        s = open_storage("INBOX_URL", w->cfg.inbox_url, &w->inbox, err, err_len);
+        s = open_storage("INBOX_URL", w->cfg.inbox_url, &w->cfg.sftp, &w->inbox, err, err_len);
     if (s == DX_OK && need_depot)
-        s = open_storage("DEPOT_URL", w->cfg.depot_url, &w->depot, err, err_len);
+        s = open_storage("DEPOT_URL", w->cfg.depot_url, &w->cfg.sftp, &w->depot, err, err_len);
     return s;
 }
 

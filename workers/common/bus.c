@@ -36,7 +36,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-    metrics_add("dx_nats_reconnects_total", "", 1);
+    metrics_add(DX_NATS_RECONNECTS_TOTAL, "", 1);
     log_printf(LOG_LEVEL_INFO, NULL, "NATS connection re-established");
 }
 
@@ -234,7 +234,7 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
         jsPubAck_Destroy(ack);
         natsMsg_Destroy(msg);
         if (s == NATS_OK) {
-            metrics_add("dx_events_published_total", subject, 1);
+            metrics_add(DX_EVENTS_PUBLISHED_TOTAL, subject, 1);
             return DX_OK;
         }
         if (jerr != 0 && s != NATS_TIMEOUT)
@@ -282,27 +282,27 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
         jsMsgMetaData_Destroy(meta);
     }
     d.last_delivery = (int64_t)d.delivery >= b->max_deliver;
-    metrics_add("dx_events_consumed_total", d.subject, 1);
+    metrics_add(DX_EVENTS_CONSUMED_TOTAL, d.subject, 1);
     verdict = handler(ctx, &d, &nak_delay_ms);
     switch (verdict) {
     case BUS_ACK:
         s = natsMsg_AckSync(msg, NULL, NULL);
         break;
     case BUS_NAK:
-        metrics_add("dx_events_failed_total", d.subject, 1);
+        metrics_add(DX_EVENTS_FAILED_TOTAL, d.subject, 1);
         if (nak_delay_ms < 0)
             nak_delay_ms = default_backoff_ms(d.delivery);
         s = natsMsg_NakWithDelay(msg, nak_delay_ms, NULL);
         break;
     case BUS_TERM:
     default:
-        metrics_add("dx_events_terminated_total", d.subject, 1);
+        metrics_add(DX_EVENTS_TERMINATED_TOTAL, d.subject, 1);
         s = natsMsg_Term(msg, NULL);
         break;
     }
     /* Receipt to acknowledgement, whatever the verdict: a slow failure is
      * as much a latency problem as a slow success. */
-    metrics_observe("dx_processing_duration_seconds", "",
+    metrics_observe(DX_PROCESSING_DURATION_SECONDS, "",
                     (double)(util_monotonic_ms() - received) / 1000.0);
     if (s != NATS_OK)
         log_printf(LOG_LEVEL_WARN, NULL,

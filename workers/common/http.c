@@ -68,7 +68,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, http_response 
     ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
     MHD_destroy_response(r);
     snprintf(code, sizeof(code), "%d", resp->status);
-    metrics_add("dx_http_requests_total", code, 1);
+    metrics_add(DX_HTTP_REQUESTS_TOTAL, code, 1);
     return ret;
 }
 
@@ -127,7 +127,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req.x_topic = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Topic");
     req.x_connector = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Connector");
     if (st->too_large) {
-        metrics_add("dx_invalid_input_total", "oversized", 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, "oversized", 1);
         log_printf(LOG_LEVEL_WARN, NULL, "request body over %zu bytes refused", srv->max_body);
         http_error(&resp, 413, "request body too large");
     } else {

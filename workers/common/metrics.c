@@ -23,9 +23,9 @@
  * when rendering.
  */
 
-#define DROPPED_METRIC "dx_metrics_series_dropped_total"
-#define MAX_LABELS     8
-#define MAX_REPORTED   32 /* unknown names reported once each, up to this many */
+#define DROPPED      (&metrics_table[DX_METRICS_SERIES_DROPPED_TOTAL])
+#define MAX_LABELS   8
+#define MAX_REPORTED 32 /* unknown names reported once each, up to this many */
 
 static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                          2.5,   5,    10,    30,   60,  120,  300};
@@ -377,11 +377,9 @@ static void count_dropped(const char *name)
     series *s;
 
     /* The dropped counter cannot overflow itself: it has one series per metric. */
-    if (strcmp(name, DROPPED_METRIC) == 0)
+    if (strcmp(name, DROPPED->name) == 0)
         return;
-    d = define_locked(DROPPED_METRIC, METRIC_COUNTER,
-                      "Updates dropped because the metric had reached its series limit.", "metric",
-                      NULL, 0);
+    d = define_locked(DROPPED->name, DROPPED->type, DROPPED->help, DROPPED->labels, NULL, 0);
     if (!d)
         return;
     s = lookup(d, name);
@@ -465,17 +463,44 @@ out:
     pthread_mutex_unlock(&lock);
 }
 
-void metrics_add(const char *name, const char *label_values, double value)
+const metric_spec metrics_table[METRICS_COUNT] = {
+#define METRICS_SPEC_(id, name, type, labels, scope, help) [id] = {name, type, labels, scope, help},
+    METRICS_TABLE(METRICS_SPEC_)
+#undef METRICS_SPEC_
+};
+
+/* The name of a table row; NULL (reported, then ignored) for an id out of range. */
+static const char *name_of(metric_id id)
+{
+    return (unsigned)id < METRICS_COUNT ? metrics_table[id].name : NULL;
+}
+
+void metrics_add(metric_id id, const char *label_values, double value)
+{
+    update(name_of(id), label_values, value, OP_ADD);
+}
+
+void metrics_set(metric_id id, const char *label_values, double value)
+{
+    update(name_of(id), label_values, value, OP_SET);
+}
+
+void metrics_observe(metric_id id, const char *label_values, double value)
+{
+    update(name_of(id), label_values, value, OP_OBSERVE);
+}
+
+void metrics_add_named(const char *name, const char *label_values, double value)
 {
     update(name, label_values, value, OP_ADD);
 }
 
-void metrics_set(const char *name, const char *label_values, double value)
+void metrics_set_named(const char *name, const char *label_values, double value)
 {
     update(name, label_values, value, OP_SET);
 }
 
-void metrics_observe(const char *name, const char *label_values, double value)
+void metrics_observe_named(const char *name, const char *label_values, double value)
 {
     update(name, label_values, value, OP_OBSERVE);
 }
@@ -679,66 +704,25 @@ void metrics_define_standard(const char *worker)
                                               "oversized",   "unusable_file", "not_regular_file"};
     static const char *const subjects[] = {EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,
                                            EVENT_SUBJECT_FILE_FAILED};
-    static const char *const event_families[] = {
-        "dx_events_consumed_total", "dx_events_published_total", "dx_events_failed_total",
-        "dx_events_terminated_total"};
+    static const metric_id event_families[] = {DX_EVENTS_CONSUMED_TOTAL, DX_EVENTS_PUBLISHED_TOTAL,
+                                               DX_EVENTS_FAILED_TOTAL, DX_EVENTS_TERMINATED_TOTAL};
     char labels[256];
 
-    metrics_define("dx_events_consumed_total", METRIC_COUNTER,
-                   "Events received from JetStream, by subject.", "subject", NULL, 0);
-    metrics_define("dx_events_published_total", METRIC_COUNTER,
-                   "Events published and acknowledged by JetStream, by subject.", "subject", NULL,
-                   0);
-    metrics_define("dx_events_failed_total", METRIC_COUNTER,
-                   "Events whose handling failed transiently and were nak'd for redelivery.",
-                   "subject", NULL, 0);
-    metrics_define("dx_events_terminated_total", METRIC_COUNTER,
-                   "Events terminated and never redelivered (undecodable, invalid, permanent "
-                   "failure).",
-                   "subject", NULL, 0);
-    metrics_define("dx_rows_in_total", METRIC_COUNTER, "CSV data rows read from client drops.",
-                   "client_id", NULL, 0);
-    metrics_define("dx_rows_out_total", METRIC_COUNTER, "Clean rows written to the depot.",
-                   "client_id", NULL, 0);
-    metrics_define("dx_rows_rejected_total", METRIC_COUNTER, "Rows written to the rejects file.",
-                   "client_id", NULL, 0);
-    metrics_define("dx_rows_duplicate_total", METRIC_COUNTER, "Rows dropped as duplicates.",
-                   "client_id", NULL, 0);
-    metrics_define("dx_files_processed_total", METRIC_COUNTER,
-                   "Drops transformed and committed to the depot.", "client_id", NULL, 0);
-    metrics_define("dx_files_failed_total", METRIC_COUNTER,
-                   "Drops that could not be transformed (file-failed events).", "client_id", NULL,
-                   0);
-    metrics_define("dx_processing_duration_seconds", METRIC_HISTOGRAM,
-                   "Time to handle one event, from receipt to acknowledgement.", "", NULL, 0);
-    metrics_define("dx_last_success_timestamp_seconds", METRIC_GAUGE,
-                   "Unix time of the last successful run of the client.", "client_id", NULL, 0);
-    metrics_define("dx_nats_reconnects_total", METRIC_COUNTER, "Reconnections to the NATS server.",
-                   "", NULL, 0);
-    metrics_define("dx_sftp_errors_total", METRIC_COUNTER,
-                   "SFTP errors by kind (connect, auth, host_key, io, timeout).", "kind", NULL, 0);
-    metrics_define("dx_http_requests_total", METRIC_COUNTER,
-                   "HTTP requests served, by status code.", "code", NULL, 0);
-    metrics_define(
-        "dx_invalid_input_total", METRIC_COUNTER,
-        "Input refused, by kind (undecodable, invalid_event, invalid_client, not_regular_file, "
-        "oversized, unusable_file).",
-        "kind", NULL, 0);
-    metrics_define("dx_build_info", METRIC_GAUGE, "Always 1; names the worker and its version.",
-                   "worker,version", NULL, 0);
-    metrics_define(DROPPED_METRIC, METRIC_COUNTER,
-                   "Updates dropped because the metric had reached its series limit.", "metric",
-                   NULL, 0);
+    for (size_t i = 0; i < METRICS_COUNT; i++) {
+        const metric_spec *m = &metrics_table[i];
 
+        if (m->scope == NULL || (worker != NULL && strcmp(m->scope, worker) == 0))
+            metrics_define(m->name, m->type, m->help, m->labels, NULL, 0);
+    }
     for (size_t i = 0; i < sizeof(sftp_kinds) / sizeof(sftp_kinds[0]); i++)
-        metrics_add("dx_sftp_errors_total", sftp_kinds[i], 0);
+        metrics_add(DX_SFTP_ERRORS_TOTAL, sftp_kinds[i], 0);
     for (size_t i = 0; i < sizeof(input_kinds) / sizeof(input_kinds[0]); i++)
-        metrics_add("dx_invalid_input_total", input_kinds[i], 0);
+        metrics_add(DX_INVALID_INPUT_TOTAL, input_kinds[i], 0);
     /* The subjects are bounded too; a counter that only appears at its first
      * failure would hide that failure from increase() and rate(). */
     for (size_t i = 0; i < sizeof(event_families) / sizeof(event_families[0]); i++)
         for (size_t j = 0; j < sizeof(subjects) / sizeof(subjects[0]); j++)
             metrics_add(event_families[i], subjects[j], 0);
     snprintf(labels, sizeof(labels), "%s,%s", worker ? worker : "unknown", DX_VERSION);
-    metrics_set("dx_build_info", labels, 1);
+    metrics_set(DX_BUILD_INFO, labels, 1);
 }

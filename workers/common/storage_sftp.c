@@ -285,7 +285,7 @@ static dx_status posix_rename(sftp_storage *st, sftp_conn *c, const char *from, 
     }
     if (rc == -2) {
         free(reply);
-        metrics_add("dx_sftp_errors_total", "timeout", 1);
+        metrics_add(DX_SFTP_ERRORS_TOTAL, "timeout", 1);
         return sftp_conn_fail(st, DX_ERR_TIMEOUT,
                               "rename %s: no answer from the SFTP server in %lds", rel,
                               st->timeout_s);

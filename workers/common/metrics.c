@@ -612,6 +612,17 @@ static int cmp_series(const void *a, const void *b)
     return 0;
 }
 
+/* Writes a sample's name (with suffix), its labels (le for a bucket) and the
+ * space before its value. */
+static void put_sample_name(bytebuf *b, const metric *m, const series *s, const char *suffix,
+                            const char *le)
+{
+    bytebuf_puts(b, m->name);
+    bytebuf_puts(b, suffix);
+    put_labels(b, m, s, le);
+    bytebuf_putc(b, ' ');
+}
+
 static void render_metric(bytebuf *b, metric *m)
 {
     static const char *type_names[] = {"counter", "gauge", "histogram"};
@@ -644,9 +655,7 @@ static void render_metric(bytebuf *b, metric *m)
     for (size_t i = 0; i < m->series_count; i++) {
         series *s = m->series[i];
         if (m->type != METRIC_HISTOGRAM) {
-            bytebuf_puts(b, m->name);
-            put_labels(b, m, s, NULL);
-            bytebuf_putc(b, ' ');
+            put_sample_name(b, m, s, "", NULL);
             put_double(b, s->value);
             bytebuf_putc(b, '\n');
             continue;
@@ -659,23 +668,14 @@ static void render_metric(bytebuf *b, metric *m)
                 format_double(le, sizeof(le), m->bounds[k]);
             else
                 snprintf(le, sizeof(le), "+Inf");
-            bytebuf_puts(b, m->name);
-            bytebuf_puts(b, "_bucket");
-            put_labels(b, m, s, le);
-            bytebuf_putc(b, ' ');
+            put_sample_name(b, m, s, "_bucket", le);
             put_u64(b, cumulative);
             bytebuf_putc(b, '\n');
         }
-        bytebuf_puts(b, m->name);
-        bytebuf_puts(b, "_sum");
-        put_labels(b, m, s, NULL);
-        bytebuf_putc(b, ' ');
+        put_sample_name(b, m, s, "_sum", NULL);
         put_double(b, s->value);
         bytebuf_putc(b, '\n');
-        bytebuf_puts(b, m->name);
-        bytebuf_puts(b, "_count");
-        put_labels(b, m, s, NULL);
-        bytebuf_putc(b, ' ');
+        put_sample_name(b, m, s, "_count", NULL);
         put_u64(b, s->count);
         bytebuf_putc(b, '\n');
     }

@@ -1,97 +1,17 @@
 /*
- * The cleaning engine (see clean.h).  What it does to a file, for the README:
+ * The cleaning engine (see clean.h): the header and row rules.  What it does
+ * to a file (accepted input, the rules per row, the output, the rejects and
+ * their reasons, unusable files, limits) is specified in docs/cleaning.md,
+ * the one place the rules are written: a change to a rule changes that page
+ * in the same commit.  A new row rule goes in write_clean_row(), with its
+ * reason in reject_reason (clean_private.h) and reject_codes[] below.
  *
- * Input.  Bytes are read in 64 KiB blocks and fed to libcsv (non-strict: a
- * stray quote inside a field is kept as a character rather than failing the
- * file).  Line ends may be LF, CRLF or CR, quoted fields may hold delimiters,
- * doubled quotes and line breaks.  Blank lines, and rows whose fields are all
- * empty (";;;;" left by spreadsheets), are skipped and not counted.
- *
- * Encoding.  Each row is decoded on its own: as UTF-8 when it is valid
- * UTF-8, otherwise as Windows-1252 (the French Excel export; it is a superset
- * of Latin-1's printable characters).  Valid UTF-8 with accents practically
- * never happens by chance in Windows-1252 text (it takes pairs like "Ã©"),
- * so this reads UTF-8 files, Windows-1252 files and files mixing both (a
- * Latin-1 tail appended to a UTF-8 export) right, needs no look-ahead and
- * cannot be fooled by an ASCII-only first block.  A UTF-8 byte order mark is
- * dropped; a UTF-16 mark, or any NUL byte anywhere, makes the file unusable.
- * Output is always UTF-8 without a mark.
- *
- * Header.  The first non-blank row.  Its delimiter is the most frequent of
- * ',' ';' TAB '|' outside quotes (ties in that order; ',' when none appear).
- * Names are folded (trimmed, case and accents removed, other characters to
- * '_') and mapped through the aliases of vocab.c onto order_id, order_date,
- * customer_id, customer_email, product_sku, product_name, quantity,
- * unit_price, currency, status, plus an optional separate time column
- * (order_time, heure, time).  Trailing empty header cells are dropped.  Other
- * columns pass through after the canonical ones under their folded name
- * ("column_N" when empty, "_2", "_3"... appended on a clash).
- *
- * File unusable (DX_ERR_INVALID, one-line reason, no clean output): empty file
- * (no bytes, only blanks, only a byte order mark); "unsupported encoding:
- * UTF-16"; "binary input: NUL byte at offset N"; "too many columns: more
- * than 1024"; "header field too long: over 1 MiB"; "duplicate column: X
- * (columns A and B)" when two header cells name the same column; "missing
- * required column: X" for order_id, order_date, quantity, unit_price.
- *
- * Rows.  Every field is trimmed and its whitespace runs (space, tab, line
- * breaks, no-break and narrow no-break spaces, other Unicode spaces) become
- * one space.  customer_email is lowercased.  order_date becomes YYYY-MM-DD
- * and its time, if any, HH:MM:SS in order_time (see csvdate.h for the forms).
- * quantity must be a positive integer of digits only.  unit_price is parsed
- * exactly into cents (see money.h) and written with a dot and two decimals;
- * negative prices are refused, zero is allowed.  total = quantity *
- * unit_price in integer cents.  currency is uppercased ("€", "euro" ->
- * EUR), and set to EUR when empty and the price carried a euro sign.  status
- * is mapped onto pending, paid, shipped, delivered, cancelled, returned,
- * refunded (vocab.c); an unknown status is kept, lowercased.  A row equal to
- * an earlier clean row, byte for byte after all of this, is a duplicate: it
- * is dropped and counted (order lines sharing an order_id but differing in
- * any field are all kept).
- *
- * Output: RFC 4180, ',' delimited, fields quoted only when needed, '\n' line
- * ends; header order_id, order_date, customer_id, customer_email, product_sku,
- * product_name, quantity, unit_price, currency, status, order_time, total,
- * then the pass-through columns.
- *
- * Rejects: header "line,reason,<original header cells>", then one row per
- * rejected row: the physical line (1-based) where the row starts, a reason
- * code, and the row's original fields (decoded to UTF-8, otherwise as read).
- * Exactly one reason per row, the first that applies in this order:
- *   field_too_long     a field over 1 MiB (fields not written)
- *   row_too_long       a row over 4 MiB in all (fields not written)
- *   field_count        more or fewer fields than the header; extra trailing
- *                      empty fields (trailing delimiters) are fine, missing
- *                      ones are not, since a short row is usually a row cut
- *                      by an unquoted line break (fields not written past
- *                      1024)
- *   missing_order_id   order_id empty after trimming
- *   missing_order_date order_date empty after trimming
- *   invalid_date       order_date not a date in an accepted form, or
- *                      impossible (31/02, month 13, 25:00)
- *   invalid_time       the separate time column is not HH:MM[:SS] (it is only
- *                      read when order_date has no time)
- *   missing_quantity   quantity empty after trimming
- *   invalid_quantity   not a positive integer, or over 2^63-1
- *   missing_unit_price unit_price empty after trimming
- *   invalid_price      not an amount in an accepted form, negative, more
- *                      than two decimals, ambiguous ("1.234"), or too large
- *   currency_mismatch  a euro sign on the price but another currency given
- *   total_overflow     quantity * unit_price over 2^63-1 cents
- * rows_in = rows_out + rows_rejected + rows_duplicate, always.
- *
- * Limits, so that memory stays flat whatever the input: 1 MiB per field,
- * 4 MiB per row, 1024 columns.  Memory is a few MiB of buffers (more only
- * while a row near the limits is processed) plus the duplicate set: 16 bytes
- * per unique clean row, half a byte of index and a fixed 4 MiB (dupset.h);
- * about 22 MB in all for a million rows.
- *
- * Speed.  libcsv alone takes about half of the work, so it runs on a second
- * thread while the caller's thread cleans what it parsed before (see
- * clean_pipeline.c); the output does not depend on how the two threads run, and
- * every clean_io callback is called on the caller's thread.  A field is
- * classified eight bytes at a time as it is copied out of libcsv, and the
- * ones already clean (most of them) are written as they are.
+ * Around the rules: clean_text.c classifies, trims and transcodes fields
+ * (eight bytes at a time, so the fields already clean, most of them, are
+ * written as they are), and clean_pipeline.c reads the input and runs libcsv
+ * on a second thread, since it takes about half of the work; the output does
+ * not depend on how the two threads run, and every clean_io callback is
+ * called on the caller's thread.
  */
 #include <stdarg.h>
 #include <stdio.h>

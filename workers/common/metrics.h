@@ -73,7 +73,7 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
       "HTTP requests served, by status code.")                                                     \
     X(DX_INVALID_INPUT_TOTAL, "dx_invalid_input_total", METRIC_COUNTER, "kind", NULL,              \
       "Input refused, by kind (undecodable, invalid_event, invalid_client, not_regular_file, "     \
-      "oversized, unusable_file).")                                                                \
+      "oversized, unusable_file, slow_request).")                                                  \
     X(DX_SCHEDULED_RUNS_TOTAL, "dx_scheduled_runs_total", METRIC_COUNTER, "triggered_by",          \
       "daily-checker", "Scheduled runs completed; triggered_by: schedule, catch-up.")              \
     X(DX_SCHEDULED_RUNS_FAILED_TOTAL, "dx_scheduled_runs_failed_total", METRIC_COUNTER,            \

@@ -28,6 +28,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "config.h"
 #include "log.h"
 #include "storage.h"
 #include "util.h"
@@ -241,6 +242,7 @@ static dx_status run(storage *st, int argc, char **argv)
 int main(int argc, char **argv)
 {
     storage *st = NULL;
+    config cfg;
     char err[256];
     char line[4096];
     dx_status s;
@@ -250,7 +252,10 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("sftp-check");
-    s = storage_create(&st, argv[1], err, sizeof(err));
+    /* The SFTP_* settings as the workers read them. */
+    s = config_load(&cfg, err, sizeof(err));
+    if (s == DX_OK)
+        s = storage_create(&st, argv[1], &cfg.sftp, err, sizeof(err));
     if (s != DX_OK) {
         printf("{\"cmd\": \"create\", \"status\": \"%s\"}\n", status_text(s));
         fprintf(stderr, "storage_create: %s\n", err);

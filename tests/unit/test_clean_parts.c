@@ -345,7 +345,7 @@ static void test_csvout(void)
 {
     csvout out;
 
-    csvout_init(&out);
+    bytebuf_init(&out);
     CHECK_EQ_INT(csvout_field(&out, "a", 1, 1), 0);
     CHECK_EQ_INT(csvout_field(&out, "b,c", 3, 0), 0);
     CHECK_EQ_INT(csvout_field(&out, "say \"hi\"", 8, 0), 0);
@@ -356,7 +356,7 @@ static void test_csvout(void)
     CHECK_EQ_INT(csvout_end_row(&out), 0);
     CHECK_EQ_INT(csvout_raw(&out, "", 1), 0); /* a NUL, to read the buffer as a string */
     CHECK_EQ_STR(out.data, "a,\"b,c\",\"say \"\"hi\"\"\",\"two\nlines\",\"cr\r\",,plain\n");
-    csvout_finish(&out);
+    bytebuf_finish(&out);
     CHECK(out.data == NULL);
 
     /* Every length the short-copy paths handle. */

@@ -21,6 +21,11 @@ static const char *vars[] = {"NATS_URL",
                              "HTTP_ADDR",
                              "DROP_MIN_AGE",
                              "SCHEDULE",
+                             "SFTP_KEY_FILE",
+                             "SFTP_PASSWORD_FILE",
+                             "SFTP_KNOWN_HOSTS",
+                             "SFTP_INSECURE_SKIP_HOST_KEY",
+                             "SFTP_TIMEOUT_SECONDS",
                              "TZ",
                              "NATS_CREDS_FILE",
                              "NATS_TLS_CA_FILE",
@@ -103,6 +108,21 @@ int main(void)
     CHECK_EQ_INT(cfg.drop_min_age, 30);
     CHECK_EQ_INT(cfg.catchup_max_days, 7);
     CHECK_EQ_STR(cfg.http_addr, "127.0.0.1");
+    /* The SFTP_* settings are read here too, with their defaults. */
+    CHECK_EQ_STR(cfg.sftp.key_file, "/var/openfaas/secrets/sftp-key");
+    CHECK_EQ_INT(cfg.sftp.key_file_set, 0);
+    CHECK_EQ_STR(cfg.sftp.password_file, "");
+    CHECK_EQ_STR(cfg.sftp.known_hosts, "/var/openfaas/secrets/sftp-known-hosts");
+    CHECK_EQ_INT(cfg.sftp.insecure, 0);
+    CHECK_EQ_INT(cfg.sftp.timeout_s, 10);
+    CHECK_EQ_INT(load_with("SFTP_KEY_FILE", "/run/key", &cfg, err), DX_OK);
+    CHECK_EQ_STR(cfg.sftp.key_file, "/run/key");
+    CHECK_EQ_INT(cfg.sftp.key_file_set, 1);
+    CHECK_EQ_INT(load_with("SFTP_INSECURE_SKIP_HOST_KEY", "1", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.sftp.insecure, 1);
+    CHECK_EQ_INT(load_with("SFTP_TIMEOUT_SECONDS", "3", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.sftp.timeout_s, 3);
+    clear();
 
     CHECK_EQ_INT(load_with("EVENT_ENCODING", "json", &cfg, err), DX_OK);
     CHECK_EQ_INT(cfg.emit_json, 1);
@@ -123,6 +143,9 @@ int main(void)
         {"INBOX_URL", "/abs"},
         {"DEPOT_URL", "http://x/"},
         {"DROP_MIN_AGE", "1m"},
+        {"SFTP_TIMEOUT_SECONDS", "soon"},
+        {"SFTP_TIMEOUT_SECONDS", "0"},
+        {"SFTP_INSECURE_SKIP_HOST_KEY", "yes"},
         {"TZ", "Europe/Pari"},
         {"TZ", "Paris"},
         {"TZ", "Europe"},

@@ -97,7 +97,7 @@ static void test_list(void)
 
     CHECK(mkdtemp(root) != NULL);
     snprintf(url, sizeof(url), "file://%s", root);
-    CHECK_EQ_INT(storage_create(&st, url, err, sizeof(err)), DX_OK);
+    CHECK_EQ_INT(storage_create(&st, url, NULL, err, sizeof(err)), DX_OK);
     if (st == NULL)
         return;
     CHECK_EQ_INT(drops_list(st, "US1", &entries, &count), DX_ERR_NOT_FOUND);

@@ -42,16 +42,16 @@ static void test_counter(void)
     CHECK_RENDER("# HELP dx_test_total Things counted.\n"
                  "# TYPE dx_test_total counter\n"
                  "dx_test_total 0\n");
-    metrics_add("dx_test_total", "", 1);
-    metrics_add("dx_test_total", NULL, 2.5);
+    metrics_add_named("dx_test_total", "", 1);
+    metrics_add_named("dx_test_total", NULL, 2.5);
     /* A counter never goes down: a negative increment is ignored. */
-    metrics_add("dx_test_total", "", -10);
+    metrics_add_named("dx_test_total", "", -10);
     CHECK_RENDER("# HELP dx_test_total Things counted.\n"
                  "# TYPE dx_test_total counter\n"
                  "dx_test_total 3.5\n");
     /* Defining again is a no-op that keeps the value. */
     metrics_define("dx_test_total", METRIC_COUNTER, "Other help.", "", NULL, 0);
-    metrics_add("dx_test_total", "", 1);
+    metrics_add_named("dx_test_total", "", 1);
     CHECK_RENDER("# HELP dx_test_total Things counted.\n"
                  "# TYPE dx_test_total counter\n"
                  "dx_test_total 4.5\n");
@@ -64,13 +64,13 @@ static void test_labels_sorted(void)
     metrics_define("dx_a_total", METRIC_COUNTER, "First by name.", "subject,code", NULL, 0);
     /* A labelled metric without series is not rendered at all. */
     CHECK_RENDER("");
-    metrics_add("dx_rows_in_total", "US2", 5);
-    metrics_add("dx_rows_in_total", "US10", 7);
-    metrics_add("dx_rows_in_total", "US1", 1);
-    metrics_add("dx_rows_in_total", "US2", 5);
-    metrics_add("dx_a_total", "orders.file-ready,500", 1);
-    metrics_add("dx_a_total", "orders.file-ready,200", 2);
-    metrics_add("dx_a_total", "orders.file-failed,200", 3);
+    metrics_add_named("dx_rows_in_total", "US2", 5);
+    metrics_add_named("dx_rows_in_total", "US10", 7);
+    metrics_add_named("dx_rows_in_total", "US1", 1);
+    metrics_add_named("dx_rows_in_total", "US2", 5);
+    metrics_add_named("dx_a_total", "orders.file-ready,500", 1);
+    metrics_add_named("dx_a_total", "orders.file-ready,200", 2);
+    metrics_add_named("dx_a_total", "orders.file-failed,200", 3);
     CHECK_RENDER("# HELP dx_a_total First by name.\n"
                  "# TYPE dx_a_total counter\n"
                  "dx_a_total{subject=\"orders.file-failed\",code=\"200\"} 3\n"
@@ -82,9 +82,9 @@ static void test_labels_sorted(void)
                  "dx_rows_in_total{client_id=\"US10\"} 7\n"
                  "dx_rows_in_total{client_id=\"US2\"} 10\n");
     /* Updates after a render still find their series (the index follows the sort). */
-    metrics_add("dx_rows_in_total", "US2", 1);
-    metrics_add("dx_rows_in_total", "US10", 1);
-    metrics_add("dx_rows_in_total", "US1", 1);
+    metrics_add_named("dx_rows_in_total", "US2", 1);
+    metrics_add_named("dx_rows_in_total", "US10", 1);
+    metrics_add_named("dx_rows_in_total", "US1", 1);
     CHECK_RENDER("# HELP dx_a_total First by name.\n"
                  "# TYPE dx_a_total counter\n"
                  "dx_a_total{subject=\"orders.file-failed\",code=\"200\"} 3\n"
@@ -102,17 +102,17 @@ static void test_gauge(void)
     metrics_reset();
     metrics_define("dx_last_success_timestamp_seconds", METRIC_GAUGE, "Last success.", "client_id",
                    NULL, 0);
-    metrics_set("dx_last_success_timestamp_seconds", "US1", 1795939204);
-    metrics_set("dx_last_success_timestamp_seconds", "US2", 0.1);
-    metrics_add("dx_last_success_timestamp_seconds", "US2", -1.1);
-    metrics_set("dx_last_success_timestamp_seconds", "US3", 1e21);
+    metrics_set_named("dx_last_success_timestamp_seconds", "US1", 1795939204);
+    metrics_set_named("dx_last_success_timestamp_seconds", "US2", 0.1);
+    metrics_add_named("dx_last_success_timestamp_seconds", "US2", -1.1);
+    metrics_set_named("dx_last_success_timestamp_seconds", "US3", 1e21);
     CHECK_RENDER("# HELP dx_last_success_timestamp_seconds Last success.\n"
                  "# TYPE dx_last_success_timestamp_seconds gauge\n"
                  "dx_last_success_timestamp_seconds{client_id=\"US1\"} 1795939204\n"
                  "dx_last_success_timestamp_seconds{client_id=\"US2\"} -1\n"
                  "dx_last_success_timestamp_seconds{client_id=\"US3\"} 1e+21\n");
-    metrics_set("dx_last_success_timestamp_seconds", "US2", 0.1);
-    metrics_set("dx_last_success_timestamp_seconds", "US3", 1.0 / 0.0);
+    metrics_set_named("dx_last_success_timestamp_seconds", "US2", 0.1);
+    metrics_set_named("dx_last_success_timestamp_seconds", "US3", 1.0 / 0.0);
     CHECK_RENDER("# HELP dx_last_success_timestamp_seconds Last success.\n"
                  "# TYPE dx_last_success_timestamp_seconds gauge\n"
                  "dx_last_success_timestamp_seconds{client_id=\"US1\"} 1795939204\n"
@@ -134,10 +134,10 @@ static void test_histogram(void)
                  "dx_duration_seconds_bucket{le=\"+Inf\"} 0\n"
                  "dx_duration_seconds_sum 0\n"
                  "dx_duration_seconds_count 0\n");
-    metrics_observe("dx_duration_seconds", "", 0.125);
-    metrics_observe("dx_duration_seconds", "", 0.25); /* upper bounds are inclusive */
-    metrics_observe("dx_duration_seconds", "", 5);
-    metrics_observe("dx_duration_seconds", "", 100);
+    metrics_observe_named("dx_duration_seconds", "", 0.125);
+    metrics_observe_named("dx_duration_seconds", "", 0.25); /* upper bounds are inclusive */
+    metrics_observe_named("dx_duration_seconds", "", 5);
+    metrics_observe_named("dx_duration_seconds", "", 100);
     CHECK_RENDER("# HELP dx_duration_seconds Durations.\n"
                  "# TYPE dx_duration_seconds histogram\n"
                  "dx_duration_seconds_bucket{le=\"0.25\"} 2\n"
@@ -154,8 +154,8 @@ static void test_histogram_default_labels(void)
 
     metrics_reset();
     metrics_define("dx_h_seconds", METRIC_HISTOGRAM, "H.", "client_id", NULL, 0);
-    metrics_observe("dx_h_seconds", "US1", 0.003);
-    metrics_observe("dx_h_seconds", "US1", 42);
+    metrics_observe_named("dx_h_seconds", "US1", 0.003);
+    metrics_observe_named("dx_h_seconds", "US1", 42);
     text = metrics_render();
     CHECK(text != NULL);
     if (!text)
@@ -179,7 +179,7 @@ static void test_escaping(void)
     metrics_reset();
     metrics_define("dx_esc_total", METRIC_COUNTER, "Help with \\ and\nnewline and \"quotes\".",
                    "kind", NULL, 0);
-    metrics_add("dx_esc_total", "a\\b\"c\nd", 1);
+    metrics_add_named("dx_esc_total", "a\\b\"c\nd", 1);
     CHECK_RENDER("# HELP dx_esc_total Help with \\\\ and\\nnewline and \"quotes\".\n"
                  "# TYPE dx_esc_total counter\n"
                  "dx_esc_total{kind=\"a\\\\b\\\"c\\nd\"} 1\n");
@@ -193,26 +193,26 @@ static void test_misuse(void)
     metrics_define("dx_c_total", METRIC_COUNTER, "Counter.", "", NULL, 0);
     metrics_define("dx_g", METRIC_GAUGE, "Gauge.", "a,b", NULL, 0);
     metrics_define("dx_h", METRIC_HISTOGRAM, "Histogram.", "", one, 1);
-    metrics_set("dx_g", "x,y", 1);
+    metrics_set_named("dx_g", "x,y", 1);
 
     /* Unknown names, twice (reported once). */
-    metrics_add("dx_unknown_total", "", 1);
-    metrics_add("dx_unknown_total", "", 1);
-    metrics_observe("dx_unknown_seconds", "", 1);
-    metrics_add(NULL, "", 1);
+    metrics_add_named("dx_unknown_total", "", 1);
+    metrics_add_named("dx_unknown_total", "", 1);
+    metrics_observe_named("dx_unknown_seconds", "", 1);
+    metrics_add_named(NULL, "", 1);
     /* Wrong number of label values. */
-    metrics_set("dx_g", "x", 2);
-    metrics_set("dx_g", "x,y,z", 2);
-    metrics_set("dx_g", "", 2);
-    metrics_add("dx_c_total", "US1", 1);
-    metrics_add("dx_c_total", ",", 1);
-    metrics_set("dx_g", "a,b,c,d,e,f,g,h,i,j,k", 2);
+    metrics_set_named("dx_g", "x", 2);
+    metrics_set_named("dx_g", "x,y,z", 2);
+    metrics_set_named("dx_g", "", 2);
+    metrics_add_named("dx_c_total", "US1", 1);
+    metrics_add_named("dx_c_total", ",", 1);
+    metrics_set_named("dx_g", "a,b,c,d,e,f,g,h,i,j,k", 2);
     /* Operations that do not fit the type. */
-    metrics_set("dx_c_total", "", 5);
-    metrics_observe("dx_c_total", "", 5);
-    metrics_add("dx_h", "", 5);
-    metrics_set("dx_h", "", 5);
-    metrics_observe("dx_g", "x,y", 5);
+    metrics_set_named("dx_c_total", "", 5);
+    metrics_observe_named("dx_c_total", "", 5);
+    metrics_add_named("dx_h", "", 5);
+    metrics_set_named("dx_h", "", 5);
+    metrics_observe_named("dx_g", "x,y", 5);
     /* Invalid definitions are refused. */
     metrics_define("9bad", METRIC_COUNTER, "Bad.", "", NULL, 0);
     metrics_define("dx_bad_label", METRIC_COUNTER, "Bad.", "ok,not-ok", NULL, 0);
@@ -241,8 +241,8 @@ static void test_empty_label_value(void)
 {
     metrics_reset();
     metrics_define("dx_e_total", METRIC_COUNTER, "E.", "a,b", NULL, 0);
-    metrics_add("dx_e_total", ",", 1);
-    metrics_add("dx_e_total", "x,", 2);
+    metrics_add_named("dx_e_total", ",", 1);
+    metrics_add_named("dx_e_total", "x,", 2);
     CHECK_RENDER("# HELP dx_e_total E.\n"
                  "# TYPE dx_e_total counter\n"
                  "dx_e_total{a=\"\",b=\"\"} 1\n"
@@ -257,12 +257,12 @@ static void test_cap(void)
     metrics_define("dx_capped_total", METRIC_COUNTER, "Capped.", "client_id", NULL, 0);
     for (int i = 0; i < METRICS_MAX_SERIES + 5; i++) {
         snprintf(value, sizeof(value), "C%05d", i);
-        metrics_add("dx_capped_total", value, 1);
+        metrics_add_named("dx_capped_total", value, 1);
     }
     /* Existing series still count once the metric is full. */
-    metrics_add("dx_capped_total", "C00000", 1);
-    metrics_add("dx_capped_total", "C09999", 1);
-    metrics_add("dx_capped_total", "C10000", 1); /* dropped: a new series */
+    metrics_add_named("dx_capped_total", "C00000", 1);
+    metrics_add_named("dx_capped_total", "C09999", 1);
+    metrics_add_named("dx_capped_total", "C10000", 1); /* dropped: a new series */
     text = metrics_render();
     CHECK(text != NULL);
     if (!text)
@@ -286,9 +286,9 @@ static void *hammer(void *arg)
 
     snprintf(label, sizeof(label), "T%d", (int)(long)arg);
     for (int i = 0; i < ROUNDS; i++) {
-        metrics_add("dx_shared_total", "", 1);
-        metrics_add("dx_per_thread_total", label, 1);
-        metrics_observe("dx_obs_seconds", "", 0.5);
+        metrics_add_named("dx_shared_total", "", 1);
+        metrics_add_named("dx_per_thread_total", label, 1);
+        metrics_observe_named("dx_obs_seconds", "", 0.5);
         if (i % 1000 == 0)
             free(metrics_render());
     }
@@ -355,22 +355,22 @@ static void test_standard(void)
     metrics_define_standard("file-transformer");
     metrics_define_standard("file-transformer"); /* idempotent */
     /* Every family becomes visible once it has a series. */
-    metrics_add("dx_events_consumed_total", "orders.order-date", 1);
-    metrics_add("dx_events_published_total", "orders.file-ready", 1);
-    metrics_add("dx_events_failed_total", "orders.order-date", 1);
-    metrics_add("dx_events_terminated_total", "orders.order-date", 1);
-    metrics_add("dx_rows_in_total", "US1", 10);
-    metrics_add("dx_rows_out_total", "US1", 8);
-    metrics_add("dx_rows_rejected_total", "US1", 1);
-    metrics_add("dx_rows_duplicate_total", "US1", 1);
-    metrics_add("dx_files_processed_total", "US1", 1);
-    metrics_add("dx_files_failed_total", "US2", 1);
-    metrics_observe("dx_processing_duration_seconds", "", 0.2);
-    metrics_set("dx_last_success_timestamp_seconds", "US1", 1795939204);
-    metrics_add("dx_nats_reconnects_total", "", 1);
-    metrics_add("dx_sftp_errors_total", "timeout", 1);
-    metrics_add("dx_http_requests_total", "200", 1);
-    metrics_add("dx_invalid_input_total", "oversized", 1);
+    metrics_add_named("dx_events_consumed_total", "orders.order-date", 1);
+    metrics_add_named("dx_events_published_total", "orders.file-ready", 1);
+    metrics_add_named("dx_events_failed_total", "orders.order-date", 1);
+    metrics_add_named("dx_events_terminated_total", "orders.order-date", 1);
+    metrics_add_named("dx_rows_in_total", "US1", 10);
+    metrics_add_named("dx_rows_out_total", "US1", 8);
+    metrics_add_named("dx_rows_rejected_total", "US1", 1);
+    metrics_add_named("dx_rows_duplicate_total", "US1", 1);
+    metrics_add_named("dx_files_processed_total", "US1", 1);
+    metrics_add_named("dx_files_failed_total", "US2", 1);
+    metrics_observe_named("dx_processing_duration_seconds", "", 0.2);
+    metrics_set_named("dx_last_success_timestamp_seconds", "US1", 1795939204);
+    metrics_add_named("dx_nats_reconnects_total", "", 1);
+    metrics_add_named("dx_sftp_errors_total", "timeout", 1);
+    metrics_add_named("dx_http_requests_total", "200", 1);
+    metrics_add_named("dx_invalid_input_total", "oversized", 1);
     text = metrics_render();
     CHECK(text != NULL);
     if (!text)

@@ -90,7 +90,7 @@ static int open_worker(worker *w, const char *root)
     memset(w, 0, sizeof(*w));
     pthread_mutex_init(&w->work_lock, NULL);
     snprintf(url, sizeof(url), "file://%s", root);
-    return storage_create(&w->depot, url, err, sizeof(err)) == DX_OK &&
+    return storage_create(&w->depot, url, NULL, err, sizeof(err)) == DX_OK &&
            clientid_rule_create(&w->clients, "^US[0-9]+$", err, sizeof(err)) == DX_OK;
 }
 

@@ -36,9 +36,9 @@ int main(void)
 
     CHECK(mkdtemp(root) != NULL);
     snprintf(url, sizeof(url), "file://%s", root);
-    CHECK_EQ_INT(storage_create(&st, "file://relative", err, sizeof(err)), DX_ERR_INVALID);
-    CHECK_EQ_INT(storage_create(&st, "ftp://x/y", err, sizeof(err)), DX_ERR_INVALID);
-    CHECK_EQ_INT(storage_create(&st, url, err, sizeof(err)), DX_OK);
+    CHECK_EQ_INT(storage_create(&st, "file://relative", NULL, err, sizeof(err)), DX_ERR_INVALID);
+    CHECK_EQ_INT(storage_create(&st, "ftp://x/y", NULL, err, sizeof(err)), DX_ERR_INVALID);
+    CHECK_EQ_INT(storage_create(&st, url, NULL, err, sizeof(err)), DX_OK);
     CHECK_EQ_INT(storage_ping(st), DX_OK);
 
     /* Path rules. */
@@ -79,6 +79,18 @@ int main(void)
     CHECK_EQ_INT(storage_read(rd, buf, sizeof(buf), &got), DX_OK);
     CHECK_EQ_INT(got, 0);
     storage_reader_close(rd);
+
+    /* Listings come sorted by name, whatever order the folder keeps. */
+    for (int i = 0; i < 16; i++) {
+        snprintf(path, sizeof(path), "sorted/%c%d.csv", "pmxbqaznfkcwhdly"[i], i);
+        CHECK_EQ_INT(storage_writer_open(st, path, &wr), DX_OK);
+        CHECK_EQ_INT(storage_writer_commit(wr), DX_OK);
+    }
+    CHECK_EQ_INT(storage_list(st, "sorted", &entries, &count), DX_OK);
+    CHECK_EQ_INT(count, 16);
+    for (size_t i = 1; i < count; i++)
+        CHECK(strcmp(entries[i - 1].name, entries[i].name) < 0);
+    storage_entries_free(entries, count);
 
     /* Rename creates the parents and replaces the target. */
     CHECK_EQ_INT(storage_rename(st, "US1/2026-11-24/out.csv", "US1/archive/2026-11-24/out.csv"),

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "event.h"
 #include "log.h"
 #include "metrics.h"
 #include "natsurl.h"
@@ -21,9 +22,9 @@ struct bus {
 };
 
 static const char *stream_subjects[] = {
-    "orders.order-date",
-    "orders.file-ready",
-    "orders.file-failed",
+    EVENT_SUBJECT_ORDER_DATE,
+    EVENT_SUBJECT_FILE_READY,
+    EVENT_SUBJECT_FILE_FAILED,
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -36,15 +37,8 @@ static void on_disconnected(natsConnection *nc, void *closure)
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-    metrics_add("dx_nats_reconnects_total", "", 1);
+    metrics_add(DX_NATS_RECONNECTS_TOTAL, "", 1);
     log_printf(LOG_LEVEL_INFO, NULL, "NATS connection re-established");
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * NS_PER_MS};
-
-    nanosleep(&ts, NULL);
 }
 
 static dx_status ensure_stream(bus *b, const config *cfg, char *err, size_t err_len)
@@ -243,7 +237,7 @@ dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err,
     /* In function mode (SUBSCRIBE=0) the OpenFaaS connectors deliver over
      * HTTP and nobody would ever drain a durable consumer. */
     if (ds == DX_OK && cfg->subscribe)
-        ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, "orders.order-date", err, err_len);
+        ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, EVENT_SUBJECT_ORDER_DATE, err, err_len);
     if (ds == DX_OK && cfg->subscribe)
         /* No filter: nats-server 2.9 takes one filter subject per consumer and
          * status-checker wants two; it skips orders.order-date itself. */
@@ -268,7 +262,7 @@ void bus_destroy(bus *b)
         /* Drain flushes pending acks and publishes before closing. */
         if (natsConnection_DrainTimeout(b->nc, 5000) == NATS_OK) {
             for (int i = 0; i < 60 && !natsConnection_IsClosed(b->nc); i++)
-                sleep_ms(100);
+                util_sleep_ms(100);
         }
         natsConnection_Destroy(b->nc);
     }
@@ -309,14 +303,14 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
         jsPubAck_Destroy(ack);
         natsMsg_Destroy(msg);
         if (s == NATS_OK) {
-            metrics_add("dx_events_published_total", subject, 1);
+            metrics_add(DX_EVENTS_PUBLISHED_TOTAL, subject, 1);
             return DX_OK;
         }
         if (jerr != 0 && s != NATS_TIMEOUT)
             break; /* the stream refused it: retrying will not help */
         log_printf(LOG_LEVEL_WARN, NULL, "publish on %s failed (attempt %d): %s, retrying", subject,
                    attempt, natsStatus_GetText(s));
-        sleep_ms(backoff_ms);
+        util_sleep_ms(backoff_ms);
         backoff_ms = backoff_ms * 2 < 5000 ? backoff_ms * 2 : 5000;
     }
     log_printf(LOG_LEVEL_ERROR, NULL, "publish on %s failed: %s (JetStream error %d)", subject,
@@ -357,27 +351,27 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
         jsMsgMetaData_Destroy(meta);
     }
     d.last_delivery = (int64_t)d.delivery >= b->max_deliver;
-    metrics_add("dx_events_consumed_total", d.subject, 1);
+    metrics_add(DX_EVENTS_CONSUMED_TOTAL, d.subject, 1);
     verdict = handler(ctx, &d, &nak_delay_ms);
     switch (verdict) {
     case BUS_ACK:
         s = natsMsg_AckSync(msg, NULL, NULL);
         break;
     case BUS_NAK:
-        metrics_add("dx_events_failed_total", d.subject, 1);
+        metrics_add(DX_EVENTS_FAILED_TOTAL, d.subject, 1);
         if (nak_delay_ms < 0)
             nak_delay_ms = default_backoff_ms(d.delivery);
         s = natsMsg_NakWithDelay(msg, nak_delay_ms, NULL);
         break;
     case BUS_TERM:
     default:
-        metrics_add("dx_events_terminated_total", d.subject, 1);
+        metrics_add(DX_EVENTS_TERMINATED_TOTAL, d.subject, 1);
         s = natsMsg_Term(msg, NULL);
         break;
     }
     /* Receipt to acknowledgement, whatever the verdict: a slow failure is
      * as much a latency problem as a slow success. */
-    metrics_observe("dx_processing_duration_seconds", "",
+    metrics_observe(DX_PROCESSING_DURATION_SECONDS, "",
                     (double)(util_monotonic_ms() - received) / 1000.0);
     if (s != NATS_OK)
         log_printf(LOG_LEVEL_WARN, NULL,
@@ -410,7 +404,7 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
             continue;
         if (s != NATS_OK) {
             /* Disconnected or the server is restarting: wait and pull again. */
-            sleep_ms(500);
+            util_sleep_ms(500);
             continue;
         }
         for (int i = 0; i < list.Count; i++)

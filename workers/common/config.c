@@ -97,6 +97,36 @@ static dx_status check_storage_url(const char *name, const char *url, char *err,
     return DX_ERR_INVALID;
 }
 
+/* The SFTP_* variables; the secrets they name are read at each connection. */
+static dx_status load_sftp(config_sftp *sftp, char *err, size_t err_len)
+{
+    const char *insecure = getenv("SFTP_INSECURE_SKIP_HOST_KEY");
+    const char *key = getenv("SFTP_KEY_FILE");
+    dx_status s;
+
+    sftp->key_file_set = key != NULL && key[0] != '\0';
+    s = get_string("SFTP_KEY_FILE", "/var/openfaas/secrets/sftp-key", sftp->key_file,
+                   sizeof(sftp->key_file), err, err_len);
+    if (s == DX_OK)
+        s = get_string("SFTP_PASSWORD_FILE", "", sftp->password_file, sizeof(sftp->password_file),
+                       err, err_len);
+    if (s == DX_OK)
+        s = get_string("SFTP_KNOWN_HOSTS", "/var/openfaas/secrets/sftp-known-hosts",
+                       sftp->known_hosts, sizeof(sftp->known_hosts), err, err_len);
+    if (s == DX_OK && insecure != NULL && insecure[0] != '\0' && strcmp(insecure, "0") != 0) {
+        /* Only the exact "1": a typo must not turn the host key check off. */
+        if (strcmp(insecure, "1") == 0) {
+            sftp->insecure = 1;
+        } else {
+            snprintf(err, err_len, "SFTP_INSECURE_SKIP_HOST_KEY must be 0 or 1");
+            s = DX_ERR_INVALID;
+        }
+    }
+    if (s == DX_OK)
+        s = get_int("SFTP_TIMEOUT_SECONDS", 10, 1, 3600, &sftp->timeout_s, err, err_len);
+    return s;
+}
+
 /* True when path is a regular file that starts like a compiled tz zone. */
 static int is_tzif(const char *path)
 {
@@ -287,6 +317,8 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
         s = get_int("SHUTDOWN_GRACE", 20, 0, 3600, &cfg->shutdown_grace, err, err_len);
     if (s == DX_OK)
         s = get_int("STREAM_REPLICAS", 1, 1, 5, &cfg->stream_replicas, err, err_len);
+    if (s == DX_OK)
+        s = load_sftp(&cfg->sftp, err, err_len);
     return s;
 }
 

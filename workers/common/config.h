@@ -11,6 +11,21 @@
  * README's configuration table lists them; config_load() is the one place
  * that reads them, and config_print_help() lists what it reads.
  */
+/* The sftp:// backend's settings, handed to storage_create(). */
+typedef struct config_sftp {
+    char key_file[1024];      /* SFTP_KEY_FILE: the private key */
+    int key_file_set;         /* SFTP_KEY_FILE given explicitly */
+    char password_file[1024]; /* SFTP_PASSWORD_FILE ("" for none): passphrase
+                                 of the key, and password authentication when
+                                 the key is refused */
+    char known_hosts[1024];   /* SFTP_KNOWN_HOSTS: OpenSSH known_hosts */
+    int insecure;             /* SFTP_INSECURE_SKIP_HOST_KEY=1: no host key
+                                 check, with a warning at every connection */
+    int timeout_s;            /* SFTP_TIMEOUT_SECONDS: connect timeout,
+                                 keepalive, and how long any one operation may
+                                 wait for the server */
+} config_sftp;
+
 typedef struct config {
     char nats_url[512];           /* NATS_URL */
     char nats_creds_file[512];    /* NATS_CREDS_FILE ("" for none) */
@@ -34,6 +49,7 @@ typedef struct config {
     int max_event_bytes;          /* MAX_EVENT_BYTES */
     int shutdown_grace;           /* SHUTDOWN_GRACE, seconds */
     int stream_replicas;          /* STREAM_REPLICAS */
+    config_sftp sftp;             /* SFTP_* */
 } config;
 
 /*

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /*
  * Parsing turns each expression into one bit set per field.  Evaluation walks
  * local calendar days with integer arithmetic (no mktime(), whose handling of
@@ -496,35 +498,6 @@ const char *cron_describe(const cron_schedule *s)
     return s != NULL ? s->text : "";
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-/* The inverse of days_from_civil(): month 1-12, day 1-31. */
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    int64_t era, doe, yoe, doy, mp;
-
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = z - era * 146097;
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 /*
  * The local clock's reading at instant t, as seconds since 1970-01-01 00:00
  * of the local calendar ("wall seconds").
@@ -536,7 +509,7 @@ static bool wall_at(int64_t t, int64_t *wall)
 
     if (localtime_r(&tt, &tm) == NULL)
         return false;
-    *wall = days_from_civil(tm.tm_year + (int64_t)1900, tm.tm_mon + 1, tm.tm_mday) * 86400 +
+    *wall = util_days_from_civil(tm.tm_year + (int64_t)1900, tm.tm_mon + 1, tm.tm_mday) * 86400 +
             tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
     return true;
 }
@@ -623,7 +596,7 @@ static bool day_matches(const cron_expr *e, int64_t day)
     int month, mday;
     bool dom_ok, dow_ok;
 
-    civil_from_days(day, &year, &month, &mday);
+    util_civil_from_days(day, &year, &month, &mday);
     if (!(e->bits[FIELD_MONTH] & ((uint64_t)1 << month)))
         return false;
     dom_ok = (e->bits[FIELD_DOM] >> mday) & 1;
@@ -650,7 +623,7 @@ static dx_status next_expr(const cron_expr *e, time_t after, int64_t *next)
      * Start on the local date of `after`: a minute whose first instant is
      * after `after` is one the clock had not yet reached, so not on an earlier date.
      */
-    first_day = days_from_civil(tm.tm_year + (int64_t)1900, tm.tm_mon + 1, tm.tm_mday);
+    first_day = util_days_from_civil(tm.tm_year + (int64_t)1900, tm.tm_mon + 1, tm.tm_mday);
     for (int64_t day = first_day; day <= first_day + CRON_HORIZON_DAYS; day++) {
         int64_t base = day * 86400, t;
         int lo, hi;

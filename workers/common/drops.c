@@ -46,7 +46,7 @@ dx_status drops_list(storage *inbox, const char *client_id, storage_entry **entr
          * nor followed out of the storage root; an operator should know it
          * is there, since its client believes it sent a file. */
         if (all[i].kind == STORAGE_OTHER && ends_with(all[i].name, ".csv")) {
-            metrics_add("dx_invalid_input_total", "not_regular_file", 1);
+            metrics_add(DX_INVALID_INPUT_TOTAL, "not_regular_file", 1);
             log_printf(LOG_LEVEL_WARN, &(log_ctx){NULL, NULL, client_id, NULL},
                        "skipped %s/%s: a symbolic link or special file is never taken as a drop",
                        client_id, all[i].name);

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "bytebuf.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
@@ -54,8 +55,7 @@ struct http_server {
 
 /* Per-request state, kept by libmicrohttpd between calls of on_request. */
 typedef struct request_state {
-    char *body;
-    size_t len, cap;
+    bytebuf body;
     int too_large;
 } request_state;
 
@@ -72,26 +72,12 @@ void http_error(http_response *resp, int status, const char *message)
 
 static int append_body(request_state *st, const char *data, size_t len, size_t max_body)
 {
-    if (st->too_large || st->len + len > max_body) {
+    if (st->too_large || len > max_body - st->body.len) {
         st->too_large = 1;
         return 0;
     }
-    if (st->len + len + 1 > st->cap) {
-        size_t cap = st->cap ? st->cap : 4096;
-        char *grown;
-
-        while (cap < st->len + len + 1)
-            cap *= 2;
-        grown = realloc(st->body, cap);
-        if (grown == NULL)
-            return -1;
-        st->body = grown;
-        st->cap = cap;
-    }
-    memcpy(st->body + st->len, data, len);
-    st->len += len;
-    st->body[st->len] = '\0';
-    return 0;
+    bytebuf_add(&st->body, data, len);
+    return st->body.failed ? -1 : 0;
 }
 
 static enum MHD_Result send_response(struct MHD_Connection *conn, http_response *resp)
@@ -110,7 +96,7 @@ static enum MHD_Result send_response(struct MHD_Connection *conn, http_response 
     ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
     MHD_destroy_response(r);
     snprintf(code, sizeof(code), "%d", resp->status);
-    metrics_add("dx_http_requests_total", code, 1);
+    metrics_add(DX_HTTP_REQUESTS_TOTAL, code, 1);
     return ret;
 }
 
@@ -208,13 +194,12 @@ static void *watchdog_main(void *arg)
     http_server *srv = arg;
 
     while (!atomic_load(&srv->stopping)) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 250 * 1000000L};
         int shut;
 
-        nanosleep(&ts, NULL);
+        util_sleep_ms(250);
         shut = sweep(srv);
         if (shut > 0) {
-            metrics_add("dx_invalid_input_total", "slow_request", shut);
+            metrics_add(DX_INVALID_INPUT_TOTAL, "slow_request", shut);
             log_printf(LOG_LEVEL_WARN, NULL,
                        "closed %d HTTP connection(s) whose request took over %d s to arrive", shut,
                        HTTP_READ_DEADLINE_S);
@@ -240,7 +225,7 @@ static int announced_too_large(struct MHD_Connection *conn, size_t max_body)
 
 static void refuse_too_large(http_server *srv, http_response *resp)
 {
-    metrics_add("dx_invalid_input_total", "oversized", 1);
+    metrics_add(DX_INVALID_INPUT_TOTAL, "oversized", 1);
     log_printf(LOG_LEVEL_WARN, NULL, "request body over %zu bytes refused", srv->max_body);
     http_error(resp, 413, "request body too large");
 }
@@ -282,8 +267,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     req.method = method;
     req.path = url;
-    req.body = st->body ? st->body : "";
-    req.body_len = st->len;
+    req.body = st->body.data ? st->body.data : "";
+    req.body_len = st->body.len;
     req.content_type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
     req.traceparent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
     req.x_topic = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Topic");
@@ -311,7 +296,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_state *st = *con_cls;
 
     if (st != NULL) {
-        free(st->body);
+        bytebuf_finish(&st->body);
         free(st);
         *con_cls = NULL;
         atomic_fetch_sub(&srv->in_flight, 1);
@@ -397,11 +382,8 @@ void http_destroy(http_server *srv, int grace_ms)
     if (srv == NULL)
         return;
     MHD_quiesce_daemon(srv->daemon);
-    for (int waited = 0; waited < grace_ms && atomic_load(&srv->in_flight) > 0; waited += 50) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
-
-        nanosleep(&ts, NULL);
-    }
+    for (int waited = 0; waited < grace_ms && atomic_load(&srv->in_flight) > 0; waited += 50)
+        util_sleep_ms(50);
     MHD_stop_daemon(srv->daemon);
     atomic_store(&srv->stopping, 1);
     if (srv->watchdog_running)

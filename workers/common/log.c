@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytebuf.h"
 #include "util.h"
 
 static const char *worker_name = "unknown";
@@ -30,42 +31,8 @@ int log_set_level(const char *name)
     return -1;
 }
 
-typedef struct line_buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} line_buf;
-
-static void append(line_buf *b, const char *s, size_t len)
-{
-    if (b->failed)
-        return;
-    if (b->len + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        char *grown;
-
-        while (b->len + len + 1 > cap)
-            cap *= 2;
-        grown = realloc(b->data, cap);
-        if (grown == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-}
-
-static void append_str(line_buf *b, const char *s)
-{
-    append(b, s, strlen(s));
-}
-
 /* Scalars are printed by cJSON itself, so escaping is cJSON's, not ours. */
-static void append_item(line_buf *b, const cJSON *item)
+static void append_item(bytebuf *b, const cJSON *item)
 {
     int is_object = cJSON_IsObject(item);
 
@@ -73,11 +40,11 @@ static void append_item(line_buf *b, const cJSON *item)
         const cJSON *child;
         int first = 1;
 
-        append_str(b, is_object ? "{" : "[");
+        bytebuf_puts(b, is_object ? "{" : "[");
         cJSON_ArrayForEach(child, item)
         {
             if (!first)
-                append_str(b, ", ");
+                bytebuf_puts(b, ", ");
             first = 0;
             if (is_object) {
                 cJSON key = {.type = cJSON_String, .valuestring = child->string};
@@ -87,13 +54,13 @@ static void append_item(line_buf *b, const cJSON *item)
                     b->failed = 1;
                     return;
                 }
-                append_str(b, printed);
-                append_str(b, ": ");
+                bytebuf_puts(b, printed);
+                bytebuf_puts(b, ": ");
                 free(printed);
             }
             append_item(b, child);
         }
-        append_str(b, is_object ? "}" : "]");
+        bytebuf_puts(b, is_object ? "}" : "]");
         return;
     }
     char *printed = cJSON_PrintUnformatted(item);
@@ -102,20 +69,16 @@ static void append_item(line_buf *b, const cJSON *item)
         b->failed = 1;
         return;
     }
-    append_str(b, printed);
+    bytebuf_puts(b, printed);
     free(printed);
 }
 
 char *log_json_line(const cJSON *item)
 {
-    line_buf b = {0};
+    bytebuf b = BYTEBUF_INIT;
 
     append_item(&b, item);
-    if (b.failed) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    return bytebuf_take(&b);
 }
 
 static void add_id(cJSON *line, const char *key, const char *value, int always)

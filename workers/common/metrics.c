@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytebuf.h"
 #include "event.h"
 
 #ifndef DX_VERSION
@@ -22,9 +23,9 @@
  * when rendering.
  */
 
-#define DROPPED_METRIC "dx_metrics_series_dropped_total"
-#define MAX_LABELS     8
-#define MAX_REPORTED   32 /* unknown names reported once each, up to this many */
+#define DROPPED      (&metrics_table[DX_METRICS_SERIES_DROPPED_TOTAL])
+#define MAX_LABELS   8
+#define MAX_REPORTED 32 /* unknown names reported once each, up to this many */
 
 static const double default_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                          2.5,   5,    10,    30,   60,  120,  300};
@@ -376,11 +377,9 @@ static void count_dropped(const char *name)
     series *s;
 
     /* The dropped counter cannot overflow itself: it has one series per metric. */
-    if (strcmp(name, DROPPED_METRIC) == 0)
+    if (strcmp(name, DROPPED->name) == 0)
         return;
-    d = define_locked(DROPPED_METRIC, METRIC_COUNTER,
-                      "Updates dropped because the metric had reached its series limit.", "metric",
-                      NULL, 0);
+    d = define_locked(DROPPED->name, DROPPED->type, DROPPED->help, DROPPED->labels, NULL, 0);
     if (!d)
         return;
     s = lookup(d, name);
@@ -464,17 +463,44 @@ out:
     pthread_mutex_unlock(&lock);
 }
 
-void metrics_add(const char *name, const char *label_values, double value)
+const metric_spec metrics_table[METRICS_COUNT] = {
+#define METRICS_SPEC_(id, name, type, labels, scope, help) [id] = {name, type, labels, scope, help},
+    METRICS_TABLE(METRICS_SPEC_)
+#undef METRICS_SPEC_
+};
+
+/* The name of a table row; NULL (reported, then ignored) for an id out of range. */
+static const char *name_of(metric_id id)
+{
+    return (unsigned)id < METRICS_COUNT ? metrics_table[id].name : NULL;
+}
+
+void metrics_add(metric_id id, const char *label_values, double value)
+{
+    update(name_of(id), label_values, value, OP_ADD);
+}
+
+void metrics_set(metric_id id, const char *label_values, double value)
+{
+    update(name_of(id), label_values, value, OP_SET);
+}
+
+void metrics_observe(metric_id id, const char *label_values, double value)
+{
+    update(name_of(id), label_values, value, OP_OBSERVE);
+}
+
+void metrics_add_named(const char *name, const char *label_values, double value)
 {
     update(name, label_values, value, OP_ADD);
 }
 
-void metrics_set(const char *name, const char *label_values, double value)
+void metrics_set_named(const char *name, const char *label_values, double value)
 {
     update(name, label_values, value, OP_SET);
 }
 
-void metrics_observe(const char *name, const char *label_values, double value)
+void metrics_observe_named(const char *name, const char *label_values, double value)
 {
     update(name, label_values, value, OP_OBSERVE);
 }
@@ -495,63 +521,18 @@ void metrics_reset(void)
 
 /* ---------- rendering ---------- */
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} buf;
-
-static void buf_reserve(buf *b, size_t more)
-{
-    size_t cap;
-    char *grown;
-
-    if (b->failed || b->len + more + 1 <= b->cap)
-        return;
-    cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    grown = realloc(b->data, cap);
-    if (!grown) {
-        b->failed = 1;
-        return;
-    }
-    b->data = grown;
-    b->cap = cap;
-}
-
-static void buf_add(buf *b, const char *s, size_t n)
-{
-    buf_reserve(b, n);
-    if (b->failed)
-        return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void buf_puts(buf *b, const char *s)
-{
-    buf_add(b, s, strlen(s));
-}
-
-static void buf_putc(buf *b, char c)
-{
-    buf_add(b, &c, 1);
-}
-
 /* Writes s escaped for a label value (label = 1: \\ \" \n) or a HELP text (label = 0: \\ \n). */
-static void buf_escaped(buf *b, const char *s, int label)
+static void put_escaped(bytebuf *b, const char *s, int label)
 {
     for (; *s; s++) {
         if (*s == '\\')
-            buf_puts(b, "\\\\");
+            bytebuf_puts(b, "\\\\");
         else if (*s == '\n')
-            buf_puts(b, "\\n");
+            bytebuf_puts(b, "\\n");
         else if (*s == '"' && label)
-            buf_puts(b, "\\\"");
+            bytebuf_puts(b, "\\\"");
         else
-            buf_putc(b, *s);
+            bytebuf_putc(b, *s);
     }
 }
 
@@ -571,44 +552,44 @@ static void format_double(char *out, size_t len, double v)
     }
 }
 
-static void buf_double(buf *b, double v)
+static void put_double(bytebuf *b, double v)
 {
     char tmp[64];
 
     format_double(tmp, sizeof(tmp), v);
-    buf_puts(b, tmp);
+    bytebuf_puts(b, tmp);
 }
 
-static void buf_u64(buf *b, uint64_t v)
+static void put_u64(bytebuf *b, uint64_t v)
 {
     char tmp[32];
 
     snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    buf_puts(b, tmp);
+    bytebuf_puts(b, tmp);
 }
 
 /* Writes {a="x",b="y"} (with le="bound" last when le is not NULL), or nothing without labels. */
-static void buf_labels(buf *b, const metric *m, const series *s, const char *le)
+static void put_labels(bytebuf *b, const metric *m, const series *s, const char *le)
 {
     if (m->label_count == 0 && !le)
         return;
-    buf_putc(b, '{');
+    bytebuf_putc(b, '{');
     for (size_t i = 0; i < m->label_count; i++) {
         if (i)
-            buf_putc(b, ',');
-        buf_puts(b, m->labels[i]);
-        buf_puts(b, "=\"");
-        buf_escaped(b, s->values[i], 1);
-        buf_putc(b, '"');
+            bytebuf_putc(b, ',');
+        bytebuf_puts(b, m->labels[i]);
+        bytebuf_puts(b, "=\"");
+        put_escaped(b, s->values[i], 1);
+        bytebuf_putc(b, '"');
     }
     if (le) {
         if (m->label_count)
-            buf_putc(b, ',');
-        buf_puts(b, "le=\"");
-        buf_puts(b, le);
-        buf_putc(b, '"');
+            bytebuf_putc(b, ',');
+        bytebuf_puts(b, "le=\"");
+        bytebuf_puts(b, le);
+        bytebuf_putc(b, '"');
     }
-    buf_putc(b, '}');
+    bytebuf_putc(b, '}');
 }
 
 static int cmp_metric(const void *a, const void *b)
@@ -631,21 +612,32 @@ static int cmp_series(const void *a, const void *b)
     return 0;
 }
 
-static void render_metric(buf *b, metric *m)
+/* Writes a sample's name (with suffix), its labels (le for a bucket) and the
+ * space before its value. */
+static void put_sample_name(bytebuf *b, const metric *m, const series *s, const char *suffix,
+                            const char *le)
+{
+    bytebuf_puts(b, m->name);
+    bytebuf_puts(b, suffix);
+    put_labels(b, m, s, le);
+    bytebuf_putc(b, ' ');
+}
+
+static void render_metric(bytebuf *b, metric *m)
 {
     static const char *type_names[] = {"counter", "gauge", "histogram"};
 
     if (m->series_count == 0)
         return;
-    buf_puts(b, "# HELP ");
-    buf_puts(b, m->name);
-    buf_putc(b, ' ');
-    buf_escaped(b, m->help, 0);
-    buf_puts(b, "\n# TYPE ");
-    buf_puts(b, m->name);
-    buf_putc(b, ' ');
-    buf_puts(b, type_names[m->type]);
-    buf_putc(b, '\n');
+    bytebuf_puts(b, "# HELP ");
+    bytebuf_puts(b, m->name);
+    bytebuf_putc(b, ' ');
+    put_escaped(b, m->help, 0);
+    bytebuf_puts(b, "\n# TYPE ");
+    bytebuf_puts(b, m->name);
+    bytebuf_putc(b, ' ');
+    bytebuf_puts(b, type_names[m->type]);
+    bytebuf_putc(b, '\n');
 
     /* Sorting reorders the series array only; the hash index is rebuilt to match. */
     sort_label_count = m->label_count;
@@ -663,11 +655,9 @@ static void render_metric(buf *b, metric *m)
     for (size_t i = 0; i < m->series_count; i++) {
         series *s = m->series[i];
         if (m->type != METRIC_HISTOGRAM) {
-            buf_puts(b, m->name);
-            buf_labels(b, m, s, NULL);
-            buf_putc(b, ' ');
-            buf_double(b, s->value);
-            buf_putc(b, '\n');
+            put_sample_name(b, m, s, "", NULL);
+            put_double(b, s->value);
+            bytebuf_putc(b, '\n');
             continue;
         }
         uint64_t cumulative = 0;
@@ -678,47 +668,31 @@ static void render_metric(buf *b, metric *m)
                 format_double(le, sizeof(le), m->bounds[k]);
             else
                 snprintf(le, sizeof(le), "+Inf");
-            buf_puts(b, m->name);
-            buf_puts(b, "_bucket");
-            buf_labels(b, m, s, le);
-            buf_putc(b, ' ');
-            buf_u64(b, cumulative);
-            buf_putc(b, '\n');
+            put_sample_name(b, m, s, "_bucket", le);
+            put_u64(b, cumulative);
+            bytebuf_putc(b, '\n');
         }
-        buf_puts(b, m->name);
-        buf_puts(b, "_sum");
-        buf_labels(b, m, s, NULL);
-        buf_putc(b, ' ');
-        buf_double(b, s->value);
-        buf_putc(b, '\n');
-        buf_puts(b, m->name);
-        buf_puts(b, "_count");
-        buf_labels(b, m, s, NULL);
-        buf_putc(b, ' ');
-        buf_u64(b, s->count);
-        buf_putc(b, '\n');
+        put_sample_name(b, m, s, "_sum", NULL);
+        put_double(b, s->value);
+        bytebuf_putc(b, '\n');
+        put_sample_name(b, m, s, "_count", NULL);
+        put_u64(b, s->count);
+        bytebuf_putc(b, '\n');
     }
 }
 
 char *metrics_render(void)
 {
-    buf b = {0};
+    bytebuf b = BYTEBUF_INIT;
 
-    /* An empty registry renders as "", not NULL. */
-    buf_reserve(&b, 0);
-    if (!b.failed)
-        b.data[0] = '\0';
     pthread_mutex_lock(&lock);
     if (metric_count)
         qsort(metrics, metric_count, sizeof(metric *), cmp_metric);
     for (size_t i = 0; i < metric_count; i++)
         render_metric(&b, metrics[i]);
     pthread_mutex_unlock(&lock);
-    if (b.failed) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    /* An empty registry renders as "", not NULL. */
+    return bytebuf_take(&b);
 }
 
 /* ---------- the standard families ---------- */
@@ -731,66 +705,25 @@ void metrics_define_standard(const char *worker)
                                               "slow_request", "invalid_profile"};
     static const char *const subjects[] = {EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,
                                            EVENT_SUBJECT_FILE_FAILED};
-    static const char *const event_families[] = {
-        "dx_events_consumed_total", "dx_events_published_total", "dx_events_failed_total",
-        "dx_events_terminated_total"};
+    static const metric_id event_families[] = {DX_EVENTS_CONSUMED_TOTAL, DX_EVENTS_PUBLISHED_TOTAL,
+                                               DX_EVENTS_FAILED_TOTAL, DX_EVENTS_TERMINATED_TOTAL};
     char labels[256];
 
-    metrics_define("dx_events_consumed_total", METRIC_COUNTER,
-                   "Events received from JetStream, by subject.", "subject", NULL, 0);
-    metrics_define("dx_events_published_total", METRIC_COUNTER,
-                   "Events published and acknowledged by JetStream, by subject.", "subject", NULL,
-                   0);
-    metrics_define("dx_events_failed_total", METRIC_COUNTER,
-                   "Events whose handling failed transiently and were nak'd for redelivery.",
-                   "subject", NULL, 0);
-    metrics_define("dx_events_terminated_total", METRIC_COUNTER,
-                   "Events terminated and never redelivered (undecodable, invalid, permanent "
-                   "failure).",
-                   "subject", NULL, 0);
-    metrics_define("dx_rows_in_total", METRIC_COUNTER, "CSV data rows read from client drops.",
-                   "client_id", NULL, 0);
-    metrics_define("dx_rows_out_total", METRIC_COUNTER, "Clean rows written to the depot.",
-                   "client_id", NULL, 0);
-    metrics_define("dx_rows_rejected_total", METRIC_COUNTER, "Rows written to the rejects file.",
-                   "client_id", NULL, 0);
-    metrics_define("dx_rows_duplicate_total", METRIC_COUNTER, "Rows dropped as duplicates.",
-                   "client_id", NULL, 0);
-    metrics_define("dx_files_processed_total", METRIC_COUNTER,
-                   "Drops transformed and committed to the depot.", "client_id", NULL, 0);
-    metrics_define("dx_files_failed_total", METRIC_COUNTER,
-                   "Drops that could not be transformed (file-failed events).", "client_id", NULL,
-                   0);
-    metrics_define("dx_processing_duration_seconds", METRIC_HISTOGRAM,
-                   "Time to handle one event, from receipt to acknowledgement.", "", NULL, 0);
-    metrics_define("dx_last_success_timestamp_seconds", METRIC_GAUGE,
-                   "Unix time of the last successful run of the client.", "client_id", NULL, 0);
-    metrics_define("dx_nats_reconnects_total", METRIC_COUNTER, "Reconnections to the NATS server.",
-                   "", NULL, 0);
-    metrics_define("dx_sftp_errors_total", METRIC_COUNTER,
-                   "SFTP errors by kind (connect, auth, host_key, io, timeout).", "kind", NULL, 0);
-    metrics_define("dx_http_requests_total", METRIC_COUNTER,
-                   "HTTP requests served, by status code.", "code", NULL, 0);
-    metrics_define(
-        "dx_invalid_input_total", METRIC_COUNTER,
-        "Input refused, by kind (undecodable, invalid_event, invalid_client, not_regular_file, "
-        "oversized, unusable_file, slow_request, invalid_profile).",
-        "kind", NULL, 0);
-    metrics_define("dx_build_info", METRIC_GAUGE, "Always 1; names the worker and its version.",
-                   "worker,version", NULL, 0);
-    metrics_define(DROPPED_METRIC, METRIC_COUNTER,
-                   "Updates dropped because the metric had reached its series limit.", "metric",
-                   NULL, 0);
+    for (size_t i = 0; i < METRICS_COUNT; i++) {
+        const metric_spec *m = &metrics_table[i];
 
+        if (m->scope == NULL || (worker != NULL && strcmp(m->scope, worker) == 0))
+            metrics_define(m->name, m->type, m->help, m->labels, NULL, 0);
+    }
     for (size_t i = 0; i < sizeof(sftp_kinds) / sizeof(sftp_kinds[0]); i++)
-        metrics_add("dx_sftp_errors_total", sftp_kinds[i], 0);
+        metrics_add(DX_SFTP_ERRORS_TOTAL, sftp_kinds[i], 0);
     for (size_t i = 0; i < sizeof(input_kinds) / sizeof(input_kinds[0]); i++)
-        metrics_add("dx_invalid_input_total", input_kinds[i], 0);
+        metrics_add(DX_INVALID_INPUT_TOTAL, input_kinds[i], 0);
     /* The subjects are bounded too; a counter that only appears at its first
      * failure would hide that failure from increase() and rate(). */
     for (size_t i = 0; i < sizeof(event_families) / sizeof(event_families[0]); i++)
         for (size_t j = 0; j < sizeof(subjects) / sizeof(subjects[0]); j++)
             metrics_add(event_families[i], subjects[j], 0);
     snprintf(labels, sizeof(labels), "%s,%s", worker ? worker : "unknown", DX_VERSION);
-    metrics_set("dx_build_info", labels, 1);
+    metrics_set(DX_BUILD_INFO, labels, 1);
 }

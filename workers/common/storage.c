@@ -5,26 +5,41 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char file_scheme[] = "file://";
-static const char sftp_scheme[] = "sftp://";
+/* file://ROOT: ROOT must be absolute. */
+static dx_status file_from_url(storage **out, const char *url, const config_sftp *sftp, char *err,
+                               size_t err_len)
+{
+    const char *root = url + strlen("file://");
 
-dx_status storage_create(storage **out, const char *url, char *err, size_t err_len)
+    (void)sftp;
+    if (root[0] != '/') {
+        snprintf(err, err_len, "file:// URL needs an absolute path (file:///abs/path)");
+        return DX_ERR_INVALID;
+    }
+    return storage_file_create(out, root, err, err_len);
+}
+
+/* The backends, by URL scheme: a new backend is one line here. */
+static const struct {
+    const char *prefix;
+    dx_status (*create)(storage **out, const char *url, const config_sftp *sftp, char *err,
+                        size_t err_len);
+} schemes[] = {
+    {"file://", file_from_url},
+    {"sftp://", storage_sftp_create},
+};
+
+dx_status storage_create(storage **out, const char *url, const config_sftp *sftp, char *err,
+                         size_t err_len)
 {
     if (url == NULL || url[0] == '\0') {
         snprintf(err, err_len, "storage URL is empty");
         return DX_ERR_INVALID;
     }
-    if (strncmp(url, file_scheme, sizeof(file_scheme) - 1) == 0) {
-        const char *root = url + sizeof(file_scheme) - 1;
-
-        if (root[0] != '/') {
-            snprintf(err, err_len, "file:// URL needs an absolute path (file:///abs/path)");
-            return DX_ERR_INVALID;
-        }
-        return storage_file_create(out, root, err, err_len);
+    for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+        if (strncmp(url, schemes[i].prefix, strlen(schemes[i].prefix)) == 0)
+            return schemes[i].create(out, url, sftp, err, err_len);
     }
-    if (strncmp(url, sftp_scheme, sizeof(sftp_scheme) - 1) == 0)
-        return storage_sftp_create(out, url, err, err_len);
     snprintf(err, err_len, "unsupported storage URL scheme (expected file:// or sftp://)");
     return DX_ERR_INVALID;
 }
@@ -90,11 +105,22 @@ dx_status storage_ping(storage *st)
     return st->ops->ping(st);
 }
 
+static int compare_entries(const void *a, const void *b)
+{
+    return strcmp(((const storage_entry *)a)->name, ((const storage_entry *)b)->name);
+}
+
 dx_status storage_list(storage *st, const char *dir, storage_entry **entries, size_t *count)
 {
+    dx_status s;
+
     if (!storage_path_valid(dir))
         return refuse_path(st, dir);
-    return st->ops->list(st, dir, entries, count);
+    s = st->ops->list(st, dir, entries, count);
+    /* Sorted here, once for every backend: callers rely on the order. */
+    if (s == DX_OK && *count > 1)
+        qsort(*entries, *count, sizeof(**entries), compare_entries);
+    return s;
 }
 
 void storage_entries_free(storage_entry *entries, size_t count)

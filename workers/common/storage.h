@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "status.h"
 
 /*
@@ -47,14 +48,15 @@ typedef struct storage_entry {
 
 /*
  * Opens the storage named by url ("file:///abs/path" or "sftp://...").  The
- * SFTP backend reads its settings (SFTP_KEY_FILE, SFTP_PASSWORD_FILE,
- * SFTP_KNOWN_HOSTS, SFTP_INSECURE_SKIP_HOST_KEY) from the environment and
- * connects lazily, on first use, reconnecting when the connection breaks.
+ * SFTP backend takes its settings from sftp (config_load() reads them; the
+ * struct is copied, and may be NULL for file:// URLs) and connects lazily,
+ * on first use, reconnecting when the connection breaks.
  * On success *out is a new storage the caller frees with storage_destroy();
  * on failure *out is untouched and err (if not NULL) holds a one-line reason
  * without any secret.
  */
-dx_status storage_create(storage **out, const char *url, char *err, size_t err_len);
+dx_status storage_create(storage **out, const char *url, const config_sftp *sftp, char *err,
+                         size_t err_len);
 
 /* Closes connections and frees the storage.  Accepts NULL. */
 void storage_destroy(storage *st);
@@ -136,6 +138,7 @@ typedef struct storage_ops {
     const char *scheme; /* "file" or "sftp" */
     void (*destroy)(storage *st);
     dx_status (*ping)(storage *st);
+    /* In any order: storage_list() sorts. */
     dx_status (*list)(storage *st, const char *dir, storage_entry **entries, size_t *count);
     dx_status (*stat)(storage *st, const char *path, storage_entry *entry);
     dx_status (*mkdirs)(storage *st, const char *dir);
@@ -174,4 +177,5 @@ void storage_set_error(storage *st, const char *fmt, ...) __attribute__((format(
 
 /* Backend constructors, called by storage_create() after parsing the URL. */
 dx_status storage_file_create(storage **out, const char *root, char *err, size_t err_len);
-dx_status storage_sftp_create(storage **out, const char *url, char *err, size_t err_len);
+dx_status storage_sftp_create(storage **out, const char *url, const config_sftp *sftp, char *err,
+                              size_t err_len);

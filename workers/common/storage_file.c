@@ -165,11 +165,6 @@ static dx_status file_ping(storage *st)
     return DX_OK;
 }
 
-static int compare_entries(const void *a, const void *b)
-{
-    return strcmp(((const storage_entry *)a)->name, ((const storage_entry *)b)->name);
-}
-
 static dx_status file_list(storage *st, const char *dir, storage_entry **entries, size_t *count)
 {
     file_storage *fs = (file_storage *)st;
@@ -225,8 +220,6 @@ static dx_status file_list(storage *st, const char *dir, storage_entry **entries
         storage_entries_free(list, n);
         return s;
     }
-    if (n > 1)
-        qsort(list, n, sizeof(*list), compare_entries);
     *entries = list;
     *count = n;
     return DX_OK;

@@ -1,19 +1,11 @@
 /*
  * The sftp:// backend: a folder on an SFTP server, through libssh.
  *
- * URL: sftp://USER@HOST[:PORT]/PATH, PATH absolute on the server.  Settings
- * come from the environment when the storage is created:
- *
- *   SFTP_KEY_FILE                private key (default /var/openfaas/secrets/sftp-key)
- *   SFTP_PASSWORD_FILE           optional: passphrase of the key, and password
- *                                authentication when the key is refused
- *   SFTP_KNOWN_HOSTS             OpenSSH known_hosts (default
- *                                /var/openfaas/secrets/sftp-known-hosts)
- *   SFTP_INSECURE_SKIP_HOST_KEY  "1" skips the host key check, with a warning
- *                                at every connection
- *   SFTP_TIMEOUT_SECONDS         connect timeout, keepalive, and how long any
- *                                one operation may wait for the server
- *                                (default 10)
+ * URL: sftp://USER@HOST[:PORT]/PATH, PATH absolute on the server.  The
+ * settings (SFTP_KEY_FILE, SFTP_PASSWORD_FILE, SFTP_KNOWN_HOSTS,
+ * SFTP_INSECURE_SKIP_HOST_KEY, SFTP_TIMEOUT_SECONDS: their meaning and
+ * defaults are in config.h and config.c) are read by config_load() and
+ * handed to storage_create().
  *
  * The files named there are read at every connection, so rotated secrets are
  * picked up without a restart, and their contents never reach a log line or
@@ -45,10 +37,6 @@
 #include "metrics.h"
 #include "storage_sftp_private.h"
 #include "util.h"
-
-#define DEFAULT_KEY_FILE    "/var/openfaas/secrets/sftp-key"
-#define DEFAULT_KNOWN_HOSTS "/var/openfaas/secrets/sftp-known-hosts"
-#define DEFAULT_TIMEOUT_S   10
 
 static const storage_ops sftp_ops;
 
@@ -88,11 +76,6 @@ static dx_status sftp_storage_ping(storage *base)
     sftp_conn *c;
 
     WITH_CONN(st, c, do_ping(st, c));
-}
-
-static int compare_entries(const void *a, const void *b)
-{
-    return strcmp(((const storage_entry *)a)->name, ((const storage_entry *)b)->name);
 }
 
 static dx_status do_list(sftp_storage *st, sftp_conn *c, const char *dir, storage_entry **entries,
@@ -155,8 +138,6 @@ out:
         storage_entries_free(list, n);
         return s;
     }
-    if (n > 1)
-        qsort(list, n, sizeof(*list), compare_entries);
     *entries = list;
     *count = n;
     return DX_OK;
@@ -304,7 +285,7 @@ static dx_status posix_rename(sftp_storage *st, sftp_conn *c, const char *from, 
     }
     if (rc == -2) {
         free(reply);
-        metrics_add("dx_sftp_errors_total", "timeout", 1);
+        metrics_add(DX_SFTP_ERRORS_TOTAL, "timeout", 1);
         return sftp_conn_fail(st, DX_ERR_TIMEOUT,
                               "rename %s: no answer from the SFTP server in %lds", rel,
                               st->timeout_s);
@@ -596,49 +577,30 @@ static dx_status parse_url(sftp_storage *st, const char *url, char *err, size_t 
     return DX_OK;
 }
 
-static dx_status read_settings(sftp_storage *st, char *err, size_t err_len)
+/* Copies the settings config_load() read into st. */
+static dx_status take_settings(sftp_storage *st, const config_sftp *sftp, char *err, size_t err_len)
 {
-    const char *key = getenv("SFTP_KEY_FILE");
-    const char *password = getenv("SFTP_PASSWORD_FILE");
-    const char *known = getenv("SFTP_KNOWN_HOSTS");
-    const char *insecure = getenv("SFTP_INSECURE_SKIP_HOST_KEY");
-    const char *timeout = getenv("SFTP_TIMEOUT_SECONDS");
-
-    st->key_file_set = key != NULL && key[0] != '\0';
-    st->key_file = strdup(st->key_file_set ? key : DEFAULT_KEY_FILE);
-    st->known_hosts = strdup(known != NULL && known[0] != '\0' ? known : DEFAULT_KNOWN_HOSTS);
-    if (password != NULL && password[0] != '\0')
-        st->password_file = strdup(password);
+    if (sftp == NULL) {
+        snprintf(err, err_len, "sftp:// storage needs the SFTP_* settings");
+        return DX_ERR_INVALID;
+    }
+    st->key_file_set = sftp->key_file_set;
+    st->key_file = strdup(sftp->key_file);
+    st->known_hosts = strdup(sftp->known_hosts);
+    if (sftp->password_file[0] != '\0')
+        st->password_file = strdup(sftp->password_file);
     if (st->key_file == NULL || st->known_hosts == NULL ||
-        (password != NULL && password[0] != '\0' && st->password_file == NULL)) {
+        (sftp->password_file[0] != '\0' && st->password_file == NULL)) {
         snprintf(err, err_len, "out of memory");
         return DX_ERR_NOMEM;
     }
-    if (insecure == NULL || insecure[0] == '\0' || strcmp(insecure, "0") == 0) {
-        st->insecure = 0;
-    } else if (strcmp(insecure, "1") == 0) {
-        st->insecure = 1;
-    } else {
-        snprintf(err, err_len, "SFTP_INSECURE_SKIP_HOST_KEY must be 0 or 1");
-        return DX_ERR_INVALID;
-    }
-    st->timeout_s = DEFAULT_TIMEOUT_S;
-    if (timeout != NULL && timeout[0] != '\0') {
-        char *end;
-        long v;
-
-        errno = 0;
-        v = strtol(timeout, &end, 10);
-        if (errno != 0 || *end != '\0' || v < 1 || v > 3600) {
-            snprintf(err, err_len, "SFTP_TIMEOUT_SECONDS must be a whole number from 1 to 3600");
-            return DX_ERR_INVALID;
-        }
-        st->timeout_s = v;
-    }
+    st->insecure = sftp->insecure;
+    st->timeout_s = sftp->timeout_s;
     return DX_OK;
 }
 
-dx_status storage_sftp_create(storage **out, const char *url, char *err, size_t err_len)
+dx_status storage_sftp_create(storage **out, const char *url, const config_sftp *sftp, char *err,
+                              size_t err_len)
 {
     sftp_storage *st = calloc(1, sizeof(*st));
     dx_status s;
@@ -650,7 +612,7 @@ dx_status storage_sftp_create(storage **out, const char *url, char *err, size_t 
     st->base.ops = &sftp_ops;
     s = parse_url(st, url, err, err_len);
     if (s == DX_OK)
-        s = read_settings(st, err, err_len);
+        s = take_settings(st, sftp, err, err_len);
     if (s != DX_OK) {
         sftp_storage_destroy(&st->base);
         return s;

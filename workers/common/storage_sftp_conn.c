@@ -73,12 +73,12 @@ dx_status sftp_conn_lost(sftp_storage *st, sftp_conn *c, const char *what, const
 
     c->broken = 1;
     if (atomic_load(&c->timed_out)) {
-        metrics_add("dx_sftp_errors_total", "timeout", 1);
+        metrics_add(DX_SFTP_ERRORS_TOTAL, "timeout", 1);
         return sftp_conn_fail(st, DX_ERR_TIMEOUT,
                               "%s %s: no answer from the SFTP server in %lds, connection dropped",
                               what, path[0] ? path : "(root)", st->timeout_s);
     }
-    metrics_add("dx_sftp_errors_total", strstr(msg, "imeout") ? "timeout" : "io", 1);
+    metrics_add(DX_SFTP_ERRORS_TOTAL, strstr(msg, "imeout") ? "timeout" : "io", 1);
     return sftp_conn_fail(st, strstr(msg, "imeout") ? DX_ERR_TIMEOUT : DX_ERR_IO,
                           "%s %s: connection to the SFTP server lost: %s", what,
                           path[0] ? path : "(root)", msg);
@@ -207,7 +207,7 @@ static dx_status conn_open(sftp_storage *st, sftp_conn **out)
     if (ssh_connect(c->ssh) != SSH_OK) {
         const char *msg = ssh_get_error(c->ssh);
 
-        metrics_add("dx_sftp_errors_total", strstr(msg, "imeout") ? "timeout" : "connect", 1);
+        metrics_add(DX_SFTP_ERRORS_TOTAL, strstr(msg, "imeout") ? "timeout" : "connect", 1);
         s = sftp_conn_fail(st, strstr(msg, "imeout") ? DX_ERR_TIMEOUT : DX_ERR_IO,
                            "connect to %s:%d: %s", st->host, st->port, msg);
         goto out;
@@ -217,12 +217,12 @@ static dx_status conn_open(sftp_storage *st, sftp_conn **out)
     sftp_guard_arm(c);
     s = sftp_auth_check_host_key(st, c);
     if (s != DX_OK) {
-        metrics_add("dx_sftp_errors_total", "host_key", 1);
+        metrics_add(DX_SFTP_ERRORS_TOTAL, "host_key", 1);
         goto out;
     }
     s = sftp_auth_login(st, c);
     if (s != DX_OK) {
-        metrics_add("dx_sftp_errors_total", "auth", 1);
+        metrics_add(DX_SFTP_ERRORS_TOTAL, "auth", 1);
         goto out;
     }
     c->sftp = sftp_new(c->ssh);

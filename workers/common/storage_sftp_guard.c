@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "storage_sftp_private.h"
+#include "util.h"
 
 /*
  * libssh 0.10 bounds ssh_connect() by SSH_OPTIONS_TIMEOUT, but not the SFTP
@@ -31,20 +32,12 @@ static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
 static int guard_running;
 static sftp_conn *guard_list; /* armed connections */
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *guard_main(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&guard_lock);
     for (;;) {
-        int64_t now = mono_ms(), next = INT64_MAX;
+        int64_t now = util_monotonic_ms(), next = INT64_MAX;
 
         for (sftp_conn **p = &guard_list; *p != NULL;) {
             sftp_conn *c = *p;
@@ -101,7 +94,7 @@ void sftp_guard_arm(sftp_conn *c)
     pthread_once(&guard_once, guard_start);
     pthread_mutex_lock(&guard_lock);
     if (guard_running && !atomic_load(&c->timed_out)) {
-        c->deadline_ms = mono_ms() + c->timeout_ms;
+        c->deadline_ms = util_monotonic_ms() + c->timeout_ms;
         if (!c->armed) {
             c->fd = ssh_get_fd(c->ssh);
             if (c->fd >= 0) {

@@ -26,6 +26,9 @@ void util_rfc3339(char out[32], int64_t unix_ms);
 int64_t util_now_ms(void);
 int64_t util_monotonic_ms(void);
 
+/* Sleeps ms milliseconds (nothing when ms <= 0); a signal may end it early. */
+void util_sleep_ms(int64_t ms);
+
 /* Today's date in the process time zone (TZ) as YYYY-MM-DD. */
 void util_today(char out[11]);
 
@@ -39,6 +42,35 @@ static inline int util_days_in_month(int year, int month)
     int leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 
     return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static inline int64_t util_days_from_civil(int64_t y, int m, int d)
+{
+    int64_t era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The inverse of util_days_from_civil(): month 1-12, day 1-31. */
+static inline void util_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
+{
+    int64_t era, doe, yoe, doy, mp;
+
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
 }
 
 /* True when s is a real calendar date written YYYY-MM-DD. */

@@ -53,15 +53,14 @@ void worker_sleep(int64_t ms)
 {
     while (ms > 0 && !atomic_load(&worker_stop)) {
         int64_t step = ms < 100 ? ms : 100;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = step * 1000000L};
 
-        nanosleep(&ts, NULL);
+        util_sleep_ms(step);
         ms -= step;
     }
 }
 
-static dx_status open_storage(const char *variable, const char *url, storage **out, char *err,
-                              size_t err_len)
+static dx_status open_storage(const char *variable, const char *url, const config_sftp *sftp,
+                              storage **out, char *err, size_t err_len)
 {
     char why[256];
     dx_status s;
@@ -70,7 +69,7 @@ static dx_status open_storage(const char *variable, const char *url, storage **o
         snprintf(err, err_len, "%s is not set", variable);
         return DX_ERR_INVALID;
     }
-    s = storage_create(out, url, why, sizeof(why));
+    s = storage_create(out, url, sftp, why, sizeof(why));
     if (s != DX_OK)
         snprintf(err, err_len, "%s: %s", variable, why);
     return s;
@@ -91,9 +90,9 @@ dx_status worker_init(worker *w, const char *name, unsigned needs, char *err, si
     if (s == DX_OK)
         s = clientid_rule_create(&w->clients, w->cfg.client_pattern, err, err_len);
     if (s == DX_OK && (needs & WORKER_INBOX))
-        s = open_storage("INBOX_URL", w->cfg.inbox_url, &w->inbox, err, err_len);
+        s = open_storage("INBOX_URL", w->cfg.inbox_url, &w->cfg.sftp, &w->inbox, err, err_len);
     if (s == DX_OK && (needs & WORKER_DEPOT))
-        s = open_storage("DEPOT_URL", w->cfg.depot_url, &w->depot, err, err_len);
+        s = open_storage("DEPOT_URL", w->cfg.depot_url, &w->cfg.sftp, &w->depot, err, err_len);
     return s;
 }
 

@@ -271,7 +271,7 @@ dx_status checker_run(worker *w, const checker_request *req, cJSON *published, c
     dx_status s = DX_OK;
 
     if (req->client_id[0] != '\0' && !clientid_valid(w->clients, req->client_id)) {
-        metrics_add("dx_invalid_input_total", "invalid_client", 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, "invalid_client", 1);
         snprintf(err, err_len, "client id refused: it does not match CLIENT_PATTERN");
         return DX_ERR_INVALID;
     }

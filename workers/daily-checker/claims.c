@@ -129,7 +129,7 @@ dx_status claims_take(claims *c, const char *order_date, const char *client_id, 
         parse_claim(current, &seen);
         free(current);
         if (seen.published) {
-            metrics_add("dx_run_claims_total", "published_elsewhere", 1);
+            metrics_add(DX_RUN_CLAIMS_TOTAL, "published_elsewhere", 1);
             log_claim(LOG_LEVEL_INFO, lc, "run already published by another replica: skipped", key,
                       seen.owner);
             s = DX_ERR_EXISTS;
@@ -150,7 +150,7 @@ dx_status claims_take(claims *c, const char *order_date, const char *client_id, 
                 return DX_ERR_NOMEM;
             s = kv_update(c->store, key, value, rev, &out->revision);
             if (s == DX_OK && strcmp(seen.owner, c->owner) != 0) {
-                metrics_add("dx_run_claims_total", "taken_over", 1);
+                metrics_add(DX_RUN_CLAIMS_TOTAL, "taken_over", 1);
                 log_claim(LOG_LEVEL_WARN, lc,
                           "claim left unpublished past the lease by another replica: taken over",
                           key, seen.owner);
@@ -171,7 +171,7 @@ dx_status claims_take(claims *c, const char *order_date, const char *client_id, 
     }
     free(value);
     if (s == DX_OK) {
-        metrics_add("dx_run_claims_total", "claimed", 1);
+        metrics_add(DX_RUN_CLAIMS_TOTAL, "claimed", 1);
         snprintf(out->key, sizeof(out->key), "%s", key);
         log_claim(LOG_LEVEL_DEBUG, lc, "run claimed", key, c->owner);
     } else if (s != DX_ERR_EXISTS) {

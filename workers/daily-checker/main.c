@@ -111,7 +111,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
     if (req->body_len > 0 && strspn(req->body, " \t\r\n") != req->body_len) {
         if (event_decode(EVENT_ORDER_DATE, req->body, req->body_len, req->content_type, &ev, err,
                          sizeof(err)) != DX_OK) {
-            metrics_add("dx_invalid_input_total", event_error_kind(err), 1);
+            metrics_add(DX_INVALID_INPUT_TOTAL, event_error_kind(err), 1);
             log_printf(LOG_LEVEL_ERROR, NULL, "refused invocation: %s", err);
             http_error(resp, 400, err);
             return;

@@ -219,11 +219,11 @@ static dx_status run_once(sched *s, const char *order_date, time_t scheduled_at,
     if (st != DX_OK) {
         log_ctx lc = {NULL, NULL, NULL, order_date};
 
-        metrics_add("dx_scheduled_runs_failed_total", triggered_by, 1);
+        metrics_add(DX_SCHEDULED_RUNS_FAILED_TOTAL, triggered_by, 1);
         log_printf(LOG_LEVEL_ERROR, &lc, "%s run failed, retried later: %s", triggered_by, err);
         return st;
     }
-    metrics_add("dx_scheduled_runs_total", triggered_by, 1);
+    metrics_add(DX_SCHEDULED_RUNS_TOTAL, triggered_by, 1);
     record_advance(s, scheduled_at);
     return DX_OK;
 }
@@ -247,7 +247,7 @@ static dx_status catch_up(sched *s, time_t now)
                    "catch-up: %zu missed order dates since %s are older than the newest %d "
                    "(CATCHUP_MAX_DAYS) and are not run",
                    skipped, from, s->w->cfg.catchup_max_days);
-        metrics_add("dx_catchup_skipped_dates_total", "", (double)skipped);
+        metrics_add(DX_CATCHUP_SKIPPED_DATES_TOTAL, "", (double)skipped);
     }
     if (count > 0)
         log_printf(LOG_LEVEL_INFO, NULL, "catch-up: %zu missed order dates, %s to %s, oldest first",
@@ -267,29 +267,11 @@ static void sleep_until(time_t until)
         worker_sleep(until - now > 1 ? 1000 : 200);
 }
 
-static void define_metrics(void)
-{
-    metrics_define("dx_scheduled_runs_total", METRIC_COUNTER,
-                   "Scheduled runs completed; triggered_by: schedule, catch-up.", "triggered_by",
-                   NULL, 0);
-    metrics_define("dx_scheduled_runs_failed_total", METRIC_COUNTER,
-                   "Scheduled runs that failed and will be retried as catch-up.", "triggered_by",
-                   NULL, 0);
-    metrics_define("dx_catchup_skipped_dates_total", METRIC_COUNTER,
-                   "Missed order dates not caught up, older than the newest CATCHUP_MAX_DAYS.",
-                   NULL, NULL, 0);
-    metrics_define("dx_run_claims_total", METRIC_COUNTER,
-                   "Run claims by outcome: claimed, published_elsewhere, taken_over.", "outcome",
-                   NULL, 0);
-}
-
 void scheduler_run(worker *w, const cron_schedule *schedule)
 {
     sched s = {.w = w, .schedule = schedule};
     int64_t retry_ms = RETRY_MIN_MS;
     char err[512];
-
-    define_metrics();
 
     log_printf(LOG_LEVEL_INFO, NULL, "schedule: %s (in TZ), catch-up up to %d order dates",
                cron_describe(schedule), w->cfg.catchup_max_days);

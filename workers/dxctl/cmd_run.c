@@ -446,7 +446,7 @@ int cmd_replay(dxctl *d, int argc, char **argv)
     /* The marker comes back with its drop, or the drop would wait for it. */
     if (profile_store_get(d->store, o.client, &p, reason, sizeof(reason)) != DX_OK)
         profile_init(&p);
-    if (storage_create(&inbox, d->cfg.inbox_url, err, sizeof(err)) != DX_OK) {
+    if (storage_create(&inbox, d->cfg.inbox_url, &d->cfg.sftp, err, sizeof(err)) != DX_OK) {
         dxctl_error("INBOX_URL: %s", err);
         return DXCTL_USAGE;
     }

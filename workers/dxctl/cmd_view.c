@@ -351,7 +351,7 @@ static dx_status write_capture(void *ctx, const void *buf, size_t len)
         }
         return DX_OK;
     }
-    if (csvout_reserve(&c->rejects, len + 1) < 0)
+    if (bytebuf_reserve(&c->rejects, len + 1) < 0)
         return DX_ERR_NOMEM;
     memcpy(c->rejects.data + c->rejects.len, buf, len);
     c->rejects.len += len;
@@ -533,7 +533,7 @@ int cmd_validate(dxctl *d, int argc, char **argv)
     cJSON_AddNumberToObject(o, "rows_duplicate", (double)counts.rows_duplicate);
     summarize_rejects(&rejects, cJSON_AddObjectToObject(o, "reject_reasons"),
                       cJSON_AddArrayToObject(o, "first_rejects"));
-    csvout_finish(&rejects.rejects);
+    bytebuf_finish(&rejects.rejects);
     if (d->json) {
         dxctl_print_json(o, 0);
     } else {

@@ -1,97 +1,17 @@
 /*
- * The cleaning engine (see clean.h).  What it does to a file, for the README:
+ * The cleaning engine (see clean.h): the header and row rules.  What it does
+ * to a file (accepted input, the rules per row, the output, the rejects and
+ * their reasons, unusable files, limits) is specified in docs/cleaning.md,
+ * the one place the rules are written: a change to a rule changes that page
+ * in the same commit.  A new row rule goes in write_clean_row(), with its
+ * reason in reject_reason (clean_private.h) and reject_codes[] below.
  *
- * Input.  Bytes are read in 64 KiB blocks and fed to libcsv (non-strict: a
- * stray quote inside a field is kept as a character rather than failing the
- * file).  Line ends may be LF, CRLF or CR, quoted fields may hold delimiters,
- * doubled quotes and line breaks.  Blank lines, and rows whose fields are all
- * empty (";;;;" left by spreadsheets), are skipped and not counted.
- *
- * Encoding.  Each row is decoded on its own: as UTF-8 when it is valid
- * UTF-8, otherwise as Windows-1252 (the French Excel export; it is a superset
- * of Latin-1's printable characters).  Valid UTF-8 with accents practically
- * never happens by chance in Windows-1252 text (it takes pairs like "Ã©"),
- * so this reads UTF-8 files, Windows-1252 files and files mixing both (a
- * Latin-1 tail appended to a UTF-8 export) right, needs no look-ahead and
- * cannot be fooled by an ASCII-only first block.  A UTF-8 byte order mark is
- * dropped; a UTF-16 mark, or any NUL byte anywhere, makes the file unusable.
- * Output is always UTF-8 without a mark.
- *
- * Header.  The first non-blank row.  Its delimiter is the most frequent of
- * ',' ';' TAB '|' outside quotes (ties in that order; ',' when none appear).
- * Names are folded (trimmed, case and accents removed, other characters to
- * '_') and mapped through the aliases of vocab.c onto order_id, order_date,
- * customer_id, customer_email, product_sku, product_name, quantity,
- * unit_price, currency, status, plus an optional separate time column
- * (order_time, heure, time).  Trailing empty header cells are dropped.  Other
- * columns pass through after the canonical ones under their folded name
- * ("column_N" when empty, "_2", "_3"... appended on a clash).
- *
- * File unusable (DX_ERR_INVALID, one-line reason, no clean output): empty file
- * (no bytes, only blanks, only a byte order mark); "unsupported encoding:
- * UTF-16"; "binary input: NUL byte at offset N"; "too many columns: more
- * than 1024"; "header field too long: over 1 MiB"; "duplicate column: X
- * (columns A and B)" when two header cells name the same column; "missing
- * required column: X" for order_id, order_date, quantity, unit_price.
- *
- * Rows.  Every field is trimmed and its whitespace runs (space, tab, line
- * breaks, no-break and narrow no-break spaces, other Unicode spaces) become
- * one space.  customer_email is lowercased.  order_date becomes YYYY-MM-DD
- * and its time, if any, HH:MM:SS in order_time (see csvdate.h for the forms).
- * quantity must be a positive integer of digits only.  unit_price is parsed
- * exactly into cents (see money.h) and written with a dot and two decimals;
- * negative prices are refused, zero is allowed.  total = quantity *
- * unit_price in integer cents.  currency is uppercased ("€", "euro" ->
- * EUR), and set to EUR when empty and the price carried a euro sign.  status
- * is mapped onto pending, paid, shipped, delivered, cancelled, returned,
- * refunded (vocab.c); an unknown status is kept, lowercased.  A row equal to
- * an earlier clean row, byte for byte after all of this, is a duplicate: it
- * is dropped and counted (order lines sharing an order_id but differing in
- * any field are all kept).
- *
- * Output: RFC 4180, ',' delimited, fields quoted only when needed, '\n' line
- * ends; header order_id, order_date, customer_id, customer_email, product_sku,
- * product_name, quantity, unit_price, currency, status, order_time, total,
- * then the pass-through columns.
- *
- * Rejects: header "line,reason,<original header cells>", then one row per
- * rejected row: the physical line (1-based) where the row starts, a reason
- * code, and the row's original fields (decoded to UTF-8, otherwise as read).
- * Exactly one reason per row, the first that applies in this order:
- *   field_too_long     a field over 1 MiB (fields not written)
- *   row_too_long       a row over 4 MiB in all (fields not written)
- *   field_count        more or fewer fields than the header; extra trailing
- *                      empty fields (trailing delimiters) are fine, missing
- *                      ones are not, since a short row is usually a row cut
- *                      by an unquoted line break (fields not written past
- *                      1024)
- *   missing_order_id   order_id empty after trimming
- *   missing_order_date order_date empty after trimming
- *   invalid_date       order_date not a date in an accepted form, or
- *                      impossible (31/02, month 13, 25:00)
- *   invalid_time       the separate time column is not HH:MM[:SS] (it is only
- *                      read when order_date has no time)
- *   missing_quantity   quantity empty after trimming
- *   invalid_quantity   not a positive integer, or over 2^63-1
- *   missing_unit_price unit_price empty after trimming
- *   invalid_price      not an amount in an accepted form, negative, more
- *                      than two decimals, ambiguous ("1.234"), or too large
- *   currency_mismatch  a euro sign on the price but another currency given
- *   total_overflow     quantity * unit_price over 2^63-1 cents
- * rows_in = rows_out + rows_rejected + rows_duplicate, always.
- *
- * Limits, so that memory stays flat whatever the input: 1 MiB per field,
- * 4 MiB per row, 1024 columns.  Memory is a few MiB of buffers (more only
- * while a row near the limits is processed) plus the duplicate set: 16 bytes
- * per unique clean row, half a byte of index and a fixed 4 MiB (dupset.h);
- * about 22 MB in all for a million rows.
- *
- * Speed.  libcsv alone takes about half of the work, so it runs on a second
- * thread while the caller's thread cleans what it parsed before (see
- * clean_pipeline.c); the output does not depend on how the two threads run, and
- * every clean_io callback is called on the caller's thread.  A field is
- * classified eight bytes at a time as it is copied out of libcsv, and the
- * ones already clean (most of them) are written as they are.
+ * Around the rules: clean_text.c classifies, trims and transcodes fields
+ * (eight bytes at a time, so the fields already clean, most of them, are
+ * written as they are), and clean_pipeline.c reads the input and runs libcsv
+ * on a second thread, since it takes about half of the work; the output does
+ * not depend on how the two threads run, and every clean_io callback is
+ * called on the caller's thread.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -239,7 +159,7 @@ static int write_clean_header(engine *e)
     span *at = calloc(e->npass ? e->npass : 1, sizeof(*at));
     int ret = -1;
 
-    csvout_init(&names);
+    bytebuf_init(&names);
     if (at == NULL)
         goto done;
     for (int c = 0; c < VOCAB_COLUMNS; c++) {
@@ -270,7 +190,7 @@ static int write_clean_header(engine *e)
         goto done;
     ret = 0;
 done:
-    csvout_finish(&names);
+    bytebuf_finish(&names);
     free(at);
     return ret;
 }
@@ -283,7 +203,7 @@ done:
  */
 static int put_original(engine *e, size_t count, int cp1252)
 {
-    if (cp1252 && csvout_reserve(&e->decoded, 3 * e->raw_len + 1) < 0)
+    if (cp1252 && bytebuf_reserve(&e->decoded, 3 * e->raw_len + 1) < 0)
         return -1;
     for (size_t i = 0; i < count; i++) {
         const char *s = e->raw + e->fields[i].off;
@@ -664,7 +584,7 @@ static reject_reason write_clean_row(engine *e, int *nomem)
         room += room_for(cells[k].value);
     for (size_t k = 0; k < e->npass; k++)
         room += room_for(e->value[e->pass[k]]);
-    if (csvout_reserve(&e->out, room) < 0) {
+    if (bytebuf_reserve(&e->out, room) < 0) {
         *nomem = 1;
         return REJECT_NONE;
     }
@@ -729,7 +649,7 @@ static void process_row(engine *e)
 void clean_trim_buffer(csvout *buf)
 {
     if (buf->cap > KEEP_AT)
-        csvout_finish(buf);
+        bytebuf_finish(buf);
     buf->len = 0;
 }
 
@@ -783,10 +703,10 @@ static void engine_finish(engine *e)
     free(e->pending_key);
     free(e->pending_fresh);
     dupset_destroy(e->seen);
-    csvout_finish(&e->decoded);
-    csvout_finish(&e->clean);
-    csvout_finish(&e->out);
-    csvout_finish(&e->rejects);
+    bytebuf_finish(&e->decoded);
+    bytebuf_finish(&e->clean);
+    bytebuf_finish(&e->out);
+    bytebuf_finish(&e->rejects);
 }
 
 dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size_t reason_len)
@@ -817,10 +737,10 @@ dx_status clean_run_profile(const clean_io *io, const profile *client, clean_cou
     e.counts = counts;
     e.reason = reason;
     e.reason_len = reason_len;
-    csvout_init(&e.decoded);
-    csvout_init(&e.clean);
-    csvout_init(&e.out);
-    csvout_init(&e.rejects);
+    bytebuf_init(&e.decoded);
+    bytebuf_init(&e.clean);
+    bytebuf_init(&e.out);
+    bytebuf_init(&e.rejects);
     if (engine_init(&e) < 0 || clean_pipeline_init(&q, &p) < 0)
         clean_fail(&e, DX_ERR_NOMEM, "out of memory starting the cleaner");
     else

@@ -159,7 +159,7 @@ static void on_field(void *s, size_t len, void *data)
         return;
     }
     /* One more byte, so that the buffer exists even for an empty field. */
-    if (csvout_reserve(&b->raw, len + 1) < 0) {
+    if (bytebuf_reserve(&b->raw, len + 1) < 0) {
         set_failure(&p->failure, DX_ERR_NOMEM, "out of memory reading line %llu",
                     (unsigned long long)p->record_line);
         return;
@@ -531,7 +531,7 @@ int clean_pipeline_init(pipeline *q, parser *p)
     if (q->blocks == NULL || q->batches == NULL)
         return -1;
     for (size_t i = 0; i < BATCHES; i++) {
-        csvout_init(&q->batches[i].raw);
+        bytebuf_init(&q->batches[i].raw);
         q->batches[i].fields = calloc(BATCH_FIELDS, sizeof(span));
         q->batches[i].shapes = calloc(BATCH_FIELDS, 1);
         q->batches[i].records = calloc(BATCH_RECORDS, sizeof(record));
@@ -559,7 +559,7 @@ void clean_pipeline_finish(pipeline *q, parser *p)
         csv_free(&p->csv);
     if (q->batches != NULL) {
         for (size_t i = 0; i < BATCHES; i++) {
-            csvout_finish(&q->batches[i].raw);
+            bytebuf_finish(&q->batches[i].raw);
             free(q->batches[i].fields);
             free(q->batches[i].shapes);
             free(q->batches[i].records);

@@ -222,7 +222,7 @@ int clean_text_decode(engine *e, size_t count, int cp1252)
     /* Reserved up front (Windows-1252 triples at most) so that the pointers
      * taken below stay valid for the whole row. */
     e->clean.len = 0;
-    if (csvout_reserve(&e->clean, 3 * e->raw_len + 1) < 0)
+    if (bytebuf_reserve(&e->clean, 3 * e->raw_len + 1) < 0)
         return -1;
     clean = e->clean.data;
     for (size_t i = 0; i < count; i++) {

@@ -11,38 +11,6 @@ static const unsigned char special[256] = {
     [','] = 1,
 };
 
-void csvout_init(csvout *out)
-{
-    out->data = NULL;
-    out->len = 0;
-    out->cap = 0;
-}
-
-void csvout_finish(csvout *out)
-{
-    free(out->data);
-    csvout_init(out);
-}
-
-int csvout_grow(csvout *out, size_t extra)
-{
-    size_t cap = out->cap ? out->cap : 4096;
-    char *p;
-
-    if (extra <= out->cap - out->len)
-        return 0;
-    if (extra > (size_t)-1 / 4 - out->len)
-        return -1;
-    while (cap - out->len < extra)
-        cap *= 2;
-    p = realloc(out->data, cap);
-    if (p == NULL)
-        return -1;
-    out->data = p;
-    out->cap = cap;
-    return 0;
-}
-
 size_t csvout_encode(char *dst, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -74,7 +42,7 @@ int csvout_field(csvout *out, const char *s, size_t n, int first)
      * make the buffer grow twice as large as it needs. */
     for (size_t i = 0; i < n; i++)
         quotes += s[i] == '"';
-    if (csvout_reserve(out, n + quotes + 3) < 0)
+    if (bytebuf_reserve(out, n + quotes + 3) < 0)
         return -1;
     if (!first)
         out->data[out->len++] = ',';

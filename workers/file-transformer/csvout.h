@@ -4,28 +4,16 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bytebuf.h"
+
 /*
- * A growable byte buffer that writes RFC 4180 CSV: fields joined by ',',
- * quoted only when they hold ',', '"', CR or LF, quotes doubled, rows ended by
- * '\n'.  The caller owns the struct; the buffer inside is owned by it and
- * released by csvout_finish().
+ * RFC 4180 CSV written into a buffer of bytebuf.h: fields joined by ',', quoted
+ * only when they hold ',', '"', CR or LF, quotes doubled, rows ended by '\n'.
+ * The caller owns the buffer (bytebuf_init(), bytebuf_finish()); the functions here
+ * store into it after bytebuf_reserve(), without a terminating NUL.
  */
 
-typedef struct csvout {
-    char *data;
-    size_t len;
-    size_t cap;
-} csvout;
-
-/* Starts an empty buffer; no allocation until the first write. */
-void csvout_init(csvout *out);
-
-/* Releases the buffer; the struct is left empty and reusable. */
-void csvout_finish(csvout *out);
-
-/* Grows the buffer for extra more bytes; returns 0, or -1 when memory is
- * short.  Callers use csvout_reserve(). */
-int csvout_grow(csvout *out, size_t extra);
+typedef bytebuf csvout;
 
 /*
  * Copies n bytes without a library call for the short lengths CSV fields
@@ -54,13 +42,6 @@ static inline void csvout_copy(char *dst, const char *src, size_t n)
     }
 }
 
-/* Makes room for extra more bytes; returns 0, or -1 when memory is short.
- * Inline since every field written calls it and it rarely grows. */
-static inline int csvout_reserve(csvout *out, size_t extra)
-{
-    return extra <= out->cap - out->len ? 0 : csvout_grow(out, extra);
-}
-
 /* Appends one field, preceded by ',' unless first; returns 0 or -1. */
 int csvout_field(csvout *out, const char *s, size_t n, int first);
 
@@ -79,7 +60,7 @@ size_t csvout_encode(char *dst, const char *s, size_t n);
  * preceded by ',' unless first; returns 0 or -1. */
 static inline int csvout_plain(csvout *out, const char *s, size_t n, int first)
 {
-    if (csvout_reserve(out, n + 1) < 0)
+    if (bytebuf_reserve(out, n + 1) < 0)
         return -1;
     if (!first)
         out->data[out->len++] = ',';
@@ -94,7 +75,7 @@ static inline int csvout_raw(csvout *out, const char *s, size_t n)
     /* Nothing to copy: the buffer may not exist yet (NULL + 0 is undefined). */
     if (n == 0)
         return 0;
-    if (csvout_reserve(out, n) < 0)
+    if (bytebuf_reserve(out, n) < 0)
         return -1;
     csvout_copy(out->data + out->len, s, n);
     out->len += n;

@@ -42,13 +42,13 @@ static dx_status decode_order_date(worker *w, const void *data, size_t len,
     dx_status s;
 
     if (len > (size_t)w->cfg.max_event_bytes) {
-        metrics_add("dx_invalid_input_total", "oversized", 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, "oversized", 1);
         snprintf(err, err_len, "event of %zu bytes is over MAX_EVENT_BYTES", len);
         return DX_ERR_TOO_LARGE;
     }
     s = event_decode(EVENT_ORDER_DATE, data, len, content_type, ev, err, err_len);
     if (s != DX_OK) {
-        metrics_add("dx_invalid_input_total", event_error_kind(err), 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, event_error_kind(err), 1);
         return s;
     }
     /* A message of the stream keeps the same ids on every redelivery, so
@@ -128,7 +128,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
     started = util_monotonic_ms();
     transform_handle(w, &ev, NULL, TRANSFORM_LAST_ATTEMPT, &out);
     /* An invocation is one event handled, as a message is in bus.c. */
-    metrics_observe("dx_processing_duration_seconds", "",
+    metrics_observe(DX_PROCESSING_DURATION_SECONDS, "",
                     (double)(util_monotonic_ms() - started) / 1000.0);
     resp->status = out.http_status;
     resp->body = cJSON_PrintUnformatted(out.result);

@@ -118,7 +118,7 @@ static void report_failure(run_ctx *run, const log_ctx *lc, const char *client_i
         cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
         return;
     }
-    metrics_add("dx_files_failed_total", client_id, 1);
+    metrics_add(DX_FILES_FAILED_TOTAL, client_id, 1);
     /* A failure published before the last attempt comes again with every
      * redelivery: the same reason for the same run is published once. */
     if (publish_now && !permanent && !run->last_attempt)
@@ -283,7 +283,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     if (s == DX_ERR_INVALID) {
         /* The file itself is unusable: retrying cannot help.  It is moved
          * aside so that tomorrow's run does not fail on it again. */
-        metrics_add("dx_invalid_input_total", "unusable_file", 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, "unusable_file", 1);
         drop_failed(run, &lc, client_id, ready.source, reason, 1);
         if (drop_unchanged(w->inbox, ready.source, drop) &&
             move_drop(w->inbox, client_id, name, "failed", ev->order_date,
@@ -316,12 +316,12 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         drop_failed(run, &lc, client_id, ready.source, storage_last_error(w->inbox), 0);
         return;
     }
-    metrics_add("dx_files_processed_total", client_id, 1);
-    metrics_add("dx_rows_in_total", client_id, (double)ready.rows_in);
-    metrics_add("dx_rows_out_total", client_id, (double)ready.rows_out);
-    metrics_add("dx_rows_rejected_total", client_id, (double)ready.rows_rejected);
-    metrics_add("dx_rows_duplicate_total", client_id, (double)ready.rows_duplicate);
-    metrics_set("dx_last_success_timestamp_seconds", client_id, (double)util_now_ms() / 1000.0);
+    metrics_add(DX_FILES_PROCESSED_TOTAL, client_id, 1);
+    metrics_add(DX_ROWS_IN_TOTAL, client_id, (double)ready.rows_in);
+    metrics_add(DX_ROWS_OUT_TOTAL, client_id, (double)ready.rows_out);
+    metrics_add(DX_ROWS_REJECTED_TOTAL, client_id, (double)ready.rows_rejected);
+    metrics_add(DX_ROWS_DUPLICATE_TOTAL, client_id, (double)ready.rows_duplicate);
+    metrics_set(DX_LAST_SUCCESS_TIMESTAMP_SECONDS, client_id, (double)util_now_ms() / 1000.0);
     /* The run's ids are the line's own; the rest of FileReady follows. */
     fields = event_to_json(EVENT_FILE_READY, &ready);
     cJSON_DeleteItemFromObjectCaseSensitive(fields, "trace_id");
@@ -368,7 +368,7 @@ static int load_profile(run_ctx *run, const char *client_id, profile *p)
     if (s == DX_OK)
         return 1;
     if (s == DX_ERR_INVALID)
-        metrics_add("dx_invalid_input_total", "invalid_profile", 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, "invalid_profile", 1);
     report_failure(run, &lc, client_id, client_id, reason, 0, 1);
     return 0;
 }
@@ -456,7 +456,7 @@ void transform_handle(worker *w, const event_order_date *ev, const bus_delivery 
     cJSON_AddStringToObject(out->result, "order_date", ev->order_date);
     cJSON_AddStringToObject(out->result, "trace_id", ev->trace_id);
     if (ev->client_id[0] != '\0' && !clientid_valid(w->clients, ev->client_id)) {
-        metrics_add("dx_invalid_input_total", "invalid_client", 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, "invalid_client", 1);
         log_printf(LOG_LEVEL_ERROR, &(log_ctx){ev->trace_id, ev->event_id, NULL, ev->order_date},
                    "refused order-date event: client_id does not match CLIENT_PATTERN");
         cJSON_AddStringToObject(out->result, "error", "client_id does not match CLIENT_PATTERN");

@@ -40,7 +40,7 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
     dx_status s;
 
     if (len > (size_t)sc->w.cfg.max_event_bytes) {
-        metrics_add("dx_invalid_input_total", "oversized", 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, "oversized", 1);
         snprintf(err, err_len, "event of %zu bytes is over MAX_EVENT_BYTES", len);
         return DX_ERR_INVALID;
     }
@@ -49,12 +49,12 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
     else
         s = event_decode(EVENT_FILE_READY, data, len, content_type, &ready, err, err_len);
     if (s != DX_OK) {
-        metrics_add("dx_invalid_input_total", event_error_kind(err), 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, event_error_kind(err), 1);
         return s;
     }
     client_id = is_failure ? failed.client_id : ready.client_id;
     if (!clientid_valid(sc->w.clients, client_id)) {
-        metrics_add("dx_invalid_input_total", "invalid_client", 1);
+        metrics_add(DX_INVALID_INPUT_TOTAL, "invalid_client", 1);
         snprintf(err, err_len, "client_id does not match CLIENT_PATTERN");
         return DX_ERR_INVALID;
     }

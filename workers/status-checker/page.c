@@ -9,76 +9,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "bytebuf.h"
+#include "util.h"
+
 /*
- * The page is built in one growing buffer.  A failed allocation sets a flag
- * that turns every later append into a no-op, so the renderers stay linear
- * and page_render() checks for failure once, at the end.
+ * The page is built in one growing buffer (bytebuf.h), whose sticky failure
+ * keeps the renderers linear: page_render() checks for failure once, at the
+ * end.
  */
 
-typedef struct buf {
-    char *data;
-    size_t len, cap;
-    int failed;
-} buf;
-
-static void add(buf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 16384;
-        char *grown;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        grown = realloc(b->data, cap);
-        if (!grown) {
-            b->failed = 1;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-static void puts_(buf *b, const char *s)
-{
-    add(b, s, strlen(s));
-}
-
-static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(buf *b, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(small, sizeof(small), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        b->failed = 1;
-    } else if ((size_t)n < sizeof(small)) {
-        add(b, small, (size_t)n);
-    } else {
-        char *big = malloc((size_t)n + 1);
-        if (!big) {
-            b->failed = 1;
-            return;
-        }
-        va_start(ap, fmt);
-        vsnprintf(big, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        add(b, big, (size_t)n);
-        free(big);
-    }
-}
-
 /* Appends s escaped for HTML text and attribute values. */
-static void esc(buf *b, const char *s)
+static void esc(bytebuf *b, const char *s)
 {
     const char *run = s;
 
@@ -103,11 +44,11 @@ static void esc(buf *b, const char *s)
         default:
             continue;
         }
-        add(b, run, (size_t)(s - run));
-        puts_(b, rep);
+        bytebuf_add(b, run, (size_t)(s - run));
+        bytebuf_puts(b, rep);
         run = s + 1;
     }
-    add(b, run, (size_t)(s - run));
+    bytebuf_add(b, run, (size_t)(s - run));
 }
 
 /* ---------- reading the status document ---------- */
@@ -146,7 +87,7 @@ static long long num_or_zero(const cJSON *obj, const char *name)
 /* ---------- formatting ---------- */
 
 /* Appends v with thousands separators: 1234567 -> "1,234,567". */
-static void put_count(buf *b, long long v)
+static void put_count(bytebuf *b, long long v)
 {
     char digits[32], out[48];
     int n = snprintf(digits, sizeof(digits), "%lld", v), o = 0;
@@ -157,22 +98,22 @@ static void put_count(buf *b, long long v)
         out[o++] = digits[i];
     }
     out[o] = '\0';
-    puts_(b, out);
+    bytebuf_puts(b, out);
 }
 
 /* A table cell with a count, or a dash when the member is missing. */
-static void put_count_cell(buf *b, const cJSON *obj, const char *name, const char *cls)
+static void put_count_cell(bytebuf *b, const cJSON *obj, const char *name, const char *cls)
 {
     long long v;
 
     if (obj && num(obj, name, &v)) {
         /* Zeros are muted so the counts that matter stand out. */
-        put(b, "<td class=\"num %s%s\">", cls, v == 0 ? " zero" : "");
+        bytebuf_printf(b, "<td class=\"num %s%s\">", cls, v == 0 ? " zero" : "");
         put_count(b, v);
     } else {
-        put(b, "<td class=\"num %s\"><span class=\"none\">&ndash;</span>", cls);
+        bytebuf_printf(b, "<td class=\"num %s\"><span class=\"none\">&ndash;</span>", cls);
     }
-    puts_(b, "</td>");
+    bytebuf_puts(b, "</td>");
 }
 
 static int is_digits(const char *s, size_t n)
@@ -187,102 +128,89 @@ static int is_digits(const char *s, size_t n)
  * Appends a timestamp as <time>: "2026-11-24T08:00:04.5Z" reads
  * "2026-11-24 08:00:04 UTC"; anything else is shown as given.
  */
-static void put_time(buf *b, const char *at)
+static void put_time(bytebuf *b, const char *at)
 {
     if (!at || !*at) {
-        puts_(b, "<span class=\"none\">&ndash;</span>");
+        bytebuf_puts(b, "<span class=\"none\">&ndash;</span>");
         return;
     }
-    puts_(b, "<time datetime=\"");
+    bytebuf_puts(b, "<time datetime=\"");
     esc(b, at);
-    puts_(b, "\">");
+    bytebuf_puts(b, "\">");
     if (strlen(at) >= 19 && is_digits(at, 4) && at[4] == '-' && at[10] == 'T' && at[13] == ':' &&
         at[16] == ':') {
         const char *zone = at + 19;
-        add(b, at, 10);
-        puts_(b, " ");
-        add(b, at + 11, 8);
+        bytebuf_add(b, at, 10);
+        bytebuf_puts(b, " ");
+        bytebuf_add(b, at + 11, 8);
         if (*zone == '.')
             for (zone++; *zone >= '0' && *zone <= '9'; zone++)
                 ;
         if (strcmp(zone, "Z") == 0) {
-            puts_(b, " UTC");
+            bytebuf_puts(b, " UTC");
         } else if (*zone) {
-            puts_(b, " ");
+            bytebuf_puts(b, " ");
             esc(b, zone);
         }
     } else {
         esc(b, at);
     }
-    puts_(b, "</time>");
+    bytebuf_puts(b, "</time>");
 }
 
 /* A text cell: escaped, or a dash when missing. */
-static void put_text_cell(buf *b, const char *s, const char *cls)
+static void put_text_cell(bytebuf *b, const char *s, const char *cls)
 {
-    put(b, "<td class=\"%s\">", cls);
+    bytebuf_printf(b, "<td class=\"%s\">", cls);
     if (s && *s) {
         esc(b, s);
     } else {
-        puts_(b, "<span class=\"none\">&ndash;</span>");
+        bytebuf_puts(b, "<span class=\"none\">&ndash;</span>");
     }
-    puts_(b, "</td>");
+    bytebuf_puts(b, "</td>");
 }
 
 /* A trace id cell: the first 8 characters, the whole id in the tooltip and for copying. */
-static void put_trace_cell(buf *b, const char *trace)
+static void put_trace_cell(bytebuf *b, const char *trace)
 {
-    puts_(b, "<td class=\"trace\">");
+    bytebuf_puts(b, "<td class=\"trace\">");
     if (trace && *trace) {
-        puts_(b, "<code title=\"");
+        bytebuf_puts(b, "<code title=\"");
         esc(b, trace);
-        puts_(b, "\">");
+        bytebuf_puts(b, "\">");
         if (strlen(trace) > 8) {
             char head[9];
             memcpy(head, trace, 8);
             head[8] = '\0';
             esc(b, head);
-            puts_(b, "&hellip;");
+            bytebuf_puts(b, "&hellip;");
         } else {
             esc(b, trace);
         }
-        puts_(b, "</code>");
+        bytebuf_puts(b, "</code>");
     } else {
-        puts_(b, "<span class=\"none\">&ndash;</span>");
+        bytebuf_puts(b, "<span class=\"none\">&ndash;</span>");
     }
-    puts_(b, "</td>");
+    bytebuf_puts(b, "</td>");
 }
 
 /* ---------- dates ---------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil). */
+/* The calendar of util.h, in the types of this file. */
 static long days_from_civil(long y, unsigned m, unsigned d)
 {
-    long era;
-    unsigned yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = (unsigned)(y - era * 400);
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (long)doe - 719468;
+    return (long)util_days_from_civil(y, (int)m, (int)d);
 }
 
 static void civil_from_days(long z, long *y, unsigned *m, unsigned *d)
 {
-    long era;
-    unsigned doe, yoe, doy, mp;
+    int64_t year;
+    int month, mday;
 
-    z += 719468;
-    era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = (unsigned)(z - era * 146097);
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (long)yoe + era * 400 + (*m <= 2);
+    util_civil_from_days(z, &year, &month, &mday);
+    *y = (long)year;
+    *m = (unsigned)month;
+    *d = (unsigned)mday;
 }
 
 /* Parses the "YYYY-MM-DD" at the start of s into days since the epoch; returns 0 on failure. */
@@ -571,7 +499,7 @@ static void axis(long long max, long long *top, long long *step)
     *top = (max + *step - 1) / *step * *step;
 }
 
-static void render_chart(buf *b, const day *days, long first_day)
+static void render_chart(bytebuf *b, const day *days, long first_day)
 {
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                          "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -595,19 +523,21 @@ static void render_chart(buf *b, const day *days, long first_day)
     format_day(first_day, first);
     format_day(first_day + PAGE_CHART_DAYS - 1, last);
 
-    put(b,
+    bytebuf_printf(
+        b,
         "<section id=\"chart\" data-from=\"%s\" data-to=\"%s\">"
         "<h2>Rows per day<small>by order date, %s to %s</small></h2>"
         "<div class=\"legend\"><span><i class=\"in\"></i>rows in <b id=\"chart-total-in\">",
         first, last, first, last);
     put_count(b, total_in);
-    puts_(b, "</b></span><span><i class=\"out\"></i>rows out <b id=\"chart-total-out\">");
+    bytebuf_puts(b, "</b></span><span><i class=\"out\"></i>rows out <b id=\"chart-total-out\">");
     put_count(b, total_out);
-    puts_(b, "</b></span><span><i class=\"rejected\"></i>rows rejected "
-             "<b id=\"chart-total-rejected\">");
+    bytebuf_puts(b, "</b></span><span><i class=\"rejected\"></i>rows rejected "
+                    "<b id=\"chart-total-rejected\">");
     put_count(b, total_rejected);
-    puts_(b, "</b></span><span><i class=\"fail-mark\"></i>day with a failure</span></div>");
-    put(b,
+    bytebuf_puts(b, "</b></span><span><i class=\"fail-mark\"></i>day with a failure</span></div>");
+    bytebuf_printf(
+        b,
         "<svg viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-labelledby=\"chart-title\" "
         "xmlns=\"http://www.w3.org/2000/svg\"><title id=\"chart-title\">Rows in, out and "
         "rejected per order date, %s to %s</title>",
@@ -616,11 +546,12 @@ static void render_chart(buf *b, const day *days, long first_day)
     /* Horizontal grid with its labels. */
     for (long long v = 0; v <= top; v += step) {
         double y = CHART_BASE - height * (double)v / (double)top;
-        put(b, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>", CHART_LEFT,
-            CHART_W - CHART_RIGHT, y, y);
-        put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", CHART_LEFT - 8, y + 4);
+        bytebuf_printf(b, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>",
+                       CHART_LEFT, CHART_W - CHART_RIGHT, y, y);
+        bytebuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", CHART_LEFT - 8,
+                       y + 4);
         put_count(b, v);
-        puts_(b, "</text>");
+        bytebuf_puts(b, "</text>");
     }
 
     for (int i = 0; i < PAGE_CHART_DAYS; i++) {
@@ -634,7 +565,8 @@ static void render_chart(buf *b, const day *days, long first_day)
 
         format_day(first_day + i, date);
         civil_from_days(first_day + i, &y_, &m, &dom);
-        put(b,
+        bytebuf_printf(
+            b,
             "<g class=\"day\" data-date=\"%s\" data-rows-in=\"%lld\" data-rows-out=\"%lld\" "
             "data-rows-rejected=\"%lld\" data-runs=\"%lld\" data-failures=\"%lld\">"
             "<title>%s: %lld in, %lld out, %lld rejected (%lld run%s, %lld failure%s)</title>"
@@ -644,34 +576,36 @@ static void render_chart(buf *b, const day *days, long first_day)
             d->failures == 1 ? "" : "s", x + 1, CHART_TOP, slot - 2, CHART_BASE - CHART_TOP);
         /* A day with a failure is underlined in red on the axis. */
         if (d->failures)
-            put(b,
-                "<rect class=\"fail-mark\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
-                "height=\"3\" rx=\"1.5\"/>",
-                x + 4, CHART_BASE + 2, slot - 8);
+            bytebuf_printf(b,
+                           "<rect class=\"fail-mark\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
+                           "height=\"3\" rx=\"1.5\"/>",
+                           x + 4, CHART_BASE + 2, slot - 8);
         for (int k = 0; k < 3; k++) {
             double h = height * (double)values[k] / (double)top;
             /* A non-zero value stays visible even next to a much larger one. */
             if (values[k] > 0 && h < 1.5)
                 h = 1.5;
-            put(b,
+            bytebuf_printf(
+                b,
                 "<rect class=\"bar %s\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
                 "rx=\"1.5\"/>",
                 classes[k], cx - bar * 1.5 + bar * k, CHART_BASE - h, bar - 1, h);
         }
-        put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\"%s>%u</text>", cx,
-            CHART_BASE + 16, d->failures ? " class=\"failed\"" : "", dom);
+        bytebuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\"%s>%u</text>", cx,
+                       CHART_BASE + 16, d->failures ? " class=\"failed\"" : "", dom);
         if (i == 0 || dom == 1)
-            put(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>", cx,
-                CHART_BASE + 32, months[(m - 1) % 12]);
-        puts_(b, "</g>");
+            bytebuf_printf(b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>", cx,
+                           CHART_BASE + 32, months[(m - 1) % 12]);
+        bytebuf_puts(b, "</g>");
     }
     if (max == 0)
-        put(b,
+        bytebuf_printf(
+            b,
             "<text class=\"empty\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">No runs in "
             "these %d days</text>",
             CHART_LEFT + (CHART_W - CHART_LEFT - CHART_RIGHT) / 2, CHART_TOP + height / 2,
             PAGE_CHART_DAYS);
-    puts_(b, "</svg></section>");
+    bytebuf_puts(b, "</svg></section>");
 }
 
 /*
@@ -728,7 +662,7 @@ static const cJSON *newest_failure(const cJSON **failures, size_t n, const char 
     return NULL;
 }
 
-static void render_depot(buf *b, const cJSON *status, const cJSON **failures, size_t nfailures)
+static void render_depot(bytebuf *b, const cJSON *status, const cJSON **failures, size_t nfailures)
 {
     const cJSON *clients = cJSON_GetObjectItemCaseSensitive(status, "clients"), *client;
     const char **ids = NULL;
@@ -768,16 +702,18 @@ static void render_depot(buf *b, const cJSON *status, const cJSON **failures, si
     if (n)
         qsort(ids, n, sizeof(*ids), cmp_client);
 
-    puts_(b, "<section id=\"depot\"><h2>Depot<small>files and last run per client</small></h2>");
+    bytebuf_puts(
+        b, "<section id=\"depot\"><h2>Depot<small>files and last run per client</small></h2>");
     if (n == 0) {
-        puts_(b, "<p class=\"empty-note\">No client has files in the depot yet.</p></section>");
+        bytebuf_puts(b,
+                     "<p class=\"empty-note\">No client has files in the depot yet.</p></section>");
         free(ids);
         return;
     }
-    puts_(b, "<table><thead><tr><th>Client</th><th>State</th><th class=\"num\">Files</th>"
-             "<th>Last order date</th><th>Last output</th><th class=\"num\">In</th>"
-             "<th class=\"num\">Out</th><th class=\"num\">Rejected</th>"
-             "<th class=\"num\">Duplicate</th><th>Finished</th></tr></thead><tbody>");
+    bytebuf_puts(b, "<table><thead><tr><th>Client</th><th>State</th><th class=\"num\">Files</th>"
+                    "<th>Last order date</th><th>Last output</th><th class=\"num\">In</th>"
+                    "<th class=\"num\">Out</th><th class=\"num\">Rejected</th>"
+                    "<th class=\"num\">Duplicate</th><th>Finished</th></tr></thead><tbody>");
     for (size_t i = 0; i < n; i++) {
         const cJSON *c =
             cJSON_IsObject(clients) ? cJSON_GetObjectItemCaseSensitive(clients, ids[i]) : NULL;
@@ -790,95 +726,97 @@ static void render_depot(buf *b, const cJSON *status, const cJSON **failures, si
 
         if (!cJSON_IsObject(last))
             last = NULL;
-        puts_(b, "<tr class=\"client\" data-client-id=\"");
+        bytebuf_puts(b, "<tr class=\"client\" data-client-id=\"");
         esc(b, ids[i]);
-        puts_(b, "\"><td class=\"client\">");
+        bytebuf_puts(b, "\"><td class=\"client\">");
         esc(b, ids[i]);
-        puts_(b, "</td><td>");
+        bytebuf_puts(b, "</td><td>");
         /* Failing when the newest failure is newer than the last good run. */
         if (failure && (!last || (fail_at && (!last_at || strcmp(fail_at, last_at) > 0)))) {
             const char *reason = str(failure, "reason");
-            puts_(b, "<span class=\"badge failed\" title=\"");
+            bytebuf_puts(b, "<span class=\"badge failed\" title=\"");
             esc(b, reason ? reason : "failed");
-            puts_(b, "\">failed</span>");
+            bytebuf_puts(b, "\">failed</span>");
         } else if (last) {
-            puts_(b, "<span class=\"badge ok\">ok</span>");
+            bytebuf_puts(b, "<span class=\"badge ok\">ok</span>");
         } else {
-            puts_(b, "<span class=\"badge idle\">no run</span>");
+            bytebuf_puts(b, "<span class=\"badge idle\">no run</span>");
         }
-        puts_(b, "</td><td class=\"num files\">");
+        bytebuf_puts(b, "</td><td class=\"num files\">");
         if (c && num(c, "files_in_depot", &count)) {
             put_count(b, count);
         } else if (cJSON_IsArray(files)) {
             put_count(b, cJSON_GetArraySize(files));
         } else {
-            puts_(b, "<span class=\"none\">&ndash;</span>");
+            bytebuf_puts(b, "<span class=\"none\">&ndash;</span>");
         }
-        puts_(b, "</td>");
+        bytebuf_puts(b, "</td>");
         put_text_cell(b, last ? str(last, "order_date") : NULL, "date");
-        puts_(b, "<td class=\"path\">");
+        bytebuf_puts(b, "<td class=\"path\">");
         if (last && str(last, "output"))
             esc(b, str(last, "output"));
         else
-            puts_(b, "<span class=\"none\">&ndash;</span>");
+            bytebuf_puts(b, "<span class=\"none\">&ndash;</span>");
         if (cJSON_IsArray(files) && cJSON_GetArraySize(files) > 0) {
             const cJSON *f;
             int shown = 0, total = cJSON_GetArraySize(files);
-            put(b, "<details><summary>%d file%s</summary><ul>", total, total == 1 ? "" : "s");
+            bytebuf_printf(b, "<details><summary>%d file%s</summary><ul>", total,
+                           total == 1 ? "" : "s");
             cJSON_ArrayForEach(f, files)
             {
                 if (!cJSON_IsString(f) || !f->valuestring)
                     continue;
                 if (shown++ == PAGE_MAX_ROWS)
                     break;
-                puts_(b, "<li>");
+                bytebuf_puts(b, "<li>");
                 esc(b, f->valuestring);
-                puts_(b, "</li>");
+                bytebuf_puts(b, "</li>");
             }
-            puts_(b, "</ul>");
+            bytebuf_puts(b, "</ul>");
             if (total > PAGE_MAX_ROWS)
-                put(b, "<p class=\"more\">and %d more</p>", total - PAGE_MAX_ROWS);
-            puts_(b, "</details>");
+                bytebuf_printf(b, "<p class=\"more\">and %d more</p>", total - PAGE_MAX_ROWS);
+            bytebuf_puts(b, "</details>");
         }
-        puts_(b, "</td>");
+        bytebuf_puts(b, "</td>");
         put_count_cell(b, last, "rows_in", "in");
         put_count_cell(b, last, "rows_out", "out");
         put_count_cell(b, last, "rows_rejected", "rejected");
         put_count_cell(b, last, "rows_duplicate", "duplicate");
-        puts_(b, "<td>");
+        bytebuf_puts(b, "<td>");
         put_time(b, last_at);
-        puts_(b, "</td></tr>");
+        bytebuf_puts(b, "</td></tr>");
     }
-    puts_(b, "</tbody></table></section>");
+    bytebuf_puts(b, "</tbody></table></section>");
     free(ids);
 }
 
-static void render_runs(buf *b, const cJSON **runs, size_t n)
+static void render_runs(bytebuf *b, const cJSON **runs, size_t n)
 {
     size_t shown = n < PAGE_MAX_ROWS ? n : PAGE_MAX_ROWS;
 
-    put(b, "<section id=\"runs\"><h2>Last runs<small>newest first");
+    bytebuf_printf(b, "<section id=\"runs\"><h2>Last runs<small>newest first");
     if (n > PAGE_MAX_ROWS)
-        put(b, ", %d of %zu", PAGE_MAX_ROWS, n);
-    puts_(b, "</small></h2>");
+        bytebuf_printf(b, ", %d of %zu", PAGE_MAX_ROWS, n);
+    bytebuf_puts(b, "</small></h2>");
     if (n == 0) {
-        puts_(b, "<p class=\"empty-note\">No run yet.</p></section>");
+        bytebuf_puts(b, "<p class=\"empty-note\">No run yet.</p></section>");
         return;
     }
-    puts_(b, "<table><thead><tr><th>Finished</th><th>Client</th><th>Order date</th>"
-             "<th>Source</th><th>Output</th><th class=\"num\">In</th><th class=\"num\">Out</th>"
-             "<th class=\"num\">Rejected</th><th class=\"num\">Duplicate</th>"
-             "<th class=\"wide\">Trace</th></tr></thead><tbody>");
+    bytebuf_puts(b,
+                 "<table><thead><tr><th>Finished</th><th>Client</th><th>Order date</th>"
+                 "<th>Source</th><th>Output</th><th class=\"num\">In</th><th class=\"num\">Out</th>"
+                 "<th class=\"num\">Rejected</th><th class=\"num\">Duplicate</th>"
+                 "<th class=\"wide\">Trace</th></tr></thead><tbody>");
     for (size_t i = 0; i < shown; i++) {
         const cJSON *r = runs[i];
         const char *client = str(r, "client_id");
-        puts_(b, "<tr class=\"run\" data-client-id=\"");
+        bytebuf_puts(b, "<tr class=\"run\" data-client-id=\"");
         esc(b, client ? client : "");
-        puts_(b, "\" data-order-date=\"");
+        bytebuf_puts(b, "\" data-order-date=\"");
         esc(b, str(r, "order_date") ? str(r, "order_date") : "");
-        puts_(b, "\"><td>");
+        bytebuf_puts(b, "\"><td>");
         put_time(b, str(r, "at"));
-        puts_(b, "</td>");
+        bytebuf_puts(b, "</td>");
         put_text_cell(b, client, "client");
         put_text_cell(b, str(r, "order_date"), "date");
         put_text_cell(b, str(r, "source"), "path");
@@ -888,85 +826,87 @@ static void render_runs(buf *b, const cJSON **runs, size_t n)
         put_count_cell(b, r, "rows_rejected", "rejected");
         put_count_cell(b, r, "rows_duplicate", "duplicate");
         put_trace_cell(b, str(r, "trace_id"));
-        puts_(b, "</tr>");
+        bytebuf_puts(b, "</tr>");
     }
-    puts_(b, "</tbody></table></section>");
+    bytebuf_puts(b, "</tbody></table></section>");
 }
 
-static void render_failures(buf *b, const cJSON **failures, size_t n)
+static void render_failures(bytebuf *b, const cJSON **failures, size_t n)
 {
     size_t shown = n < PAGE_MAX_ROWS ? n : PAGE_MAX_ROWS;
 
-    put(b, "<section id=\"failures\"><h2>Failures<small>newest first");
+    bytebuf_printf(b, "<section id=\"failures\"><h2>Failures<small>newest first");
     if (n > PAGE_MAX_ROWS)
-        put(b, ", %d of %zu", PAGE_MAX_ROWS, n);
-    puts_(b, "</small></h2>");
+        bytebuf_printf(b, ", %d of %zu", PAGE_MAX_ROWS, n);
+    bytebuf_puts(b, "</small></h2>");
     if (n == 0) {
-        puts_(b, "<p class=\"empty-note\">No failure.</p></section>");
+        bytebuf_puts(b, "<p class=\"empty-note\">No failure.</p></section>");
         return;
     }
-    puts_(b, "<table><thead><tr><th>When</th><th>Client</th><th>Order date</th>"
-             "<th>Source</th><th>Reason</th><th>Kind</th><th class=\"wide\">Trace</th>"
-             "</tr></thead><tbody>");
+    bytebuf_puts(b, "<table><thead><tr><th>When</th><th>Client</th><th>Order date</th>"
+                    "<th>Source</th><th>Reason</th><th>Kind</th><th class=\"wide\">Trace</th>"
+                    "</tr></thead><tbody>");
     for (size_t i = 0; i < shown; i++) {
         const cJSON *f = failures[i];
         const cJSON *permanent = cJSON_GetObjectItemCaseSensitive(f, "permanent");
         const char *client = str(f, "client_id");
-        puts_(b, "<tr class=\"failure\" data-client-id=\"");
+        bytebuf_puts(b, "<tr class=\"failure\" data-client-id=\"");
         esc(b, client ? client : "");
-        puts_(b, "\"><td>");
+        bytebuf_puts(b, "\"><td>");
         put_time(b, str(f, "at"));
-        puts_(b, "</td>");
+        bytebuf_puts(b, "</td>");
         put_text_cell(b, client, "client");
         put_text_cell(b, str(f, "order_date"), "date");
         put_text_cell(b, str(f, "source"), "path");
         put_text_cell(b, str(f, "reason"), "reason");
         if (cJSON_IsTrue(permanent))
-            puts_(b, "<td><span class=\"badge permanent\" title=\"retrying cannot help: fix the "
-                     "drop and trigger again\">permanent</span></td>");
+            bytebuf_puts(
+                b, "<td><span class=\"badge permanent\" title=\"retrying cannot help: fix the "
+                   "drop and trigger again\">permanent</span></td>");
         else
-            puts_(b, "<td><span class=\"badge transient\" title=\"retried "
-                     "automatically\">transient</span></td>");
+            bytebuf_puts(b, "<td><span class=\"badge transient\" title=\"retried "
+                            "automatically\">transient</span></td>");
         put_trace_cell(b, str(f, "trace_id"));
-        puts_(b, "</tr>");
+        bytebuf_puts(b, "</tr>");
     }
-    puts_(b, "</tbody></table></section>");
+    bytebuf_puts(b, "</tbody></table></section>");
 }
 
-static void render_summary(buf *b, const cJSON *status, const day *days, size_t nfailures)
+static void render_summary(bytebuf *b, const cJSON *status, const day *days, size_t nfailures)
 {
     const cJSON *clients = cJSON_GetObjectItemCaseSensitive(status, "clients");
     long long files = 0, rows_out = 0;
 
     for (int i = 0; i < PAGE_CHART_DAYS; i++)
         rows_out += days[i].rows_out;
-    puts_(b, "<section id=\"summary\">");
-    put(b,
-        "<div class=\"card\"><div class=\"label\">Clients</div>"
-        "<div class=\"value\" id=\"summary-clients\">%d</div></div>",
-        cJSON_IsObject(clients) ? cJSON_GetArraySize(clients) : 0);
-    puts_(b, "<div class=\"card\"><div class=\"label\">Files in depot</div>"
-             "<div class=\"value\" id=\"summary-files\">");
+    bytebuf_puts(b, "<section id=\"summary\">");
+    bytebuf_printf(b,
+                   "<div class=\"card\"><div class=\"label\">Clients</div>"
+                   "<div class=\"value\" id=\"summary-clients\">%d</div></div>",
+                   cJSON_IsObject(clients) ? cJSON_GetArraySize(clients) : 0);
+    bytebuf_puts(b, "<div class=\"card\"><div class=\"label\">Files in depot</div>"
+                    "<div class=\"value\" id=\"summary-files\">");
     if (num(status, "files_in_depot", &files))
         put_count(b, files);
     else
-        puts_(b, "&ndash;");
-    put(b,
-        "</div></div><div class=\"card\"><div class=\"label\">Rows out, %d days</div>"
-        "<div class=\"value\" id=\"summary-rows-out\">",
-        PAGE_CHART_DAYS);
+        bytebuf_puts(b, "&ndash;");
+    bytebuf_printf(b,
+                   "</div></div><div class=\"card\"><div class=\"label\">Rows out, %d days</div>"
+                   "<div class=\"value\" id=\"summary-rows-out\">",
+                   PAGE_CHART_DAYS);
     put_count(b, rows_out);
-    puts_(b, "</div></div><div class=\"card");
+    bytebuf_puts(b, "</div></div><div class=\"card");
     if (nfailures)
-        puts_(b, " bad");
-    puts_(b, "\"><div class=\"label\">Failures</div><div class=\"value\" id=\"summary-failures\">");
+        bytebuf_puts(b, " bad");
+    bytebuf_puts(
+        b, "\"><div class=\"label\">Failures</div><div class=\"value\" id=\"summary-failures\">");
     put_count(b, (long long)nfailures);
-    puts_(b, "</div></div></section>");
+    bytebuf_puts(b, "</div></div></section>");
 }
 
 char *page_render(const cJSON *status)
 {
-    buf b = {0};
+    bytebuf b = BYTEBUF_INIT;
     day days[PAGE_CHART_DAYS];
     size_t nruns = 0, nfailures = 0;
     const cJSON **runs, **failures;
@@ -980,35 +920,31 @@ char *page_render(const cJSON *status)
     aggregate(cJSON_GetObjectItemCaseSensitive(status, "runs"),
               cJSON_GetObjectItemCaseSensitive(status, "failures"), first_day, days, &b.failed);
 
-    puts_(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-              "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-              /* Operators leave the page open: it refreshes itself, without any script. */
-              "<meta http-equiv=\"refresh\" content=\"60\">"
-              "<title>DataRetailX pipeline status</title><style>");
-    puts_(&b, style);
-    puts_(&b, "</style></head><body><header><h1>DataRetailX <span>order pipeline</span></h1>"
-              "<p>Status generated ");
+    bytebuf_puts(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                     "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+                     /* Operators leave the page open: it refreshes itself, without any script. */
+                     "<meta http-equiv=\"refresh\" content=\"60\">"
+                     "<title>DataRetailX pipeline status</title><style>");
+    bytebuf_puts(&b, style);
+    bytebuf_puts(&b, "</style></head><body><header><h1>DataRetailX <span>order pipeline</span></h1>"
+                     "<p>Status generated ");
     put_time(&b, generated);
     if (depot) {
-        puts_(&b, " &middot; depot <code id=\"depot-url\">");
+        bytebuf_puts(&b, " &middot; depot <code id=\"depot-url\">");
         esc(&b, depot);
-        puts_(&b, "</code>");
+        bytebuf_puts(&b, "</code>");
     }
-    puts_(&b, "</p></header><main>");
+    bytebuf_puts(&b, "</p></header><main>");
     render_summary(&b, status, days, nfailures);
     render_chart(&b, days, first_day);
     render_depot(&b, status, failures, nfailures);
     /* Failures before runs: they are what an operator opens the page for. */
     render_failures(&b, failures, nfailures);
     render_runs(&b, runs, nruns);
-    puts_(&b, "</main><footer>status-checker &middot; refreshes every minute &middot; "
-              "<a href=\"status\">status JSON</a> &middot; <a href=\"metrics\">metrics</a>"
-              "</footer></body></html>\n");
+    bytebuf_puts(&b, "</main><footer>status-checker &middot; refreshes every minute &middot; "
+                     "<a href=\"status\">status JSON</a> &middot; <a href=\"metrics\">metrics</a>"
+                     "</footer></body></html>\n");
     free(runs);
     free(failures);
-    if (b.failed) {
-        free(b.data);
-        return NULL;
-    }
-    return b.data;
+    return bytebuf_take(&b);
 }

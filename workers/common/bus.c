@@ -6,11 +6,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "inflight.h"
 #include "log.h"
 #include "metrics.h"
 #include "util.h"
 
 #define NS_PER_MS 1000000LL
+
+/* Messages pulled at a time by bus_consume(), all kept in progress until
+ * handled; one today, MAX_IN_FLIGHT later. */
+#define BUS_FETCH_BATCH 1
 
 struct bus {
     natsConnection *nc;
@@ -264,7 +269,18 @@ static int64_t default_backoff_ms(uint64_t delivery)
     return delay < 60000 ? delay : 60000;
 }
 
-static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
+/* The heartbeat's signal: "+WPI", which restarts the message's ACK_WAIT. */
+static void signal_in_progress(void *msg)
+{
+    natsMsg_InProgress(msg, NULL);
+}
+
+/*
+ * Handles one fetched message, registered in beats since its fetch: it is
+ * unregistered before its acknowledgement, so that the heartbeat never
+ * touches a message being acked (nor one destroyed after it).
+ */
+static void handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler handler, void *ctx)
 {
     jsMsgMetaData *meta = NULL;
     bus_delivery d = {0};
@@ -276,7 +292,6 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
     d.subject = natsMsg_GetSubject(msg);
     d.data = natsMsg_GetData(msg);
     d.len = (size_t)natsMsg_GetDataLength(msg);
-    d.msg = msg;
     if (natsMsgHeader_Get(msg, "Content-Type", &d.content_type) != NATS_OK)
         d.content_type = NULL;
     if (natsMsgHeader_Get(msg, "traceparent", &d.traceparent) != NATS_OK)
@@ -289,7 +304,10 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
     }
     d.last_delivery = (int64_t)d.delivery >= b->max_deliver;
     metrics_add("dx_events_consumed_total", d.subject, 1);
+    if (d.delivery > 1)
+        metrics_add("dx_events_redelivered_total", d.subject, 1);
     verdict = handler(ctx, &d, &nak_delay_ms);
+    inflight_remove(beats, msg);
     switch (verdict) {
     case BUS_ACK:
         s = natsMsg_AckSync(msg, NULL, NULL);
@@ -320,10 +338,18 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
                       volatile sig_atomic_t *stop)
 {
     natsSubscription *sub = NULL;
+    inflight *beats = NULL;
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
 
+    /* A quarter of ACK_WAIT leaves room for one lost or late heartbeat
+     * before the server would give the message to another replica. */
+    if (inflight_create(&beats, BUS_FETCH_BATCH, (int64_t)b->ack_wait_s * 1000 / 4,
+                        signal_in_progress) != DX_OK) {
+        log_printf(LOG_LEVEL_ERROR, NULL, "cannot start the in-progress heartbeat");
+        return DX_ERR_NOMEM;
+    }
     jsSubOptions_Init(&so);
     so.Stream = BUS_STREAM;
     so.Consumer = durable;
@@ -331,12 +357,13 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
     if (s != NATS_OK) {
         log_printf(LOG_LEVEL_ERROR, NULL, "cannot bind to consumer %s: %s (JetStream error %d)",
                    durable, natsStatus_GetText(s), (int)jerr);
+        inflight_destroy(beats);
         return DX_ERR_IO;
     }
     while (!*stop) {
         natsMsgList list = {0};
 
-        s = natsSubscription_Fetch(&list, sub, 1, 1000, &jerr);
+        s = natsSubscription_Fetch(&list, sub, BUS_FETCH_BATCH, 1000, &jerr);
         if (s == NATS_TIMEOUT)
             continue;
         if (s != NATS_OK) {
@@ -344,10 +371,15 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
             sleep_ms(500);
             continue;
         }
+        /* Every message fetched is ours from now: all of them beat, also
+         * those still waiting for their turn in a batch. */
         for (int i = 0; i < list.Count; i++)
-            handle_message(b, list.Msgs[i], handler, ctx);
+            inflight_add(beats, list.Msgs[i]);
+        for (int i = 0; i < list.Count; i++)
+            handle_message(b, beats, list.Msgs[i], handler, ctx);
         natsMsgList_Destroy(&list);
     }
+    inflight_destroy(beats);
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
     return DX_OK;
@@ -410,10 +442,4 @@ dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx)
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
     return ds;
-}
-
-void bus_in_progress(const bus_delivery *d)
-{
-    if (d->msg != NULL)
-        natsMsg_InProgress((natsMsg *)d->msg, NULL);
 }

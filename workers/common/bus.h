@@ -40,7 +40,6 @@ typedef struct bus_delivery {
     uint64_t delivery;        /* 1 for the first delivery */
     uint64_t stream_seq;      /* the message's sequence in the stream (0: unknown) */
     int last_delivery;        /* no redelivery will follow a NAK */
-    void *msg;                /* for bus_in_progress() */
 } bus_delivery;
 
 /*
@@ -81,8 +80,11 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
 
 /*
  * Pulls from the durable consumer and calls handler for each message until
- * *stop becomes non-zero (checked at least every second).  Returns DX_OK
- * when stopped.
+ * *stop becomes non-zero (checked at least every second).  While a message
+ * is being handled, a heartbeat thread tells JetStream every quarter of
+ * ACK_WAIT that it is in progress, so that no other replica gets it however
+ * long the handler takes; a handler that hangs therefore holds its message
+ * until the process dies.  Returns DX_OK when stopped.
  */
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
                       volatile sig_atomic_t *stop);
@@ -94,7 +96,3 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
  * projection at start.  Returns when the end of the stream is reached.
  */
 dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx);
-
-/* Tells JetStream that the message is still being worked on (resets its ack
- * wait), for long files. */
-void bus_in_progress(const bus_delivery *d);

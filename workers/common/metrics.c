@@ -732,11 +732,14 @@ void metrics_define_standard(const char *worker)
                                            EVENT_SUBJECT_FILE_FAILED};
     static const char *const event_families[] = {
         "dx_events_consumed_total", "dx_events_published_total", "dx_events_failed_total",
-        "dx_events_terminated_total"};
+        "dx_events_terminated_total", "dx_events_redelivered_total"};
     char labels[256];
 
     metrics_define("dx_events_consumed_total", METRIC_COUNTER,
                    "Events received from JetStream, by subject.", "subject", NULL, 0);
+    metrics_define("dx_events_redelivered_total", METRIC_COUNTER,
+                   "Events received again (JetStream delivery count above 1), by subject.",
+                   "subject", NULL, 0);
     metrics_define("dx_events_published_total", METRIC_COUNTER,
                    "Events published and acknowledged by JetStream, by subject.", "subject", NULL,
                    0);

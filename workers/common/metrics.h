@@ -23,6 +23,7 @@
  * the only per-tenant label and no label ever holds a file name or trace id:
  *
  *   dx_events_consumed_total{subject}          counter    Events received from JetStream.
+ *   dx_events_redelivered_total{subject}       counter    Events received again (delivery > 1).
  *   dx_events_published_total{subject}         counter    Events published and acked by JetStream.
  *   dx_events_failed_total{subject}            counter    Events whose handling failed transiently
  *                                                         and were nak'd for redelivery.

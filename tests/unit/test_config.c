@@ -5,9 +5,10 @@
 #include "testing.h"
 #include "util.h"
 
-static const char *vars[] = {"NATS_URL",    "INBOX_URL",      "DEPOT_URL",      "PORT",
-                             "LOG_LEVEL",   "CLIENT_PATTERN", "EVENT_ENCODING", "SUBSCRIBE",
-                             "MAX_DELIVER", "HTTP_ADDR",      "DROP_MIN_AGE",   "SCHEDULE"};
+static const char *vars[] = {"NATS_URL",       "INBOX_URL",       "DEPOT_URL",      "PORT",
+                             "LOG_LEVEL",      "CLIENT_PATTERN",  "EVENT_ENCODING", "SUBSCRIBE",
+                             "MAX_DELIVER",    "HTTP_ADDR",       "DROP_MIN_AGE",   "SCHEDULE",
+                             "STREAM_MAX_AGE", "STREAM_MAX_BYTES"};
 
 static void clear(void)
 {
@@ -44,13 +45,48 @@ int main(void)
     CHECK_EQ_INT(cfg.subscribe, 0);
     CHECK_EQ_INT(load_with("INBOX_URL", "sftp://u@h:2222/srv", &cfg, err), DX_OK);
 
+    /* Retention: 30 days and no size limit by default; units. */
+    CHECK_EQ_INT(cfg.stream_max_age, 30 * 86400);
+    CHECK_EQ_INT(cfg.stream_max_bytes, -1);
+    CHECK_EQ_INT(load_with("STREAM_MAX_AGE", "7d", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_age, 7 * 86400);
+    CHECK_EQ_INT(load_with("STREAM_MAX_AGE", "36h", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_age, 36 * 3600);
+    CHECK_EQ_INT(load_with("STREAM_MAX_AGE", "90m", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_age, 5400);
+    CHECK_EQ_INT(load_with("STREAM_MAX_AGE", "7200", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_age, 7200);
+    CHECK_EQ_INT(load_with("STREAM_MAX_BYTES", "512M", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_bytes, 512LL << 20);
+    CHECK_EQ_INT(load_with("STREAM_MAX_BYTES", "2G", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_bytes, 2LL << 30);
+    CHECK_EQ_INT(load_with("STREAM_MAX_BYTES", "1048576", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_bytes, 1048576);
+
     static const struct {
         const char *name, *value;
     } bad[] = {
-        {"PORT", "80a"},        {"PORT", "70000"},         {"PORT", "-1"},
-        {"LOG_LEVEL", "loud"},  {"EVENT_ENCODING", "xml"}, {"SUBSCRIBE", "maybe"},
-        {"MAX_DELIVER", "0"},   {"INBOX_URL", "/abs"},     {"DEPOT_URL", "http://x/"},
+        {"PORT", "80a"},
+        {"PORT", "70000"},
+        {"PORT", "-1"},
+        {"LOG_LEVEL", "loud"},
+        {"EVENT_ENCODING", "xml"},
+        {"SUBSCRIBE", "maybe"},
+        {"MAX_DELIVER", "0"},
+        {"INBOX_URL", "/abs"},
+        {"DEPOT_URL", "http://x/"},
         {"DROP_MIN_AGE", "1m"},
+        {"STREAM_MAX_AGE", "30x"},
+        {"STREAM_MAX_AGE", "-1d"},
+        {"STREAM_MAX_AGE", "59m"},
+        {"STREAM_MAX_AGE", "d"},
+        {"STREAM_MAX_AGE", "1dd"},
+        {"STREAM_MAX_AGE", "9999999999d"},
+        {"STREAM_MAX_BYTES", "1k"},
+        {"STREAM_MAX_BYTES", "1000"},
+        {"STREAM_MAX_BYTES", "0"},
+        {"STREAM_MAX_BYTES", "-5M"},
+        {"STREAM_MAX_BYTES", "99999999T"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';

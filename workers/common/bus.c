@@ -66,6 +66,10 @@ static dx_status ensure_stream(bus *b, const config *cfg, char *err, size_t err_
     sc.Replicas = cfg->stream_replicas;
     /* Long enough to absorb a worker re-running a file after a crash. */
     sc.Duplicates = 10LL * 60 * 1000 * NS_PER_MS;
+    /* Bounded retention, set on every start: a changed STREAM_MAX_AGE or
+     * STREAM_MAX_BYTES applies to the existing stream too. */
+    sc.MaxAge = (int64_t)cfg->stream_max_age * 1000 * NS_PER_MS;
+    sc.MaxBytes = cfg->stream_max_bytes;
     s = js_AddStream(&si, b->js, &sc, NULL, &jerr);
     if (s != NATS_OK && jerr == JSStreamNameExistErr)
         s = js_UpdateStream(&si, b->js, &sc, NULL, &jerr);
@@ -300,6 +304,7 @@ static void handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler ha
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         d.delivery = meta->NumDelivered;
         d.stream_seq = meta->Sequence.Stream;
+        d.stream_time_ns = meta->Timestamp;
         jsMsgMetaData_Destroy(meta);
     }
     d.last_delivery = (int64_t)d.delivery >= b->max_deliver;

@@ -39,6 +39,7 @@ typedef struct bus_delivery {
     const char *traceparent;  /* W3C header, NULL when absent */
     uint64_t delivery;        /* 1 for the first delivery */
     uint64_t stream_seq;      /* the message's sequence in the stream (0: unknown) */
+    int64_t stream_time_ns;   /* when the stream stored it, Unix ns (0: unknown) */
     int last_delivery;        /* no redelivery will follow a NAK */
 } bus_delivery;
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "status.h"
 
@@ -29,6 +30,8 @@ typedef struct config {
     int max_event_bytes;       /* MAX_EVENT_BYTES */
     int shutdown_grace;        /* SHUTDOWN_GRACE, seconds */
     int stream_replicas;       /* STREAM_REPLICAS */
+    int64_t stream_max_age;    /* STREAM_MAX_AGE, seconds */
+    int64_t stream_max_bytes;  /* STREAM_MAX_BYTES (-1: no limit) */
 } config;
 
 /*

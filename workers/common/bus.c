@@ -390,37 +390,54 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
     return DX_OK;
 }
 
-dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx)
+dx_status bus_replay(bus *b, uint64_t from_seq, bus_handler handler, void *ctx, uint64_t *last_seq)
 {
     natsSubscription *sub = NULL;
     jsStreamInfo *si = NULL;
-    jsOptions o;
     jsSubOptions so;
     jsErrCode jerr = 0;
+    uint64_t last = 0, first = 0;
     natsStatus s;
     dx_status ds = DX_OK;
 
-    /* Nothing stored on filter: done at once, rather than after the
-     * NextMsg timeout below (a new stream, every test, a first start). */
-    jsOptions_Init(&o);
-    o.Stream.Info.SubjectsFilter = filter;
-    if (js_GetStreamInfo(&si, b->js, BUS_STREAM, &o, &jerr) == NATS_OK &&
-        (si->State.Subjects == NULL || si->State.Subjects->Count == 0)) {
-        jsStreamInfo_Destroy(si);
-        return DX_OK;
+    /* Where the stream ends now: everything up to there is read, whatever
+     * arrives meanwhile (the caller's consumer gets that). */
+    s = js_GetStreamInfo(&si, b->js, BUS_STREAM, NULL, &jerr);
+    if (s == NATS_OK) {
+        last = si->State.LastSeq;
+        first = si->State.FirstSeq;
+        if (si->State.Msgs == 0)
+            last = 0;
     }
     jsStreamInfo_Destroy(si);
+    if (s != NATS_OK) {
+        log_printf(LOG_LEVEL_WARN, NULL, "cannot read the stream's state: %s",
+                   natsStatus_GetText(s));
+        return DX_ERR_IO;
+    }
+    if (last_seq != NULL)
+        *last_seq = last;
+    /* Nothing to read: done at once rather than after the NextMsg timeout
+     * below (a new stream, every test, a first start, an up-to-date
+     * snapshot). */
+    if (last == 0 || last < from_seq)
+        return DX_OK;
     jsSubOptions_Init(&so);
     so.Stream = BUS_STREAM;
     so.Ordered = true;
     so.Config.DeliverPolicy = js_DeliverAll;
-    s = js_SubscribeSync(&sub, b->js, filter, NULL, &so, &jerr);
+    if (from_seq > first) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = from_seq;
+    }
+    /* nats.c wants a subject for an ordered consumer: one matching every
+     * subject of the stream. */
+    s = js_SubscribeSync(&sub, b->js, "orders.>", NULL, &so, &jerr);
     while (s == NATS_OK) {
         natsMsg *msg = NULL;
         jsMsgMetaData *meta = NULL;
         bus_delivery d = {0};
         int64_t ignored = 0;
-        uint64_t pending = 0;
 
         s = natsSubscription_NextMsg(&msg, sub, 2000);
         if (s != NATS_OK)
@@ -432,16 +449,19 @@ dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx)
             d.content_type = NULL;
         d.delivery = 1;
         if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-            pending = meta->NumPending;
+            d.stream_seq = meta->Sequence.Stream;
+            d.stream_time_ns = meta->Timestamp;
             jsMsgMetaData_Destroy(meta);
         }
         handler(ctx, &d, &ignored);
         natsMsg_Destroy(msg);
-        if (pending == 0)
+        if (d.stream_seq >= last)
             break;
     }
+    /* A timeout means the last messages were removed meanwhile (retention):
+     * everything that is left was read. */
     if (s != NATS_OK && s != NATS_TIMEOUT) {
-        log_printf(LOG_LEVEL_WARN, NULL, "replay of %s stopped: %s", filter, natsStatus_GetText(s));
+        log_printf(LOG_LEVEL_WARN, NULL, "replay of the stream stopped: %s", natsStatus_GetText(s));
         ds = DX_ERR_IO;
     }
     natsSubscription_Unsubscribe(sub);

@@ -91,9 +91,12 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
                       volatile sig_atomic_t *stop);
 
 /*
- * Reads every message of the stream matching filter, oldest first, through
- * an ephemeral ordered consumer, calling handler for each (its verdict is
- * ignored: nothing is acknowledged).  Used by status-checker to rebuild its
- * projection at start.  Returns when the end of the stream is reached.
+ * Reads the messages of the stream from sequence from_seq on (0 or 1: from
+ * the first), oldest first and every subject, through an ephemeral ordered
+ * consumer, calling handler for each with d->stream_seq set (its verdict is
+ * ignored: nothing is acknowledged).  Returns when it has read up to the
+ * stream's last message at the call, whose sequence is then *last_seq (may
+ * be NULL; 0 for an empty stream).  Used by status-checker to rebuild its
+ * projection at start.
  */
-dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx);
+dx_status bus_replay(bus *b, uint64_t from_seq, bus_handler handler, void *ctx, uint64_t *last_seq);

@@ -302,3 +302,142 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     *files_in_depot = total;
     return root;
 }
+
+/* ---------- snapshot encoding ---------- */
+
+/*
+ * A snapshot is "DXS1", then one record per run and failure, oldest first:
+ * a kind byte ('R' run, 'F' failure), at_ms as 8 bytes little-endian, the
+ * event's protobuf length as 4 bytes little-endian, then the event (the
+ * same encoding as on the bus, so one decoder validates both).
+ */
+#define SNAPSHOT_MAGIC "DXS1"
+
+typedef struct out_buf {
+    unsigned char *data;
+    size_t len, cap;
+    int failed;
+} out_buf;
+
+static void put_bytes(out_buf *b, const void *data, size_t len)
+{
+    if (b->failed)
+        return;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 64 * 1024;
+        unsigned char *grown;
+
+        while (cap < b->len + len)
+            cap *= 2;
+        grown = realloc(b->data, cap);
+        if (grown == NULL) {
+            b->failed = 1;
+            return;
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+static void put_le(out_buf *b, uint64_t value, int bytes)
+{
+    unsigned char le[8];
+
+    for (int i = 0; i < bytes; i++)
+        le[i] = (unsigned char)(value >> (8 * i));
+    put_bytes(b, le, (size_t)bytes);
+}
+
+static void put_record(out_buf *b, char kind, event_type type, const void *ev, int64_t at_ms)
+{
+    void *data = NULL;
+    size_t len = 0;
+
+    if (event_encode(type, ev, 0, &data, &len) != DX_OK) {
+        b->failed = 1;
+        return;
+    }
+    put_bytes(b, &kind, 1);
+    put_le(b, (uint64_t)at_ms, 8);
+    put_le(b, len, 4);
+    put_bytes(b, data, len);
+    free(data);
+}
+
+dx_status state_encode(state *st, void **data, size_t *len)
+{
+    out_buf b = {0};
+
+    put_bytes(&b, SNAPSHOT_MAGIC, 4);
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; i < st->run_count; i++)
+        put_record(&b, 'R', EVENT_FILE_READY, &st->runs[i].ev, st->runs[i].at_ms);
+    for (size_t i = 0; i < st->failure_count; i++)
+        put_record(&b, 'F', EVENT_FILE_FAILED, &st->failures[i].ev, st->failures[i].at_ms);
+    pthread_mutex_unlock(&st->lock);
+    if (b.failed) {
+        free(b.data);
+        return DX_ERR_NOMEM;
+    }
+    *data = b.data;
+    *len = b.len;
+    return DX_OK;
+}
+
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+    uint64_t value = 0;
+
+    for (int i = bytes; i-- > 0;)
+        value = value << 8 | p[i];
+    return value;
+}
+
+dx_status state_decode(state *st, const void *data, size_t len, char *err, size_t err_len)
+{
+    const unsigned char *p = data;
+    size_t pos = 4;
+    dx_status s = DX_OK;
+
+    if (len < 4 || memcmp(p, SNAPSHOT_MAGIC, 4) != 0) {
+        snprintf(err, err_len, "not a status snapshot (no %s header)", SNAPSHOT_MAGIC);
+        return DX_ERR_INVALID;
+    }
+    while (s == DX_OK && pos < len) {
+        event_file_ready ready;
+        event_file_failed failed;
+        char kind;
+        int64_t at_ms;
+        size_t size;
+
+        if (len - pos < 13) {
+            snprintf(err, err_len, "snapshot truncated at byte %zu", pos);
+            return DX_ERR_INVALID;
+        }
+        kind = (char)p[pos];
+        at_ms = (int64_t)get_le(p + pos + 1, 8);
+        size = (size_t)get_le(p + pos + 9, 4);
+        pos += 13;
+        if (size > len - pos || (kind != 'R' && kind != 'F')) {
+            snprintf(err, err_len, "snapshot record at byte %zu is malformed", pos - 13);
+            return DX_ERR_INVALID;
+        }
+        if (kind == 'R') {
+            memset(&ready, 0, sizeof(ready));
+            s = event_decode(EVENT_FILE_READY, p + pos, size, "application/protobuf", &ready, err,
+                             err_len);
+            if (s == DX_OK)
+                state_add_ready(st, &ready, at_ms);
+        } else {
+            memset(&failed, 0, sizeof(failed));
+            s = event_decode(EVENT_FILE_FAILED, p + pos, size, "application/protobuf", &failed, err,
+                             err_len);
+            if (s == DX_OK)
+                state_add_failed(st, &failed, at_ms);
+        }
+        pos += size;
+    }
+    return s;
+}

@@ -114,6 +114,15 @@ def wait_dates(p, date, timeout):
 
 def check_exactly_once(t, p, cluster, date, replicas, label):
     st = wait_dates(p, date, timeout=120)
+    # A drop is archived after its FileReady is stored, so a run can be on
+    # /status a moment before its drop leaves the inbox: wait for the move
+    # (the checks below say what is missing if it never comes).
+    try:
+        harness.wait_until(lambda: not any(
+            os.path.exists(os.path.join(p.inbox, client, "input.csv")) for client in CLIENTS),
+            timeout=60, what=f"{label}: every drop archived")
+    except TimeoutError:
+        pass
     for client in CLIENTS:
         t.check(len(faultlib.runs_of(st, client, date)) == 1,
                 f"{label}: {client} counted once in status")

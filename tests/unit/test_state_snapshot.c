@@ -10,19 +10,26 @@
 #include "testing.h"
 #include "util.h"
 
+static event_file_ready make_run(int i)
+{
+    event_file_ready ev = {0};
+
+    snprintf(ev.event_id, sizeof(ev.event_id), "r-%d", i);
+    snprintf(ev.client_id, sizeof(ev.client_id), "US%d", 1 + i % 7);
+    util_copy(ev.order_date, sizeof(ev.order_date), "2026-11-24");
+    snprintf(ev.source, sizeof(ev.source), "d%d.csv", i);
+    snprintf(ev.output, sizeof(ev.output), "US/2026-11-24/d%d.csv", i);
+    snprintf(ev.sha256, sizeof(ev.sha256), "%064d", i);
+    ev.rows_in = (uint64_t)i;
+    return ev;
+}
+
 static void fill(state *st, int runs, int failures)
 {
     for (int i = 0; i < runs; i++) {
-        event_file_ready ev = {0};
+        event_file_ready ev = make_run(i);
 
-        snprintf(ev.event_id, sizeof(ev.event_id), "r-%d", i);
-        snprintf(ev.client_id, sizeof(ev.client_id), "US%d", 1 + i % 7);
-        util_copy(ev.order_date, sizeof(ev.order_date), "2026-11-24");
-        snprintf(ev.source, sizeof(ev.source), "d%d.csv", i);
-        snprintf(ev.output, sizeof(ev.output), "US/2026-11-24/d%d.csv", i);
-        snprintf(ev.sha256, sizeof(ev.sha256), "%064d", i);
-        ev.rows_in = (uint64_t)i;
-        state_add_ready(st, &ev, 1764000000000LL + i);
+        CHECK_EQ_INT(state_add_ready(st, &ev, 1764000000000LL + i), 1);
     }
     for (int i = 0; i < failures; i++) {
         event_file_failed ev = {0};
@@ -46,6 +53,20 @@ int main(void)
     CHECK(a != NULL && b != NULL && c != NULL);
     /* More than the state keeps: the snapshot holds the newest. */
     fill(a, STATE_MAX_RUNS + 10, 25);
+    /* Known while kept, whatever the position in the ring; new again once
+     * the newest STATE_MAX_RUNS no longer include it. */
+    for (int i = 0; i < STATE_MAX_RUNS + 10; i += 97) {
+        event_file_ready ev = make_run(i);
+
+        CHECK_EQ_INT(state_add_ready(a, &ev, 0), i < 10 ? 1 : 0);
+    }
+    {
+        /* Same client, date and source, another sha256: another run. */
+        event_file_ready ev = make_run(STATE_MAX_RUNS + 9);
+
+        ev.sha256[0] = 'f';
+        CHECK_EQ_INT(state_add_ready(a, &ev, 0), 1);
+    }
     CHECK_EQ_INT(state_encode(a, &one, &one_len), DX_OK);
     CHECK_EQ_INT(state_decode(b, one, one_len, err, sizeof(err)), DX_OK);
     if (err[0] != '\0')

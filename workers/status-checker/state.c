@@ -23,10 +23,23 @@ typedef struct depot_count {
     int files;
 } depot_count;
 
+/* Hash slots of the run index: a power of two, well over STATE_MAX_RUNS. */
+#define RUN_INDEX_SLOTS 16384u
+
 struct state {
     pthread_mutex_t lock;
-    run_record *runs; /* oldest first */
+    /* A ring: the run added n-th (from 0) is at runs[n % STATE_MAX_RUNS], and
+     * the newest run_count of the run_total added are kept. */
+    run_record *runs;
     size_t run_count;
+    uint64_t run_total;
+    /* Which runs are known, by client, date, source and sha256, so that an
+     * event costs the same with 5000 runs kept as with none (a replay of
+     * 100,000 events compared each with every run kept).  Each slot holds
+     * n + 1 for the n-th run added, 0 when never used; a slot whose run has
+     * left the ring is reused. */
+    uint64_t *run_index;
+    size_t index_used; /* slots ever used since the last rebuild */
     failure_record *failures;
     size_t failure_count;
     /* Per-client file counts, so that an event re-lists only its client's
@@ -43,7 +56,8 @@ state *state_create(void)
         return NULL;
     st->runs = calloc(STATE_MAX_RUNS, sizeof(*st->runs));
     st->failures = calloc(STATE_MAX_FAILURES, sizeof(*st->failures));
-    if (st->runs == NULL || st->failures == NULL) {
+    st->run_index = calloc(RUN_INDEX_SLOTS, sizeof(*st->run_index));
+    if (st->runs == NULL || st->failures == NULL || st->run_index == NULL) {
         state_destroy(st);
         return NULL;
     }
@@ -55,8 +69,9 @@ void state_destroy(state *st)
 {
     if (st == NULL)
         return;
-    if (st->runs != NULL && st->failures != NULL)
+    if (st->runs != NULL && st->failures != NULL && st->run_index != NULL)
         pthread_mutex_destroy(&st->lock);
+    free(st->run_index);
     free(st->runs);
     free(st->failures);
     free(st->counts);
@@ -69,21 +84,97 @@ static int same_run(const event_file_ready *a, const event_file_ready *b)
            strcmp(a->source, b->source) == 0 && strcmp(a->sha256, b->sha256) == 0;
 }
 
+/* The i-th run kept, oldest first (under st->lock). */
+static run_record *run_at(state *st, size_t i)
+{
+    return &st->runs[(st->run_total - st->run_count + i) % STATE_MAX_RUNS];
+}
+
+static int run_live(const state *st, uint64_t n)
+{
+    return n < st->run_total && n >= st->run_total - st->run_count;
+}
+
+static void hash_text(uint64_t *h, const char *text)
+{
+    /* FNV-1a, with the terminating NUL as a separator. */
+    do {
+        *h ^= (unsigned char)*text;
+        *h *= 1099511628211ULL;
+    } while (*text++ != '\0');
+}
+
+static size_t run_slot(const event_file_ready *ev)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    hash_text(&h, ev->client_id);
+    hash_text(&h, ev->order_date);
+    hash_text(&h, ev->source);
+    hash_text(&h, ev->sha256);
+    return (size_t)(h & (RUN_INDEX_SLOTS - 1));
+}
+
+/*
+ * Looks ev up (under st->lock): 1 when known.  Otherwise *free_slot is the
+ * slot to record it in (a reusable one on its probe path, else the empty
+ * one that ended the probe).
+ */
+static int run_find(state *st, const event_file_ready *ev, size_t *free_slot)
+{
+    size_t i = run_slot(ev);
+    size_t reusable = RUN_INDEX_SLOTS;
+
+    for (; st->run_index[i] != 0; i = (i + 1) & (RUN_INDEX_SLOTS - 1)) {
+        uint64_t n = st->run_index[i] - 1;
+
+        if (!run_live(st, n)) {
+            if (reusable == RUN_INDEX_SLOTS)
+                reusable = i;
+        } else if (same_run(&st->runs[n % STATE_MAX_RUNS].ev, ev)) {
+            return 1;
+        }
+    }
+    *free_slot = reusable != RUN_INDEX_SLOTS ? reusable : i;
+    return 0;
+}
+
+/* Indexes the kept runs afresh once reused slots make probes long. */
+static void run_index_rebuild(state *st)
+{
+    memset(st->run_index, 0, RUN_INDEX_SLOTS * sizeof(*st->run_index));
+    st->index_used = 0;
+    for (size_t i = 0; i < st->run_count; i++) {
+        uint64_t n = st->run_total - st->run_count + i;
+        size_t slot = run_slot(&run_at(st, i)->ev);
+
+        while (st->run_index[slot] != 0)
+            slot = (slot + 1) & (RUN_INDEX_SLOTS - 1);
+        st->run_index[slot] = n + 1;
+        st->index_used++;
+    }
+}
+
 int state_add_ready(state *st, const event_file_ready *ev, int64_t at_ms)
 {
-    int added = 1;
+    size_t slot = 0;
+    int added;
 
     pthread_mutex_lock(&st->lock);
-    for (size_t i = 0; i < st->run_count && added; i++)
-        added = !same_run(&st->runs[i].ev, ev);
+    added = !run_find(st, ev, &slot);
     if (added) {
-        if (st->run_count == STATE_MAX_RUNS) {
-            memmove(st->runs, st->runs + 1, (STATE_MAX_RUNS - 1) * sizeof(*st->runs));
-            st->run_count--;
-        }
-        st->runs[st->run_count].ev = *ev;
-        st->runs[st->run_count].at_ms = at_ms;
-        st->run_count++;
+        run_record *r = &st->runs[st->run_total % STATE_MAX_RUNS];
+
+        if (st->run_index[slot] == 0)
+            st->index_used++;
+        st->run_index[slot] = st->run_total + 1;
+        r->ev = *ev;
+        r->at_ms = at_ms;
+        st->run_total++;
+        if (st->run_count < STATE_MAX_RUNS)
+            st->run_count++;
+        if (st->index_used > RUN_INDEX_SLOTS / 4 * 3)
+            run_index_rebuild(st);
     }
     pthread_mutex_unlock(&st->lock);
     return added;
@@ -281,7 +372,7 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     pthread_mutex_lock(&st->lock);
     /* Oldest first, so that the last assignment per client and date wins. */
     for (size_t i = 0; i < st->run_count; i++) {
-        const run_record *r = &st->runs[i];
+        const run_record *r = run_at(st, i);
         cJSON *client = client_object(clients, r->ev.client_id);
         cJSON *dates = cJSON_GetObjectItemCaseSensitive(client, "dates");
 
@@ -291,7 +382,7 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
         cJSON_AddItemToObject(client, "last_run", run_json(r));
     }
     for (size_t i = st->run_count; i-- > 0;)
-        cJSON_AddItemToArray(runs, run_json(&st->runs[i]));
+        cJSON_AddItemToArray(runs, run_json(run_at(st, i)));
     for (size_t i = st->failure_count; i-- > 0;)
         cJSON_AddItemToArray(failures, failure_json(&st->failures[i]));
     pthread_mutex_unlock(&st->lock);
@@ -373,7 +464,7 @@ dx_status state_encode(state *st, void **data, size_t *len)
     put_bytes(&b, SNAPSHOT_MAGIC, 4);
     pthread_mutex_lock(&st->lock);
     for (size_t i = 0; i < st->run_count; i++)
-        put_record(&b, 'R', EVENT_FILE_READY, &st->runs[i].ev, st->runs[i].at_ms);
+        put_record(&b, 'R', EVENT_FILE_READY, &run_at(st, i)->ev, run_at(st, i)->at_ms);
     for (size_t i = 0; i < st->failure_count; i++)
         put_record(&b, 'F', EVENT_FILE_FAILED, &st->failures[i].ev, st->failures[i].at_ms);
     pthread_mutex_unlock(&st->lock);

@@ -403,6 +403,17 @@ class Pipeline:
                        timeout=30, what=f"{worker} ready")
         return proc
 
+    def start_replica(self, worker, name, **env):
+        """Starts one more replica of worker, logging to <name>.log, on a
+        port of its own (self.ports[name]); waits until it is ready."""
+        port = self.ports.setdefault(name, free_port())
+        proc = start_process(worker_command(worker), os.path.join(self.workdir, f"{name}.log"),
+                             env=self.env(worker, PORT=port, **env))
+        self.workers[name] = proc
+        wait_until(lambda: proc.poll() is None and http_get(port, "/_/ready")[0] == 200,
+                   timeout=60, what=f"{name} ready")
+        return proc
+
     def start(self, **env):
         self.start_nats()
         self.start_worker("status-checker", **env)

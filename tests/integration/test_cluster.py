@@ -94,17 +94,6 @@ def stream_leader(cluster):
         c.close()
 
 
-def start_replica(p, name):
-    port = harness.free_port()
-    proc = harness.start_process([harness.binary("file-transformer")],
-                                 os.path.join(p.workdir, f"{name}.log"),
-                                 env=p.env("file-transformer", PORT=port))
-    p.workers[name] = proc
-    harness.wait_until(lambda: proc.poll() is None and harness.http_get(port, "/_/ready")[0] == 200,
-                       timeout=60, what=f"{name} ready")
-    return proc
-
-
 def wait_dates(p, date, timeout):
     def done():
         st = p.status()
@@ -173,7 +162,8 @@ def main():
         cluster.start()
         figure(f"3-node cluster with JetStream ready in {time.time() - started:.1f} s")
         p.start_worker("status-checker")
-        replicas = {f"file-transformer-{i}": start_replica(p, f"file-transformer-{i}")
+        replicas = {f"file-transformer-{i}": p.start_replica("file-transformer",
+                                                             f"file-transformer-{i}")
                     for i in (1, 2, 3)}
         c = cluster.client()
         try:

@@ -21,7 +21,6 @@ import sys
 
 import faultlib
 import harness
-from sshd import Sshd
 
 DATE = "2026-11-24"
 CLIENTS = ["US61", "US62", "US63"]
@@ -45,40 +44,18 @@ def metric_sum(port, name):
     return total
 
 
-def start_replica(p, name, port):
-    proc = harness.start_process(harness.worker_command("file-transformer"),
-                                 os.path.join(p.workdir, f"{name}.log"),
-                                 env=p.env("file-transformer", PORT=port))
-    p.workers[name] = proc
-    harness.wait_until(lambda: proc.poll() is None and harness.http_get(port, "/_/ready")[0] == 200,
-                       timeout=30, what=f"{name} ready")
-    return proc
-
-
 def main():
     t = harness.TestRun("test_redelivery")
-    server = Sshd()
-    p = None
-    try:
-        server.start()
-        os.makedirs(server.path("inbox"))
-        os.makedirs(server.path("depot"))
-        p = harness.Pipeline("redelivery", inbox_url=server.url("inbox"),
-                             depot_url=server.url("depot"),
-                             extra_env=dict(server.env(), ACK_WAIT="2", MAX_DELIVER="20"))
-        p.inbox = server.path("inbox")
-        p.depot = server.path("depot")
+    with faultlib.sftp_pipeline(t, "redelivery", ACK_WAIT="2", MAX_DELIVER="20") as (p, _server):
         body = "".join(harness.SAMPLE_ORDERS.splitlines(keepends=True)[:3])
         for client in CLIENTS:
             for i in range(DROPS_PER_CLIENT):
                 p.drop(client, f"d{i:03d}.csv", body.replace("A-", f"{client}-{i}-"))
         p.start_nats()
         p.start_worker("status-checker")
-        ports = {}
-        replicas = {}
-        for name in ("file-transformer-1", "file-transformer-2"):
-            ports[name] = harness.free_port()
-            replicas[name] = start_replica(p, name, ports[name])
+        replicas = {name: p.start_replica("file-transformer", name)
+                    for name in ("file-transformer-1", "file-transformer-2")}
+        ports = {name: p.ports[name] for name in replicas}
         code, out = p.run_checker("--once", "--date", DATE)
         t.check(code == 0, f"daily-checker --once exits 0 ({out[-200:]})")
         total = len(CLIENTS) * DROPS_PER_CLIENT
@@ -129,15 +106,6 @@ def main():
             t.check(value == 0, f"{name}: dx_events_redelivered_total is 0 ({value})")
         for name, proc in replicas.items():
             t.check(proc.poll() is None, f"{name} kept running")
-    except Exception as e:  # noqa: BLE001 - a crash of the test is a failure, with logs
-        t.check(False, f"exception: {e!r}")
-    finally:
-        if p is not None:
-            if t.failed:
-                p.dump_logs()
-                print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
-            p.stop()
-        server.cleanup()
     return t.finish()
 
 

@@ -16,7 +16,6 @@ import sys
 
 import faultlib
 import harness
-from sshd import Sshd
 
 DATE = "2026-11-24"
 ROWS = 400_000  # about 35 MB: long enough to be killed mid-write
@@ -24,17 +23,7 @@ ROWS = 400_000  # about 35 MB: long enough to be killed mid-write
 
 def main():
     t = harness.TestRun("test_sftp_abandoned")
-    server = Sshd()
-    p = None
-    try:
-        server.start()
-        os.makedirs(server.path("inbox"))
-        os.makedirs(server.path("depot"))
-        p = harness.Pipeline("sftp-abandoned", inbox_url=server.url("inbox"),
-                             depot_url=server.url("depot"),
-                             extra_env=dict(server.env(), ACK_WAIT="3", MAX_DELIVER="10"))
-        p.inbox = server.path("inbox")
-        p.depot = server.path("depot")
+    with faultlib.sftp_pipeline(t, "sftp-abandoned", ACK_WAIT="3", MAX_DELIVER="10") as (p, _s):
         big = faultlib.write_orders(os.path.join(p.workdir, "big.csv"), ROWS, prefix="K")
         ref_out, ref_rejects = faultlib.clean_reference(big, p.workdir, "big")
         faultlib.copy_drop(p, "US5", "input.csv", big)
@@ -72,15 +61,6 @@ def main():
                    and "abandoned temporary file" in str(r.get("msg", ""))]
         t.check(len(removed) == len(left),
                 f"each one removed with a log line ({len(removed)} for {len(left)})")
-    except Exception as e:  # noqa: BLE001 - a crash of the test is a failure, with logs
-        t.check(False, f"exception: {e!r}")
-    finally:
-        if p is not None:
-            if t.failed:
-                p.dump_logs()
-                print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
-            p.stop()
-        server.cleanup()
     return t.finish()
 
 

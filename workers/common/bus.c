@@ -16,6 +16,8 @@
 /* Messages pulled at a time by bus_consume(), all kept in progress until
  * handled; one today, MAX_IN_FLIGHT later. */
 #define BUS_FETCH_BATCH 1
+/* How long one Fetch waits for a message (the stop flag is checked between). */
+#define FETCH_WAIT_MS 1000
 
 struct bus {
     natsConnection *nc;
@@ -339,6 +341,55 @@ static void handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler ha
                    natsStatus_GetText(s));
 }
 
+/*
+ * A Fetch that gave up at its own deadline has not seen the server's 408
+ * that ends its pull request: the request may still be pending there (its
+ * expiry counts from when the server received it, later under load), and a
+ * message published meanwhile would be delivered to it while this worker is
+ * busy with the next one.  Waiting for that 408 (or for such a message) to
+ * arrive before asking again keeps one request at a time on the server.
+ */
+static void wait_request_expired(natsSubscription *sub, volatile sig_atomic_t *stop)
+{
+    int queued = 0;
+
+    for (int waited = 0; waited < 2000 && !*stop; waited += 5) {
+        if (natsSubscription_GetPending(sub, &queued, NULL) == NATS_OK && queued > 0)
+            return;
+        sleep_ms(5);
+    }
+}
+
+/*
+ * A pull request can outlive the Fetch that sent it (the server counts its
+ * expiry from when it receives it, later than the client under load), so a
+ * message may be delivered while the worker is busy with another and wait
+ * in nats.c's queue, out of the heartbeat's reach, until the next Fetch; by
+ * then ACK_WAIT may have passed and JetStream given it to another replica.
+ * Such a message is handled only when it is surely still ours: a first
+ * delivery of a message stored less than half of ACK_WAIT ago (it cannot
+ * have been delivered earlier than it was stored).  Otherwise it is left to
+ * JetStream, which redelivers it (to one replica) once its ACK_WAIT is over.
+ */
+static int surely_still_ours(bus *b, natsMsg *msg)
+{
+    jsMsgMetaData *meta = NULL;
+    int ours = 0;
+
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        int64_t age_ms = util_now_ms() - meta->Timestamp / NS_PER_MS;
+
+        ours = meta->NumDelivered == 1 && age_ms < (int64_t)b->ack_wait_s * 1000 / 2;
+        if (!ours)
+            log_printf(LOG_LEVEL_INFO, NULL,
+                       "left message %llu of %s for redelivery: it waited in this worker's queue "
+                       "while another was handled",
+                       (unsigned long long)meta->Sequence.Stream, natsMsg_GetSubject(msg));
+        jsMsgMetaData_Destroy(meta);
+    }
+    return ours;
+}
+
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
                       volatile sig_atomic_t *stop)
 {
@@ -367,10 +418,19 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
     }
     while (!*stop) {
         natsMsgList list = {0};
+        int64_t asked;
+        int queued = 0;
 
-        s = natsSubscription_Fetch(&list, sub, BUS_FETCH_BATCH, 1000, &jerr);
-        if (s == NATS_TIMEOUT)
+        /* Anything already queued was delivered before this Fetch asked. */
+        if (natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK)
+            queued = 0;
+        asked = util_monotonic_ms();
+        s = natsSubscription_Fetch(&list, sub, BUS_FETCH_BATCH, FETCH_WAIT_MS, &jerr);
+        if (s == NATS_TIMEOUT) {
+            if (util_monotonic_ms() - asked >= FETCH_WAIT_MS)
+                wait_request_expired(sub, stop);
             continue;
+        }
         if (s != NATS_OK) {
             /* Disconnected or the server is restarting: wait and pull again. */
             sleep_ms(500);
@@ -378,10 +438,17 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
         }
         /* Every message fetched is ours from now: all of them beat, also
          * those still waiting for their turn in a batch. */
-        for (int i = 0; i < list.Count; i++)
+        for (int i = 0; i < list.Count; i++) {
+            if (queued > 0 && !surely_still_ours(b, list.Msgs[i])) {
+                natsMsg_Destroy(list.Msgs[i]);
+                list.Msgs[i] = NULL;
+                continue;
+            }
             inflight_add(beats, list.Msgs[i]);
+        }
         for (int i = 0; i < list.Count; i++)
-            handle_message(b, beats, list.Msgs[i], handler, ctx);
+            if (list.Msgs[i] != NULL)
+                handle_message(b, beats, list.Msgs[i], handler, ctx);
         natsMsgList_Destroy(&list);
     }
     inflight_destroy(beats);

@@ -404,76 +404,58 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
  */
 #define SNAPSHOT_MAGIC "DXS1"
 
-typedef struct out_buf {
-    unsigned char *data;
-    size_t len, cap;
-    int failed;
-} out_buf;
-
-static void put_bytes(out_buf *b, const void *data, size_t len)
-{
-    if (b->failed)
-        return;
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 64 * 1024;
-        unsigned char *grown;
-
-        while (cap < b->len + len)
-            cap *= 2;
-        grown = realloc(b->data, cap);
-        if (grown == NULL) {
-            b->failed = 1;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-}
-
-static void put_le(out_buf *b, uint64_t value, int bytes)
+/* The records are written to an open_memstream(): a growing buffer from
+ * the C library rather than one more by hand. */
+static void put_le(FILE *out, uint64_t value, int bytes)
 {
     unsigned char le[8];
 
     for (int i = 0; i < bytes; i++)
         le[i] = (unsigned char)(value >> (8 * i));
-    put_bytes(b, le, (size_t)bytes);
+    fwrite(le, 1, (size_t)bytes, out);
 }
 
-static void put_record(out_buf *b, char kind, event_type type, const void *ev, int64_t at_ms)
+static int put_record(FILE *out, char kind, event_type type, const void *ev, int64_t at_ms)
 {
     void *data = NULL;
     size_t len = 0;
 
-    if (event_encode(type, ev, 0, &data, &len) != DX_OK) {
-        b->failed = 1;
-        return;
-    }
-    put_bytes(b, &kind, 1);
-    put_le(b, (uint64_t)at_ms, 8);
-    put_le(b, len, 4);
-    put_bytes(b, data, len);
+    if (event_encode(type, ev, 0, &data, &len) != DX_OK)
+        return -1;
+    fputc(kind, out);
+    put_le(out, (uint64_t)at_ms, 8);
+    put_le(out, len, 4);
+    fwrite(data, 1, len, out);
     free(data);
+    return 0;
 }
 
 dx_status state_encode(state *st, void **data, size_t *len)
 {
-    out_buf b = {0};
+    char *bytes = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&bytes, &size);
+    int failed = out == NULL;
 
-    put_bytes(&b, SNAPSHOT_MAGIC, 4);
+    if (out != NULL)
+        fputs(SNAPSHOT_MAGIC, out);
     pthread_mutex_lock(&st->lock);
-    for (size_t i = 0; i < st->run_count; i++)
-        put_record(&b, 'R', EVENT_FILE_READY, &run_at(st, i)->ev, run_at(st, i)->at_ms);
-    for (size_t i = 0; i < st->failure_count; i++)
-        put_record(&b, 'F', EVENT_FILE_FAILED, &st->failures[i].ev, st->failures[i].at_ms);
+    for (size_t i = 0; !failed && i < st->run_count; i++)
+        failed = put_record(out, 'R', EVENT_FILE_READY, &run_at(st, i)->ev, run_at(st, i)->at_ms);
+    for (size_t i = 0; !failed && i < st->failure_count; i++)
+        failed =
+            put_record(out, 'F', EVENT_FILE_FAILED, &st->failures[i].ev, st->failures[i].at_ms);
     pthread_mutex_unlock(&st->lock);
-    if (b.failed) {
-        free(b.data);
+    if (out != NULL) {
+        failed |= ferror(out) != 0;
+        failed |= fclose(out) != 0; /* sets bytes and size */
+    }
+    if (failed) {
+        free(bytes);
         return DX_ERR_NOMEM;
     }
-    *data = b.data;
-    *len = b.len;
+    *data = bytes;
+    *len = size;
     return DX_OK;
 }
 

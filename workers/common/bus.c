@@ -395,6 +395,7 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
 {
     natsSubscription *sub = NULL;
     inflight *beats = NULL;
+    int after_work = 0;
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
@@ -421,9 +422,12 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
         int64_t asked;
         int queued = 0;
 
-        /* Anything already queued was delivered before this Fetch asked. */
-        if (natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK)
+        /* After handling a message, anything already queued was delivered
+         * while this worker was busy.  (After an idle Fetch it is that
+         * Fetch's late 408, or a message that has just arrived.) */
+        if (!after_work || natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK)
             queued = 0;
+        after_work = 0;
         asked = util_monotonic_ms();
         s = natsSubscription_Fetch(&list, sub, BUS_FETCH_BATCH, FETCH_WAIT_MS, &jerr);
         if (s == NATS_TIMEOUT) {
@@ -450,6 +454,7 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
             if (list.Msgs[i] != NULL)
                 handle_message(b, beats, list.Msgs[i], handler, ctx);
         natsMsgList_Destroy(&list);
+        after_work = 1;
     }
     inflight_destroy(beats);
     natsSubscription_Unsubscribe(sub);

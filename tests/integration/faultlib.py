@@ -152,4 +152,6 @@ def sftp_pipeline(t, name, **env):
                 p.dump_logs()
                 print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
             p.stop()
+            reports = sanitizer_reports(p.workdir)
+            t.check(reports == [], f"no sanitizer report in the worker logs ({reports[:3]})")
         server.cleanup()

@@ -18,6 +18,7 @@ import re
 import sys
 import time
 
+import faultlib
 import harness
 
 DATE = "2026-11-24"
@@ -112,6 +113,8 @@ def main():
             check_all_runs(t, p, FIRST + WHILE_DOWN, "after the corrupt snapshot")
         finally:
             c.close()
+    reports = faultlib.sanitizer_reports(p.workdir)
+    t.check(reports == [], f"no sanitizer report in the worker logs ({reports[:3]})")
     return t.finish()
 
 

@@ -116,6 +116,8 @@ def main():
         test_retention(p, t)
         test_bad_settings(p, t)
         test_ids_after_recreate(p, t)
+    reports = faultlib.sanitizer_reports(p.workdir)
+    t.check(reports == [], f"no sanitizer report in the worker logs ({reports[:3]})")
     return t.finish()
 
 

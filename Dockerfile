@@ -5,6 +5,9 @@
 #
 #   docker build --build-arg WORKER=file-transformer -t dataretailx/file-transformer:0.1.0 .
 #
+# Every image also holds dxctl, the operator's command, beside the worker
+# (`kubectl exec deploy/status-checker -- dxctl status`).
+#
 # The build stage compiles the whole meson project on Debian bookworm; the
 # runtime stage is debian:bookworm-slim with only the shared libraries the
 # workers link against (tests/deploy/test_runtime_libs.py checks the list
@@ -35,9 +38,10 @@ COPY workers/ workers/
 COPY tests/ tests/
 COPY bench/ bench/
 RUN meson setup /build --buildtype=release --prefix=/usr/local \
- && ninja -C /build "workers/${WORKER}/${WORKER}" \
+ && ninja -C /build "workers/${WORKER}/${WORKER}" workers/dxctl/dxctl \
  && install -D -m 0755 "/build/workers/${WORKER}/${WORKER}" "/out/usr/local/bin/${WORKER}" \
- && strip --strip-unneeded "/out/usr/local/bin/${WORKER}" \
+ && install -D -m 0755 /build/workers/dxctl/dxctl /out/usr/local/bin/dxctl \
+ && strip --strip-unneeded "/out/usr/local/bin/${WORKER}" /out/usr/local/bin/dxctl \
  && ln -s "${WORKER}" /out/usr/local/bin/worker
 
 FROM ${RUNTIME_IMAGE} AS runtime

@@ -61,7 +61,7 @@ def main():
         total = len(CLIENTS) * DROPS_PER_CLIENT
 
         def all_done():
-            ready = [r for proc in replicas.values() for r in faultlib.records(proc, "file ready")]
+            ready = [r for proc in replicas.values() for r in harness.log_records(proc, "file ready")]
             left = [n for c in CLIENTS for n in os.listdir(os.path.join(p.inbox, c))
                     if n.endswith(".csv")]
             return ready if len(ready) >= total and not left else None
@@ -76,7 +76,7 @@ def main():
             info = c.consumer_info("file-transformer")
         finally:
             c.close()
-        ready = [r for proc in replicas.values() for r in faultlib.records(proc, "file ready")]
+        ready = [r for proc in replicas.values() for r in harness.log_records(proc, "file ready")]
         sources = [r.get("source") for r in ready]
         # The consumer's sequence counts every delivery, first or not; each
         # of the len(CLIENTS) events is delivered once when none is redelivered.

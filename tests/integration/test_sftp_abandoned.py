@@ -44,7 +44,7 @@ def main():
         archived = os.path.join(p.inbox, "US5", "archive", DATE, "input.csv")
         harness.wait_until(lambda: os.path.exists(archived), timeout=120,
                            what="the run completed by the second transformer")
-        ready = faultlib.records(second, "file ready")
+        ready = harness.log_records(second, "file ready")
         t.check(len(ready) == 1, f"the second transformer completed the run ({len(ready)})")
         outputs = [os.path.join(p.depot, r["output"]) for r in ready[:1]]
         rejects = [os.path.join(p.depot, r["rejects"]) for r in ready[:1]]

@@ -82,7 +82,7 @@ def hand_event_ids(p, t, label):
     finally:
         c.close()
     proc = p.workers["file-transformer"]
-    rec = harness.wait_until(lambda: next(iter(faultlib.records(proc, "file ready")), None),
+    rec = harness.wait_until(lambda: next(iter(harness.log_records(proc, "file ready")), None),
                              timeout=60, what=f"{label}: the hand-made event handled")
     event_id, trace_id = rec.get("event_id", ""), rec.get("trace_id", "")
     t.check(event_id != "" and len(trace_id) == 32,

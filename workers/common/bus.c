@@ -418,11 +418,11 @@ static void handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler ha
  * busy with the next one.  Waiting for that 408 (or for such a message) to
  * arrive before asking again keeps one request at a time on the server.
  */
-static void wait_request_expired(natsSubscription *sub, volatile sig_atomic_t *stop)
+static void wait_request_expired(natsSubscription *sub, const atomic_int *stop)
 {
     int queued = 0;
 
-    for (int waited = 0; waited < 2000 && !*stop; waited += 5) {
+    for (int waited = 0; waited < 2000 && !atomic_load(stop); waited += 5) {
         if (natsSubscription_GetPending(sub, &queued, NULL) == NATS_OK && queued > 0)
             return;
         sleep_ms(5);
@@ -460,7 +460,7 @@ static int surely_still_ours(bus *b, natsMsg *msg)
 }
 
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
-                      volatile sig_atomic_t *stop)
+                      const atomic_int *stop)
 {
     natsSubscription *sub = NULL;
     inflight *beats = NULL;
@@ -486,7 +486,7 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
         inflight_destroy(beats);
         return DX_ERR_IO;
     }
-    while (!*stop) {
+    while (!atomic_load(stop)) {
         natsMsgList list = {0};
         int64_t asked;
         int queued = 0;

@@ -13,17 +13,17 @@
 #include "kv.h"
 #include "page.h"
 #include "snapshot.h"
+#include "profiles_view.h"
 #include "state.h"
 #include "util.h"
 #include "worker.h"
 
 static const char usage[] =
-    "usage: status-checker [--help]\n"
+    "usage: status-checker [--help | --version]\n"
     "\n"
     "Runs as a service: serves HTTP on PORT (GET /status, GET /, GET /_/health,\n"
     "GET /_/ready, GET /metrics, POST / = one file-ready or file-failed event)\n"
-    "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n"
-    "Configuration is read from the environment: see README.md.\n";
+    "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n";
 
 /* A snapshot is saved after this many stream messages, or this long after
  * the last save when a message arrives, and at shutdown. */
@@ -266,6 +266,7 @@ static void serve_status(status_checker *sc, http_response *resp, int html)
         http_error(resp, 503, err);
         return;
     }
+    profiles_view_annotate(doc, &sc->w);
     resp->status = 200;
     if (html) {
         resp->body = page_render(doc);
@@ -321,7 +322,11 @@ int main(int argc, char **argv)
     int ret = 1;
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
+        worker_print_help(usage);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        worker_print_version("status-checker");
         return 0;
     }
     if (argc >= 2) {
@@ -329,13 +334,13 @@ int main(int argc, char **argv)
         return 2;
     }
     worker_install_signals();
-    if (worker_init(&sc.w, "status-checker", 0, 1, err, sizeof(err)) != DX_OK) {
+    if (worker_init(&sc.w, "status-checker", WORKER_DEPOT, err, sizeof(err)) != DX_OK) {
         fprintf(stderr, "status-checker: %s\n", err);
         ret = 2;
         goto done;
     }
     worker_log_settings(&sc.w, NULL);
-    sc.w.warming_up = 1;
+    atomic_store(&sc.w.warming_up, 1);
     sc.state = state_create();
     if (sc.state == NULL)
         goto done;
@@ -346,11 +351,11 @@ int main(int argc, char **argv)
     if (worker_connect_bus(&sc.w, -1) == DX_OK) {
         rebuild_state(&sc);
         prime_depot_counts(&sc);
-        sc.w.warming_up = 0;
+        atomic_store(&sc.w.warming_up, 0);
         if (sc.w.cfg.subscribe)
             bus_consume(sc.w.bus, BUS_DURABLE_STATUS, on_message, &sc, &worker_stop);
         else
-            while (!worker_stop)
+            while (!atomic_load(&worker_stop))
                 worker_sleep(1000);
         maybe_save(&sc, 1);
     }
@@ -360,6 +365,7 @@ done:
     snapshot_destroy(sc.snap);
     kv_destroy(sc.bucket); /* before the bus it uses */
     worker_finish(&sc.w);
+    profiles_view_finish();
     state_destroy(sc.state);
     return ret;
 }

@@ -76,13 +76,13 @@ dx_status snapshot_save(snapshot *sn, uint64_t stream_seq, const void *data, siz
         size_t n = len - off < CHUNK_BYTES ? len - off : CHUNK_BYTES;
 
         chunk_key(key, sizeof(key), generation, i);
-        s = kv_put(sn->store, key, (const char *)data + off, n);
+        s = kv_put_bytes(sn->store, key, (const char *)data + off, n);
     }
     sha256_hex(data, len, sha);
     snprintf(head, sizeof(head), "1 %" PRIu64 " %" PRIu64 " %zu %zu %s", stream_seq, generation,
              chunks, len, sha);
     if (s == DX_OK)
-        s = kv_put(sn->store, HEAD_KEY, head, strlen(head));
+        s = kv_put_bytes(sn->store, HEAD_KEY, head, strlen(head));
     if (s != DX_OK) {
         purge_generation(sn, generation, chunks);
         return s;

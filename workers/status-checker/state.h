@@ -50,6 +50,12 @@ dx_status state_recount_client(state *st, worker *w, const char *client_id, int 
                                size_t err_len);
 
 /*
+ * The entry of client_id in a status document's "clients" object, created
+ * empty (no file, no date) when missing; borrowed from clients.
+ */
+cJSON *state_client_entry(cJSON *clients, const char *client_id);
+
+/*
  * Encodes every run and failure (with the time each was recorded) as one
  * snapshot.  On success *data is a new buffer of *len bytes the caller frees.
  */

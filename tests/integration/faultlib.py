@@ -2,13 +2,16 @@
 inspection, stream counting, log timestamps.  Python standard library only.
 """
 
+import contextlib
 import datetime
 import hashlib
 import os
 import shutil
 import subprocess
+import sys
 
 import harness
+from sshd import Sshd
 
 HEADER = ("order_id,order_date,customer_id,customer_email,product_sku,product_name,quantity,"
           "unit_price,currency,status\n")
@@ -114,3 +117,35 @@ def sanitizer_reports(workdir):
                     if any(mark in line for mark in SANITIZER_MARKS):
                         out.append(f"{name}: {line}")
     return out
+
+
+@contextlib.contextmanager
+def sftp_pipeline(t, name, **env):
+    """A harness.Pipeline whose inbox and depot are served by a real sshd
+    (INBOX_URL and DEPOT_URL on sftp://, the keys in the environment, env
+    added), yielded as (pipeline, server).  The workers reach the folders
+    through sshd; p.inbox and p.depot are the same folders on disk, for the
+    test's checks.  An exception in the body is a failed check; on any
+    failure the logs (sshd's too) are printed; everything is stopped."""
+    server = Sshd()
+    p = None
+    try:
+        server.start()
+        os.makedirs(server.path("inbox"))
+        os.makedirs(server.path("depot"))
+        p = harness.Pipeline(name, inbox_url=server.url("inbox"), depot_url=server.url("depot"),
+                             extra_env=dict(server.env(), **env))
+        p.inbox = server.path("inbox")
+        p.depot = server.path("depot")
+        yield p, server
+    except Exception as e:  # noqa: BLE001 - reported as a failure, with logs
+        t.check(False, f"exception: {e!r}")
+    finally:
+        if p is not None:
+            if t.failed:
+                p.dump_logs()
+                print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
+            p.stop()
+            reports = sanitizer_reports(p.workdir)
+            t.check(reports == [], f"no sanitizer report in the worker logs ({reports[:3]})")
+        server.cleanup()

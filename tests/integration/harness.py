@@ -205,6 +205,18 @@ class NatsClient:
                               + b"\r\nPING\r\n")
         self._expect_pong()
 
+    def publish_many(self, subject, payloads, batch=1000):
+        """Publishes every payload on subject, pipelined: one PING (and so
+        one round trip) per batch instead of one per message."""
+        for start in range(0, len(payloads), batch):
+            out = []
+            for payload in payloads[start:start + batch]:
+                if isinstance(payload, str):
+                    payload = payload.encode()
+                out.append(f"PUB {subject} {len(payload)}\r\n".encode() + payload + b"\r\n")
+            self.sock.sendall(b"".join(out) + b"PING\r\n")
+            self._expect_pong()
+
     def request(self, subject, payload=b"", timeout=5.0):
         self.sid += 1
         inbox = f"_INBOX.test.{self.sid}"
@@ -425,6 +437,17 @@ class Pipeline:
             port = self.ports[worker]
             wait_until(lambda: proc.poll() is None and http_get(port, "/_/ready")[0] == 200,
                        timeout=30, what=f"{worker} ready")
+        return proc
+
+    def start_replica(self, worker, name, **env):
+        """Starts one more replica of worker, logging to <name>.log, on a
+        port of its own (self.ports[name]); waits until it is ready."""
+        port = self.ports.setdefault(name, free_port())
+        proc = start_process(worker_command(worker), os.path.join(self.workdir, f"{name}.log"),
+                             env=self.env(worker, PORT=port, **env))
+        self.workers[name] = proc
+        wait_until(lambda: proc.poll() is None and http_get(port, "/_/ready")[0] == 200,
+                   timeout=60, what=f"{name} ready")
         return proc
 
     def start(self, **env):

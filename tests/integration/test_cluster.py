@@ -94,17 +94,6 @@ def stream_leader(cluster):
         c.close()
 
 
-def start_replica(p, name):
-    port = harness.free_port()
-    proc = harness.start_process([harness.binary("file-transformer")],
-                                 os.path.join(p.workdir, f"{name}.log"),
-                                 env=p.env("file-transformer", PORT=port))
-    p.workers[name] = proc
-    harness.wait_until(lambda: proc.poll() is None and harness.http_get(port, "/_/ready")[0] == 200,
-                       timeout=60, what=f"{name} ready")
-    return proc
-
-
 def wait_dates(p, date, timeout):
     def done():
         st = p.status()
@@ -114,6 +103,15 @@ def wait_dates(p, date, timeout):
 
 def check_exactly_once(t, p, cluster, date, replicas, label):
     st = wait_dates(p, date, timeout=120)
+    # A drop is archived after its FileReady is stored, so a run can be on
+    # /status a moment before its drop leaves the inbox: wait for the move
+    # (the checks below say what is missing if it never comes).
+    try:
+        harness.wait_until(lambda: not any(
+            os.path.exists(os.path.join(p.inbox, client, "input.csv")) for client in CLIENTS),
+            timeout=60, what=f"{label}: every drop archived")
+    except TimeoutError:
+        pass
     for client in CLIENTS:
         t.check(len(faultlib.runs_of(st, client, date)) == 1,
                 f"{label}: {client} counted once in status")
@@ -167,7 +165,8 @@ def main():
         cluster.start()
         figure(f"3-node cluster with JetStream ready in {time.time() - started:.1f} s")
         p.start_worker("status-checker")
-        replicas = {f"file-transformer-{i}": start_replica(p, f"file-transformer-{i}")
+        replicas = {f"file-transformer-{i}": p.start_replica("file-transformer",
+                                                             f"file-transformer-{i}")
                     for i in (1, 2, 3)}
         c = cluster.client()
         try:

@@ -28,7 +28,6 @@ import time
 import faultlib
 import harness
 from harness import SAMPLE_ORDERS
-from sshd import Sshd
 
 DATE = "2026-11-24"
 NATS_PASSWORD = "Nats-Secret-4711"
@@ -213,19 +212,8 @@ def test_no_nats_secret(p, t):
 
 def main():
     t = harness.TestRun("test_sftp_chain")
-    server = Sshd()
-    p = None
-    try:
-        server.start()
-        os.makedirs(server.path("inbox"))
-        os.makedirs(server.path("depot"))
-        p = harness.Pipeline("sftp-chain", inbox_url=server.url("inbox"),
-                             depot_url=server.url("depot"),
-                             extra_env=dict(server.env(), ACK_WAIT="30", MAX_DELIVER="20"))
+    with faultlib.sftp_pipeline(t, "sftp-chain", ACK_WAIT="30", MAX_DELIVER="20") as (p, server):
         p.nats.user, p.nats.password = "dataretailx", NATS_PASSWORD
-        # The workers reach the folders through sshd; the test reads them on disk.
-        p.inbox = server.path("inbox")
-        p.depot = server.path("depot")
         big = faultlib.write_orders(os.path.join(p.workdir, "big.csv"), BIG_ROWS, prefix="E")
         ref_out, ref_rejects = faultlib.clean_reference(big, p.workdir, "big")
         p.start()
@@ -234,15 +222,6 @@ def main():
         test_big_drop_server_restart(p, t, server, big, ref_out, ref_rejects)
         test_bad_credentials(p, t, server)
         test_no_nats_secret(p, t)
-    except Exception as e:  # a crash of the test is a failure, with logs
-        t.check(False, f"exception: {e!r}")
-    finally:
-        if p is not None:
-            if t.failed:
-                p.dump_logs()
-                print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
-            p.stop()
-        server.cleanup()
     return t.finish()
 
 

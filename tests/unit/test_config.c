@@ -30,7 +30,9 @@ static const char *vars[] = {"NATS_URL",
                              "NATS_CREDS_FILE",
                              "NATS_TLS_CA_FILE",
                              "NATS_TLS_CERT_FILE",
-                             "NATS_TLS_KEY_FILE"};
+                             "NATS_TLS_KEY_FILE",
+                             "STREAM_MAX_AGE",
+                             "STREAM_MAX_BYTES"};
 
 static void clear(void)
 {
@@ -130,6 +132,24 @@ int main(void)
     CHECK_EQ_INT(cfg.subscribe, 0);
     CHECK_EQ_INT(load_with("INBOX_URL", "sftp://u@h:2222/srv", &cfg, err), DX_OK);
 
+    /* Retention: 30 days and no size limit by default; units. */
+    CHECK_EQ_INT(cfg.stream_max_age, 30 * 86400);
+    CHECK_EQ_INT(cfg.stream_max_bytes, -1);
+    CHECK_EQ_INT(load_with("STREAM_MAX_AGE", "7d", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_age, 7 * 86400);
+    CHECK_EQ_INT(load_with("STREAM_MAX_AGE", "36h", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_age, 36 * 3600);
+    CHECK_EQ_INT(load_with("STREAM_MAX_AGE", "90m", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_age, 5400);
+    CHECK_EQ_INT(load_with("STREAM_MAX_AGE", "7200", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_age, 7200);
+    CHECK_EQ_INT(load_with("STREAM_MAX_BYTES", "512M", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_bytes, 512LL << 20);
+    CHECK_EQ_INT(load_with("STREAM_MAX_BYTES", "2G", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_bytes, 2LL << 30);
+    CHECK_EQ_INT(load_with("STREAM_MAX_BYTES", "1048576", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.stream_max_bytes, 1048576);
+
     static const struct {
         const char *name, *value;
     } bad[] = {
@@ -159,6 +179,17 @@ int main(void)
         {"HTTP_ADDR", "localhost"},
         {"HTTP_ADDR", "256.0.0.1"},
         {"HTTP_ADDR", "::1"},
+        {"STREAM_MAX_AGE", "30x"},
+        {"STREAM_MAX_AGE", "-1d"},
+        {"STREAM_MAX_AGE", "59m"},
+        {"STREAM_MAX_AGE", "d"},
+        {"STREAM_MAX_AGE", "1dd"},
+        {"STREAM_MAX_AGE", "9999999999d"},
+        {"STREAM_MAX_BYTES", "1k"},
+        {"STREAM_MAX_BYTES", "1000"},
+        {"STREAM_MAX_BYTES", "0"},
+        {"STREAM_MAX_BYTES", "-5M"},
+        {"STREAM_MAX_BYTES", "99999999T"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';

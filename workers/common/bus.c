@@ -7,12 +7,19 @@
 #include <time.h>
 
 #include "event.h"
+#include "inflight.h"
 #include "log.h"
 #include "metrics.h"
 #include "natsurl.h"
 #include "util.h"
 
 #define NS_PER_MS 1000000LL
+
+/* Messages pulled at a time by bus_consume(), all kept in progress until
+ * handled; one today, MAX_IN_FLIGHT later. */
+#define BUS_FETCH_BATCH 1
+/* How long one Fetch waits for a message (the stop flag is checked between). */
+#define FETCH_WAIT_MS 1000
 
 struct bus {
     natsConnection *nc;
@@ -56,6 +63,10 @@ static dx_status ensure_stream(bus *b, const config *cfg, char *err, size_t err_
     sc.Replicas = cfg->stream_replicas;
     /* Long enough to absorb a worker re-running a file after a crash. */
     sc.Duplicates = 10LL * 60 * 1000 * NS_PER_MS;
+    /* Bounded retention, set on every start: a changed STREAM_MAX_AGE or
+     * STREAM_MAX_BYTES applies to the existing stream too. */
+    sc.MaxAge = (int64_t)cfg->stream_max_age * 1000 * NS_PER_MS;
+    sc.MaxBytes = cfg->stream_max_bytes;
     s = js_AddStream(&si, b->js, &sc, NULL, &jerr);
     if (s != NATS_OK && jerr == JSStreamNameExistErr)
         s = js_UpdateStream(&si, b->js, &sc, NULL, &jerr);
@@ -327,7 +338,18 @@ static int64_t default_backoff_ms(uint64_t delivery)
     return delay < 60000 ? delay : 60000;
 }
 
-static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
+/* The heartbeat's signal: "+WPI", which restarts the message's ACK_WAIT. */
+static void signal_in_progress(void *msg)
+{
+    natsMsg_InProgress(msg, NULL);
+}
+
+/*
+ * Handles one fetched message, registered in beats since its fetch: it is
+ * unregistered before its acknowledgement, so that the heartbeat never
+ * touches a message being acked (nor one destroyed after it).
+ */
+static void handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler handler, void *ctx)
 {
     jsMsgMetaData *meta = NULL;
     bus_delivery d = {0};
@@ -339,7 +361,6 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
     d.subject = natsMsg_GetSubject(msg);
     d.data = natsMsg_GetData(msg);
     d.len = (size_t)natsMsg_GetDataLength(msg);
-    d.msg = msg;
     if (natsMsgHeader_Get(msg, "Content-Type", &d.content_type) != NATS_OK)
         d.content_type = NULL;
     if (natsMsgHeader_Get(msg, "traceparent", &d.traceparent) != NATS_OK)
@@ -348,11 +369,15 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         d.delivery = meta->NumDelivered;
         d.stream_seq = meta->Sequence.Stream;
+        d.stream_time_ns = meta->Timestamp;
         jsMsgMetaData_Destroy(meta);
     }
     d.last_delivery = (int64_t)d.delivery >= b->max_deliver;
     metrics_add(DX_EVENTS_CONSUMED_TOTAL, d.subject, 1);
+    if (d.delivery > 1)
+        metrics_add(DX_EVENTS_REDELIVERED_TOTAL, d.subject, 1);
     verdict = handler(ctx, &d, &nak_delay_ms);
+    inflight_remove(beats, msg);
     switch (verdict) {
     case BUS_ACK:
         s = natsMsg_AckSync(msg, NULL, NULL);
@@ -379,14 +404,72 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
                    natsStatus_GetText(s));
 }
 
+/*
+ * A Fetch that gave up at its own deadline has not seen the server's 408
+ * that ends its pull request: the request may still be pending there (its
+ * expiry counts from when the server received it, later under load), and a
+ * message published meanwhile would be delivered to it while this worker is
+ * busy with the next one.  Waiting for that 408 (or for such a message) to
+ * arrive before asking again keeps one request at a time on the server.
+ */
+static void wait_request_expired(natsSubscription *sub, const atomic_int *stop)
+{
+    int queued = 0;
+
+    for (int waited = 0; waited < 2000 && !atomic_load(stop); waited += 5) {
+        if (natsSubscription_GetPending(sub, &queued, NULL) == NATS_OK && queued > 0)
+            return;
+        util_sleep_ms(5);
+    }
+}
+
+/*
+ * A pull request can outlive the Fetch that sent it (the server counts its
+ * expiry from when it receives it, later than the client under load), so a
+ * message may be delivered while the worker is busy with another and wait
+ * in nats.c's queue, out of the heartbeat's reach, until the next Fetch; by
+ * then ACK_WAIT may have passed and JetStream given it to another replica.
+ * Such a message is handled only when it is surely still ours: a first
+ * delivery of a message stored less than half of ACK_WAIT ago (it cannot
+ * have been delivered earlier than it was stored).  Otherwise it is left to
+ * JetStream, which redelivers it (to one replica) once its ACK_WAIT is over.
+ */
+static int surely_still_ours(bus *b, natsMsg *msg)
+{
+    jsMsgMetaData *meta = NULL;
+    int ours = 0;
+
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        int64_t age_ms = util_now_ms() - meta->Timestamp / NS_PER_MS;
+
+        ours = meta->NumDelivered == 1 && age_ms < (int64_t)b->ack_wait_s * 1000 / 2;
+        if (!ours)
+            log_printf(LOG_LEVEL_INFO, NULL,
+                       "left message %llu of %s for redelivery: it waited in this worker's queue "
+                       "while another was handled",
+                       (unsigned long long)meta->Sequence.Stream, natsMsg_GetSubject(msg));
+        jsMsgMetaData_Destroy(meta);
+    }
+    return ours;
+}
+
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
                       const atomic_int *stop)
 {
     natsSubscription *sub = NULL;
+    inflight *beats = NULL;
+    int after_work = 0;
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
 
+    /* A quarter of ACK_WAIT leaves room for one lost or late heartbeat
+     * before the server would give the message to another replica. */
+    if (inflight_create(&beats, BUS_FETCH_BATCH, (int64_t)b->ack_wait_s * 1000 / 4,
+                        signal_in_progress) != DX_OK) {
+        log_printf(LOG_LEVEL_ERROR, NULL, "cannot start the in-progress heartbeat");
+        return DX_ERR_NOMEM;
+    }
     jsSubOptions_Init(&so);
     so.Stream = BUS_STREAM;
     so.Consumer = durable;
@@ -394,59 +477,102 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
     if (s != NATS_OK) {
         log_printf(LOG_LEVEL_ERROR, NULL, "cannot bind to consumer %s: %s (JetStream error %d)",
                    durable, natsStatus_GetText(s), (int)jerr);
+        inflight_destroy(beats);
         return DX_ERR_IO;
     }
     while (!atomic_load(stop)) {
         natsMsgList list = {0};
+        int64_t asked;
+        int queued = 0;
 
-        s = natsSubscription_Fetch(&list, sub, 1, 1000, &jerr);
-        if (s == NATS_TIMEOUT)
+        /* After handling a message, anything already queued was delivered
+         * while this worker was busy.  (After an idle Fetch it is that
+         * Fetch's late 408, or a message that has just arrived.) */
+        if (!after_work || natsSubscription_GetPending(sub, &queued, NULL) != NATS_OK)
+            queued = 0;
+        after_work = 0;
+        asked = util_monotonic_ms();
+        s = natsSubscription_Fetch(&list, sub, BUS_FETCH_BATCH, FETCH_WAIT_MS, &jerr);
+        if (s == NATS_TIMEOUT) {
+            if (util_monotonic_ms() - asked >= FETCH_WAIT_MS)
+                wait_request_expired(sub, stop);
             continue;
+        }
         if (s != NATS_OK) {
             /* Disconnected or the server is restarting: wait and pull again. */
             util_sleep_ms(500);
             continue;
         }
+        /* Every message fetched is ours from now: all of them beat, also
+         * those still waiting for their turn in a batch. */
+        for (int i = 0; i < list.Count; i++) {
+            if (queued > 0 && !surely_still_ours(b, list.Msgs[i])) {
+                natsMsg_Destroy(list.Msgs[i]);
+                list.Msgs[i] = NULL;
+                continue;
+            }
+            inflight_add(beats, list.Msgs[i]);
+        }
         for (int i = 0; i < list.Count; i++)
-            handle_message(b, list.Msgs[i], handler, ctx);
+            if (list.Msgs[i] != NULL)
+                handle_message(b, beats, list.Msgs[i], handler, ctx);
         natsMsgList_Destroy(&list);
+        after_work = 1;
     }
+    inflight_destroy(beats);
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
     return DX_OK;
 }
 
-dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx)
+dx_status bus_replay(bus *b, uint64_t from_seq, bus_handler handler, void *ctx, uint64_t *last_seq)
 {
     natsSubscription *sub = NULL;
     jsStreamInfo *si = NULL;
-    jsOptions o;
     jsSubOptions so;
     jsErrCode jerr = 0;
+    uint64_t last = 0, first = 0;
     natsStatus s;
     dx_status ds = DX_OK;
 
-    /* Nothing stored on filter: done at once, rather than after the
-     * NextMsg timeout below (a new stream, every test, a first start). */
-    jsOptions_Init(&o);
-    o.Stream.Info.SubjectsFilter = filter;
-    if (js_GetStreamInfo(&si, b->js, BUS_STREAM, &o, &jerr) == NATS_OK &&
-        (si->State.Subjects == NULL || si->State.Subjects->Count == 0)) {
-        jsStreamInfo_Destroy(si);
-        return DX_OK;
+    /* Where the stream ends now: everything up to there is read, whatever
+     * arrives meanwhile (the caller's consumer gets that). */
+    s = js_GetStreamInfo(&si, b->js, BUS_STREAM, NULL, &jerr);
+    if (s == NATS_OK) {
+        last = si->State.LastSeq;
+        first = si->State.FirstSeq;
+        if (si->State.Msgs == 0)
+            last = 0;
     }
     jsStreamInfo_Destroy(si);
+    if (s != NATS_OK) {
+        log_printf(LOG_LEVEL_WARN, NULL, "cannot read the stream's state: %s",
+                   natsStatus_GetText(s));
+        return DX_ERR_IO;
+    }
+    if (last_seq != NULL)
+        *last_seq = last;
+    /* Nothing to read: done at once rather than after the NextMsg timeout
+     * below (a new stream, every test, a first start, an up-to-date
+     * snapshot). */
+    if (last == 0 || last < from_seq)
+        return DX_OK;
     jsSubOptions_Init(&so);
     so.Stream = BUS_STREAM;
     so.Ordered = true;
     so.Config.DeliverPolicy = js_DeliverAll;
-    s = js_SubscribeSync(&sub, b->js, filter, NULL, &so, &jerr);
+    if (from_seq > first) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = from_seq;
+    }
+    /* nats.c wants a subject for an ordered consumer: one matching every
+     * subject of the stream. */
+    s = js_SubscribeSync(&sub, b->js, "orders.>", NULL, &so, &jerr);
     while (s == NATS_OK) {
         natsMsg *msg = NULL;
         jsMsgMetaData *meta = NULL;
         bus_delivery d = {0};
         int64_t ignored = 0;
-        uint64_t pending = 0;
 
         s = natsSubscription_NextMsg(&msg, sub, 2000);
         if (s != NATS_OK)
@@ -458,25 +584,22 @@ dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx)
             d.content_type = NULL;
         d.delivery = 1;
         if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-            pending = meta->NumPending;
+            d.stream_seq = meta->Sequence.Stream;
+            d.stream_time_ns = meta->Timestamp;
             jsMsgMetaData_Destroy(meta);
         }
         handler(ctx, &d, &ignored);
         natsMsg_Destroy(msg);
-        if (pending == 0)
+        if (d.stream_seq >= last)
             break;
     }
+    /* A timeout means the last messages were removed meanwhile (retention):
+     * everything that is left was read. */
     if (s != NATS_OK && s != NATS_TIMEOUT) {
-        log_printf(LOG_LEVEL_WARN, NULL, "replay of %s stopped: %s", filter, natsStatus_GetText(s));
+        log_printf(LOG_LEVEL_WARN, NULL, "replay of the stream stopped: %s", natsStatus_GetText(s));
         ds = DX_ERR_IO;
     }
     natsSubscription_Unsubscribe(sub);
     natsSubscription_Destroy(sub);
     return ds;
-}
-
-void bus_in_progress(const bus_delivery *d)
-{
-    if (d->msg != NULL)
-        natsMsg_InProgress((natsMsg *)d->msg, NULL);
 }

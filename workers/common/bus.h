@@ -39,8 +39,8 @@ typedef struct bus_delivery {
     const char *traceparent;  /* W3C header, NULL when absent */
     uint64_t delivery;        /* 1 for the first delivery */
     uint64_t stream_seq;      /* the message's sequence in the stream (0: unknown) */
+    int64_t stream_time_ns;   /* when the stream stored it, Unix ns (0: unknown) */
     int last_delivery;        /* no redelivery will follow a NAK */
-    void *msg;                /* for bus_in_progress() */
 } bus_delivery;
 
 /*
@@ -88,20 +88,22 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
 
 /*
  * Pulls from the durable consumer and calls handler for each message until
- * *stop becomes non-zero (checked at least every second).  Returns DX_OK
- * when stopped.
+ * *stop becomes non-zero (checked at least every second).  While a message
+ * is being handled, a heartbeat thread tells JetStream every quarter of
+ * ACK_WAIT that it is in progress, so that no other replica gets it however
+ * long the handler takes; a handler that hangs therefore holds its message
+ * until the process dies.  Returns DX_OK when stopped.
  */
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
                       const atomic_int *stop);
 
 /*
- * Reads every message of the stream matching filter, oldest first, through
- * an ephemeral ordered consumer, calling handler for each (its verdict is
- * ignored: nothing is acknowledged).  Used by status-checker to rebuild its
- * projection at start.  Returns when the end of the stream is reached.
+ * Reads the messages of the stream from sequence from_seq on (0 or 1: from
+ * the first), oldest first and every subject, through an ephemeral ordered
+ * consumer, calling handler for each with d->stream_seq set (its verdict is
+ * ignored: nothing is acknowledged).  Returns when it has read up to the
+ * stream's last message at the call, whose sequence is then *last_seq (may
+ * be NULL; 0 for an empty stream).  Used by status-checker to rebuild its
+ * projection at start.
  */
-dx_status bus_replay(bus *b, const char *filter, bus_handler handler, void *ctx);
-
-/* Tells JetStream that the message is still being worked on (resets its ack
- * wait), for long files. */
-void bus_in_progress(const bus_delivery *d);
+dx_status bus_replay(bus *b, uint64_t from_seq, bus_handler handler, void *ctx, uint64_t *last_seq);

@@ -72,6 +72,50 @@ static dx_status get_int(const char *name, int fallback, int min, int max, int *
     return DX_OK;
 }
 
+typedef struct unit {
+    char suffix;
+    long long scale;
+} unit;
+
+static const unit duration_units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {0, 0}};
+static const unit size_units[] = {
+    {'K', 1LL << 10}, {'M', 1LL << 20}, {'G', 1LL << 30}, {'T', 1LL << 40}, {0, 0}};
+
+/*
+ * An integer with an optional one-letter unit from units (a bare number is
+ * in the first unit's scale of 1), within [min, max] once scaled.  what says
+ * the form in the error line ("a duration such as 30d").
+ */
+static dx_status get_scaled(const char *name, long long fallback, long long min, long long max,
+                            const unit *units, const char *what, long long *out, char *err,
+                            size_t err_len)
+{
+    const char *value = getenv(name);
+    char *end = NULL;
+    long long parsed, scale = 1;
+
+    if (value == NULL || value[0] == '\0') {
+        *out = fallback;
+        return DX_OK;
+    }
+    errno = 0;
+    parsed = strtoll(value, &end, 10);
+    if (errno == 0 && end != value && *end != '\0' && end[1] == '\0') {
+        scale = 0;
+        for (const unit *u = units; u->suffix != 0; u++)
+            if (*end == u->suffix)
+                scale = u->scale;
+        end += scale != 0;
+    }
+    if (errno != 0 || end == value || *end != '\0' || value[0] == '-' || parsed > max / scale ||
+        parsed * scale < min) {
+        snprintf(err, err_len, "%s must be %s", name, what);
+        return DX_ERR_INVALID;
+    }
+    *out = parsed * scale;
+    return DX_OK;
+}
+
 static dx_status get_bool(const char *name, int fallback, int *out, char *err, size_t err_len)
 {
     const char *value = lookup(name, fallback ? "1" : "0");
@@ -259,6 +303,7 @@ static dx_status check_http_addr(const char *addr, char *err, size_t err_len)
 dx_status config_load(config *cfg, char *err, size_t err_len)
 {
     char encoding[16];
+    long long age = 0, bytes = 0;
     dx_status s;
 
     memset(cfg, 0, sizeof(*cfg));
@@ -319,6 +364,17 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
         s = get_int("STREAM_REPLICAS", 1, 1, 5, &cfg->stream_replicas, err, err_len);
     if (s == DX_OK)
         s = load_sftp(&cfg->sftp, err, err_len);
+    /* At least an hour: the stream's 10-minute duplicate window must fit. */
+    if (s == DX_OK)
+        s = get_scaled("STREAM_MAX_AGE", 30LL * 86400, 3600, 3650LL * 86400, duration_units,
+                       "a duration from 1h to 3650d (seconds, or a number with s, m, h or d)", &age,
+                       err, err_len);
+    if (s == DX_OK)
+        s = get_scaled("STREAM_MAX_BYTES", -1, 1LL << 20, 1LL << 50, size_units,
+                       "a size of at least 1M (bytes, or a number with K, M, G or T)", &bytes, err,
+                       err_len);
+    cfg->stream_max_age = age;
+    cfg->stream_max_bytes = bytes;
     return s;
 }
 

@@ -2,6 +2,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <stdint.h>
 
 #include "status.h"
 
@@ -50,6 +51,8 @@ typedef struct config {
     int shutdown_grace;           /* SHUTDOWN_GRACE, seconds */
     int stream_replicas;          /* STREAM_REPLICAS */
     config_sftp sftp;             /* SFTP_* */
+    int64_t stream_max_age;       /* STREAM_MAX_AGE, seconds */
+    int64_t stream_max_bytes;     /* STREAM_MAX_BYTES (-1: no limit) */
 } config;
 
 /*

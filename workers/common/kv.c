@@ -86,6 +86,11 @@ const char *kv_bucket(const kv *k)
 
 dx_status kv_get(kv *k, const char *key, char **value, uint64_t *revision)
 {
+    return kv_get_bytes(k, key, value, NULL, revision);
+}
+
+dx_status kv_get_bytes(kv *k, const char *key, char **value, size_t *value_len, uint64_t *revision)
+{
     kvEntry *e = NULL;
     natsStatus s = kvStore_Get(&e, k->store, key);
     char *copy;
@@ -107,6 +112,8 @@ dx_status kv_get(kv *k, const char *key, char **value, uint64_t *revision)
     if (len > 0)
         memcpy(copy, kvEntry_Value(e), (size_t)len);
     copy[len] = '\0';
+    if (value_len != NULL)
+        *value_len = (size_t)len;
     if (revision != NULL)
         *revision = kvEntry_Revision(e);
     kvEntry_Destroy(e);
@@ -280,4 +287,31 @@ dx_status kv_history(kv *k, const char *key, kv_version **versions, size_t *coun
     }
     kvEntryList_Destroy(&list);
     return ds;
+}
+
+dx_status kv_put_bytes(kv *k, const char *key, const void *value, size_t len)
+{
+    natsStatus s;
+
+    if (len > (size_t)INT32_MAX)
+        return DX_ERR_TOO_LARGE;
+    s = kvStore_Put(NULL, k->store, key, value, (int)len);
+    if (s != NATS_OK) {
+        log_printf(LOG_LEVEL_WARN, NULL, "cannot write %s in key-value bucket %s: %s", key,
+                   k->bucket, nats_reason(s));
+        return DX_ERR_IO;
+    }
+    return DX_OK;
+}
+
+dx_status kv_purge(kv *k, const char *key)
+{
+    natsStatus s = kvStore_Purge(k->store, key, NULL);
+
+    if (s != NATS_OK) {
+        log_printf(LOG_LEVEL_WARN, NULL, "cannot purge %s from key-value bucket %s: %s", key,
+                   k->bucket, nats_reason(s));
+        return DX_ERR_IO;
+    }
+    return DX_OK;
 }

@@ -10,7 +10,8 @@
  * kv: one JetStream key-value bucket (nats.c's kvStore) on the bus's
  * connection, for the small pieces of state that several replicas share and
  * that must survive restarts (daily-checker's last scheduled run and its run
- * claims).  Values are text; every write is acknowledged by JetStream before
+ * claims, status-checker's snapshot).  Values are text, or bytes for
+ * kv_put_bytes() and kv_get_bytes(); every write is acknowledged by JetStream before
  * the call returns.  A kv is used by one thread at a time.
  *
  * Keys are what NATS accepts: letters, digits and "-_=./", not starting or
@@ -47,6 +48,20 @@ void kv_destroy(kv *k);
  * does not exist (or was deleted), DX_ERR_IO when the bucket is unreachable.
  */
 dx_status kv_get(kv *k, const char *key, char **value, uint64_t *revision);
+
+/* kv_get() for a value that may hold NUL bytes: *value_len (may be NULL)
+ * is its length (*value is still NUL-terminated). */
+dx_status kv_get_bytes(kv *k, const char *key, char **value, size_t *value_len, uint64_t *revision);
+
+/*
+ * Writes key whatever it holds (len bytes of value, borrowed).  DX_ERR_IO
+ * when the bucket is unreachable or the value is over the server's maximum
+ * payload (1 MiB by default).
+ */
+dx_status kv_put_bytes(kv *k, const char *key, const void *value, size_t len);
+
+/* Removes key and its history.  DX_ERR_IO when the bucket is unreachable. */
+dx_status kv_purge(kv *k, const char *key);
 
 /*
  * Writes key only if it does not exist: of several replicas calling it at

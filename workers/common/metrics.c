@@ -706,7 +706,8 @@ void metrics_define_standard(const char *worker)
     static const char *const subjects[] = {EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,
                                            EVENT_SUBJECT_FILE_FAILED};
     static const metric_id event_families[] = {DX_EVENTS_CONSUMED_TOTAL, DX_EVENTS_PUBLISHED_TOTAL,
-                                               DX_EVENTS_FAILED_TOTAL, DX_EVENTS_TERMINATED_TOTAL};
+                                               DX_EVENTS_FAILED_TOTAL, DX_EVENTS_TERMINATED_TOTAL,
+                                               DX_EVENTS_REDELIVERED_TOTAL};
     char labels[256];
 
     for (size_t i = 0; i < METRICS_COUNT; i++) {

@@ -43,6 +43,8 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
 #define METRICS_TABLE(X)                                                                           \
     X(DX_EVENTS_CONSUMED_TOTAL, "dx_events_consumed_total", METRIC_COUNTER, "subject", NULL,       \
       "Events received from JetStream, by subject.")                                               \
+    X(DX_EVENTS_REDELIVERED_TOTAL, "dx_events_redelivered_total", METRIC_COUNTER, "subject", NULL, \
+      "Events received again (JetStream delivery count above 1), by subject.")                     \
     X(DX_EVENTS_PUBLISHED_TOTAL, "dx_events_published_total", METRIC_COUNTER, "subject", NULL,     \
       "Events published and acknowledged by JetStream, by subject.")                               \
     X(DX_EVENTS_FAILED_TOTAL, "dx_events_failed_total", METRIC_COUNTER, "subject", NULL,           \

@@ -96,6 +96,7 @@ typedef struct sftp_writer {
     char *path; /* relative, for messages */
     char *tmp_abs;
     char *final_abs;
+    int64_t opened_mtime; /* the server's mtime of tmp_abs when created (-1: unknown) */
     dx_status failed;
     unsigned char *buf;
     size_t len;

@@ -40,6 +40,72 @@ static void writer_discard(sftp_writer *wr)
     }
 }
 
+/* The server's modification time of an open file, in its clock (-1 when
+ * the server does not say). */
+static int64_t file_mtime(sftp_file file)
+{
+    sftp_attributes a = sftp_fstat(file);
+    int64_t mtime = -1;
+
+    if (a != NULL) {
+        mtime = a->mtime64 ? (int64_t)a->mtime64 : (int64_t)a->mtime;
+        sftp_attributes_free(a);
+    }
+    return mtime;
+}
+
+/*
+ * After a commit, removes the temporary files of earlier attempts at the
+ * same target: a worker killed in the middle of writing it, or a write cut
+ * off with its connection and never cleaned up (the orphan list lives in
+ * the process).  SFTP has no lock that tells a dead writer from a live one,
+ * as storage_file.c's flock does; the rule is the server's clock instead:
+ * a temporary file of this target no newer than this writer's own is an
+ * earlier attempt, and the target it was for is now complete.  Should a
+ * live writer of another replica lose its file this way, its own commit
+ * fails and its event is retried, finding the work done.
+ */
+static void sweep_earlier(sftp_storage *st, sftp_conn *c, const sftp_writer *wr)
+{
+    const char *base_name = strrchr(wr->final_abs, '/');
+    size_t dir_len = base_name != NULL ? (size_t)(base_name - wr->final_abs) : 0;
+    char *dir = NULL, *prefix = NULL, *victim = NULL;
+    sftp_dir d = NULL;
+    sftp_attributes a;
+
+    if (base_name == NULL || wr->opened_mtime < 0 ||
+        asprintf(&dir, "%.*s", (int)(dir_len ? dir_len : 1), wr->final_abs) < 0)
+        return;
+    if (asprintf(&prefix, ".%s.tmp-", base_name + 1) < 0)
+        prefix = NULL;
+    if (prefix != NULL)
+        d = sftp_opendir(c->sftp, dir);
+    while (d != NULL) {
+        int64_t mtime;
+
+        sftp_guard_arm(c);
+        a = sftp_readdir(c->sftp, d);
+        if (a == NULL)
+            break;
+        mtime = a->mtime64 ? (int64_t)a->mtime64 : (int64_t)a->mtime;
+        if (a->name != NULL && strncmp(a->name, prefix, strlen(prefix)) == 0 &&
+            a->type == SSH_FILEXFER_TYPE_REGULAR && mtime <= wr->opened_mtime &&
+            asprintf(&victim, "%s/%s", dir, a->name) >= 0) {
+            if (sftp_unlink(c->sftp, victim) == 0)
+                log_printf(LOG_LEVEL_WARN, NULL,
+                           "storage %s: removed abandoned temporary file %s (%llu bytes)",
+                           st->base.display_url, victim, (unsigned long long)a->size);
+            free(victim);
+            victim = NULL;
+        }
+        sftp_attributes_free(a);
+    }
+    if (d != NULL)
+        sftp_closedir(d);
+    free(prefix);
+    free(dir);
+}
+
 static dx_status do_writer_open(sftp_storage *st, sftp_conn *c, const char *path,
                                 storage_writer **out)
 {
@@ -81,6 +147,7 @@ static dx_status do_writer_open(sftp_storage *st, sftp_conn *c, const char *path
         s = sftp_conn_fail_ssh(st, c, "create", path);
         goto fail;
     }
+    wr->opened_mtime = file_mtime(wr->file);
     *out = &wr->base;
     return DX_OK;
 fail:
@@ -177,6 +244,8 @@ dx_status sftp_writer_commit(storage_writer *base)
         s = sftp_conn_lost(st, c, "commit", wr->path);
     if (s == DX_OK)
         s = storage_sftp_rename_replace(st, c, wr->tmp_abs, wr->final_abs, wr->path);
+    if (s == DX_OK)
+        sweep_earlier(st, c, wr);
     if (s != DX_OK)
         writer_discard(wr);
     sftp_guard_disarm(c);

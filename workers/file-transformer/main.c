@@ -35,9 +35,10 @@ static const char usage[] =
  */
 static dx_status decode_order_date(worker *w, const void *data, size_t len,
                                    const char *content_type, const char *traceparent,
-                                   uint64_t stream_seq, event_order_date *ev, char *err,
+                                   const bus_delivery *d, event_order_date *ev, char *err,
                                    size_t err_len)
 {
+    uint64_t stream_seq = d != NULL ? d->stream_seq : 0;
     char seed[64];
     dx_status s;
 
@@ -52,10 +53,14 @@ static dx_status decode_order_date(worker *w, const void *data, size_t len,
         return s;
     }
     /* A message of the stream keeps the same ids on every redelivery, so
-     * that the retries of one hand-made event share one trace. */
-    snprintf(seed, sizeof(seed), "%s/%" PRIu64, BUS_STREAM, stream_seq);
+     * that the retries of one hand-made event share one trace.  The
+     * sequence alone repeats once the stream is deleted and created again;
+     * with the time the stream stored the message it does not. */
+    snprintf(seed, sizeof(seed), "%s/%" PRIu64 "/%" PRId64, BUS_STREAM, stream_seq,
+             d != NULL ? d->stream_time_ns : 0);
     if (ev->event_id[0] == '\0' && stream_seq > 0)
-        snprintf(ev->event_id, sizeof(ev->event_id), "%s-%" PRIu64, BUS_STREAM, stream_seq);
+        snprintf(ev->event_id, sizeof(ev->event_id), "%s-%" PRIu64 "-%" PRId64, BUS_STREAM,
+                 stream_seq, d->stream_time_ns);
     if (ev->event_id[0] == '\0')
         util_uuid(ev->event_id);
     if (!util_trace_id_valid(ev->trace_id)) {
@@ -82,8 +87,8 @@ static bus_verdict on_message(void *ctx, const bus_delivery *d, int64_t *nak_del
     transform_outcome out = {0};
     char err[512];
 
-    if (decode_order_date(w, d->data, d->len, d->content_type, d->traceparent, d->stream_seq, &ev,
-                          err, sizeof(err)) != DX_OK) {
+    if (decode_order_date(w, d->data, d->len, d->content_type, d->traceparent, d, &ev, err,
+                          sizeof(err)) != DX_OK) {
         cJSON *fields = cJSON_CreateObject();
 
         cJSON_AddStringToObject(fields, "subject", d->subject);
@@ -115,8 +120,8 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
         http_error(resp, 503, "not connected to NATS yet");
         return;
     }
-    if (decode_order_date(w, req->body, req->body_len, req->content_type, req->traceparent, 0, &ev,
-                          err, sizeof(err)) != DX_OK) {
+    if (decode_order_date(w, req->body, req->body_len, req->content_type, req->traceparent, NULL,
+                          &ev, err, sizeof(err)) != DX_OK) {
         log_printf(LOG_LEVEL_ERROR, NULL, "refused invocation: %s", err);
         http_error(resp, 400, err);
         return;

@@ -10,14 +10,8 @@
 #include "profile_store.h"
 #include "util.h"
 
-/* Tell JetStream we are alive every this many bytes read, so that a large
- * file is not redelivered to another replica while we are still on it. */
-#define PROGRESS_EVERY (8u << 20)
-
 typedef struct read_ctx {
     storage_reader *rd;
-    const bus_delivery *delivery;
-    uint64_t since_progress;
     int failed; /* a read failed: storage_last_error(inbox) says why */
 } read_ctx;
 
@@ -46,13 +40,6 @@ static dx_status read_drop(void *ctx, void *buf, size_t cap, size_t *got)
 
     if (s != DX_OK)
         rc->failed = 1;
-    if (s == DX_OK && rc->delivery != NULL) {
-        rc->since_progress += *got;
-        if (rc->since_progress >= PROGRESS_EVERY) {
-            bus_in_progress(rc->delivery);
-            rc->since_progress = 0;
-        }
-    }
     return s;
 }
 
@@ -191,7 +178,7 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
         snprintf(reason, reason_len, "%s", storage_last_error(rd ? w->depot : w->inbox));
         goto done;
     }
-    rc = (read_ctx){.rd = rd, .delivery = run->delivery};
+    rc = (read_ctx){.rd = rd};
     out_ctx = (write_ctx){.wr = out, .sha = sha};
     rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
     io = (clean_io){read_drop, &rc, write_file, &out_ctx, write_file, &rejects_ctx};

@@ -10,7 +10,9 @@
 
 #include "event.h"
 #include "metrics.h"
+#include "kv.h"
 #include "page.h"
+#include "snapshot.h"
 #include "profiles_view.h"
 #include "state.h"
 #include "util.h"
@@ -23,9 +25,21 @@ static const char usage[] =
     "GET /_/ready, GET /metrics, POST / = one file-ready or file-failed event)\n"
     "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n";
 
+/* A snapshot is saved after this many stream messages, or this long after
+ * the last save when a message arrives, and at shutdown. */
+#define SNAPSHOT_EVERY_MESSAGES 1000
+#define SNAPSHOT_EVERY_MS       (60 * 1000)
+
 typedef struct status_checker {
     worker w;
     state *state;
+    kv *bucket;     /* SNAPSHOT_BUCKET; NULL when it could not be opened */
+    snapshot *snap; /* NULL without a bucket: every start replays the stream */
+    /* Used by the consumer thread only (and main before it starts). */
+    uint64_t covered_seq; /* every stream message up to here is in state */
+    uint64_t saved_seq;   /* what the last snapshot saved covers */
+    int64_t saved_at_ms;
+    uint64_t replayed; /* events applied by the replay at start */
 } status_checker;
 
 /* Applies one event; returns 400-class errors as DX_ERR_INVALID with err. */
@@ -87,16 +101,14 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
     return DX_OK;
 }
 
-static bus_verdict on_message(void *ctx, const bus_delivery *d, int64_t *nak_delay_ms)
+static bus_verdict handle_delivery(status_checker *sc, const bus_delivery *d)
 {
-    status_checker *sc = ctx;
     char err[512] = "";
     dx_status s;
 
     if (strcmp(d->subject, EVENT_SUBJECT_ORDER_DATE) == 0)
         return BUS_ACK; /* the consumer sees the whole stream: not ours */
     s = apply_event(sc, d->subject, d->data, d->len, d->content_type, 0, err, sizeof(err));
-
     if (s == DX_ERR_INVALID) {
         cJSON *fields = cJSON_CreateObject();
 
@@ -109,12 +121,123 @@ static bus_verdict on_message(void *ctx, const bus_delivery *d, int64_t *nak_del
     return BUS_ACK;
 }
 
+/*
+ * Saves a snapshot covering sc->covered_seq when there is something new
+ * and, unless forced, enough of it (or enough time) since the last one.
+ */
+static void maybe_save(status_checker *sc, int force)
+{
+    int64_t started = util_monotonic_ms();
+    void *data = NULL;
+    size_t len = 0;
+    dx_status s;
+
+    if (sc->snap == NULL || sc->covered_seq == sc->saved_seq)
+        return;
+    if (!force && sc->covered_seq - sc->saved_seq < SNAPSHOT_EVERY_MESSAGES &&
+        started - sc->saved_at_ms < SNAPSHOT_EVERY_MS)
+        return;
+    s = state_encode(sc->state, &data, &len);
+    if (s == DX_OK)
+        s = snapshot_save(sc->snap, sc->covered_seq, data, len);
+    free(data);
+    sc->saved_at_ms = util_monotonic_ms();
+    if (s != DX_OK) {
+        /* The next start replays more, nothing is lost. */
+        log_printf(LOG_LEVEL_WARN, NULL, "cannot save the status snapshot: %s", status_text(s));
+        return;
+    }
+    sc->saved_seq = sc->covered_seq;
+    log_printf(LOG_LEVEL_DEBUG, NULL,
+               "status snapshot saved: up to stream sequence %llu, %zu bytes, %lld ms",
+               (unsigned long long)sc->covered_seq, len, (long long)(sc->saved_at_ms - started));
+}
+
+static bus_verdict on_message(void *ctx, const bus_delivery *d, int64_t *nak_delay_ms)
+{
+    status_checker *sc = ctx;
+    bus_verdict verdict = handle_delivery(sc, d);
+
+    /* One replica consumes in stream order (see the README): a message
+     * delivered means the ones before it were too. */
+    if (d->stream_seq > sc->covered_seq)
+        sc->covered_seq = d->stream_seq;
+    maybe_save(sc, 0);
+    return verdict;
+}
+
 static bus_verdict on_replay(void *ctx, const bus_delivery *d, int64_t *nak_delay_ms)
 {
+    status_checker *sc = ctx;
     char err[256];
 
-    apply_event(ctx, d->subject, d->data, d->len, d->content_type, 1, err, sizeof(err));
+    if (strcmp(d->subject, EVENT_SUBJECT_ORDER_DATE) == 0)
+        return BUS_ACK;
+    if (apply_event(sc, d->subject, d->data, d->len, d->content_type, 1, err, sizeof(err)) == DX_OK)
+        sc->replayed++;
     return BUS_ACK;
+}
+
+/* Loads the snapshot into the state; returns the first stream sequence it
+ * does not cover (0 without one). */
+static uint64_t load_snapshot(status_checker *sc)
+{
+    void *data = NULL;
+    size_t len = 0;
+    uint64_t seq = 0;
+    char err[256] = "";
+    dx_status s = snapshot_load(sc->snap, &seq, &data, &len, err, sizeof(err));
+
+    if (s == DX_OK)
+        s = state_decode(sc->state, data, len, err, sizeof(err));
+    free(data);
+    if (s == DX_ERR_NOT_FOUND)
+        return 0;
+    if (s != DX_OK) {
+        /* Whatever was decoded is harmless: the replay counts each event once. */
+        log_printf(LOG_LEVEL_WARN, NULL, "status snapshot ignored, replaying the whole stream: %s",
+                   err[0] ? err : status_text(s));
+        return 0;
+    }
+    sc->saved_seq = seq;
+    return seq + 1;
+}
+
+/*
+ * Rebuilds the state: the snapshot, then the stream's messages after it (or
+ * the whole stream without one), then saves a snapshot when the replay
+ * found anything.
+ */
+static void rebuild_state(status_checker *sc)
+{
+    int64_t started = util_monotonic_ms();
+    uint64_t from = 0, last = 0;
+    char err[512];
+
+    if (kv_open(&sc->bucket, sc->w.bus, SNAPSHOT_BUCKET, sc->w.cfg.stream_replicas, 0, err,
+                sizeof(err)) == DX_OK)
+        sc->snap = snapshot_create(sc->bucket);
+    else
+        log_printf(LOG_LEVEL_WARN, NULL, "no status snapshot: %s", err);
+    if (sc->snap != NULL)
+        from = load_snapshot(sc);
+    bus_replay(sc->w.bus, from, on_replay, sc, &last);
+    if (from > 0 && last + 1 < from) {
+        /* The stream ends before the snapshot: it was deleted and created
+         * again, so all of it is new. */
+        log_printf(LOG_LEVEL_WARN, NULL,
+                   "the stream is shorter than the status snapshot: replaying all of it");
+        bus_replay(sc->w.bus, 0, on_replay, sc, &last);
+        sc->saved_seq = 0; /* its sequences are the old stream's */
+    }
+    sc->covered_seq = last > sc->saved_seq ? last : sc->saved_seq;
+    sc->saved_at_ms = util_monotonic_ms();
+    log_printf(LOG_LEVEL_INFO, NULL,
+               "status rebuilt from %s and %llu events of the stream in %lld ms",
+               from > 0 ? "the snapshot" : "the stream alone", (unsigned long long)sc->replayed,
+               (long long)(util_monotonic_ms() - started));
+    if (sc->replayed > 0)
+        maybe_save(sc, 1);
 }
 
 /* One full listing at start, so that the per-event totals count every
@@ -226,20 +349,21 @@ int main(int argc, char **argv)
         goto done;
     }
     if (worker_connect_bus(&sc.w, -1) == DX_OK) {
-        bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_READY, on_replay, &sc);
-        bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_FAILED, on_replay, &sc);
+        rebuild_state(&sc);
         prime_depot_counts(&sc);
         atomic_store(&sc.w.warming_up, 0);
-        log_printf(LOG_LEVEL_INFO, NULL, "status rebuilt from the stream");
         if (sc.w.cfg.subscribe)
             bus_consume(sc.w.bus, BUS_DURABLE_STATUS, on_message, &sc, &worker_stop);
         else
             while (!atomic_load(&worker_stop))
                 worker_sleep(1000);
+        maybe_save(&sc, 1);
     }
     log_printf(LOG_LEVEL_INFO, NULL, "stopping");
     ret = 0;
 done:
+    snapshot_destroy(sc.snap);
+    kv_destroy(sc.bucket); /* before the bus it uses */
     worker_finish(&sc.w);
     profiles_view_finish();
     state_destroy(sc.state);

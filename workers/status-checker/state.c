@@ -23,10 +23,23 @@ typedef struct depot_count {
     int files;
 } depot_count;
 
+/* Hash slots of the run index: a power of two, well over STATE_MAX_RUNS. */
+#define RUN_INDEX_SLOTS 16384u
+
 struct state {
     pthread_mutex_t lock;
-    run_record *runs; /* oldest first */
+    /* A ring: the run added n-th (from 0) is at runs[n % STATE_MAX_RUNS], and
+     * the newest run_count of the run_total added are kept. */
+    run_record *runs;
     size_t run_count;
+    uint64_t run_total;
+    /* Which runs are known, by client, date, source and sha256, so that an
+     * event costs the same with 5000 runs kept as with none (a replay of
+     * 100,000 events compared each with every run kept).  Each slot holds
+     * n + 1 for the n-th run added, 0 when never used; a slot whose run has
+     * left the ring is reused. */
+    uint64_t *run_index;
+    size_t index_used; /* slots ever used since the last rebuild */
     failure_record *failures;
     size_t failure_count;
     /* Per-client file counts, so that an event re-lists only its client's
@@ -43,7 +56,8 @@ state *state_create(void)
         return NULL;
     st->runs = calloc(STATE_MAX_RUNS, sizeof(*st->runs));
     st->failures = calloc(STATE_MAX_FAILURES, sizeof(*st->failures));
-    if (st->runs == NULL || st->failures == NULL) {
+    st->run_index = calloc(RUN_INDEX_SLOTS, sizeof(*st->run_index));
+    if (st->runs == NULL || st->failures == NULL || st->run_index == NULL) {
         state_destroy(st);
         return NULL;
     }
@@ -55,8 +69,9 @@ void state_destroy(state *st)
 {
     if (st == NULL)
         return;
-    if (st->runs != NULL && st->failures != NULL)
+    if (st->runs != NULL && st->failures != NULL && st->run_index != NULL)
         pthread_mutex_destroy(&st->lock);
+    free(st->run_index);
     free(st->runs);
     free(st->failures);
     free(st->counts);
@@ -72,21 +87,97 @@ static int same_run(const event_file_ready *a, const event_file_ready *b)
            strcmp(a->caused_by, b->caused_by) == 0;
 }
 
+/* The i-th run kept, oldest first (under st->lock). */
+static const run_record *run_at(const state *st, size_t i)
+{
+    return &st->runs[(st->run_total - st->run_count + i) % STATE_MAX_RUNS];
+}
+
+static int run_live(const state *st, uint64_t n)
+{
+    return n < st->run_total && n >= st->run_total - st->run_count;
+}
+
+static void hash_text(uint64_t *h, const char *text)
+{
+    /* FNV-1a, with the terminating NUL as a separator. */
+    do {
+        *h ^= (unsigned char)*text;
+        *h *= 1099511628211ULL;
+    } while (*text++ != '\0');
+}
+
+static size_t run_slot(const event_file_ready *ev)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    hash_text(&h, ev->client_id);
+    hash_text(&h, ev->order_date);
+    hash_text(&h, ev->source);
+    hash_text(&h, ev->sha256);
+    return (size_t)(h & (RUN_INDEX_SLOTS - 1));
+}
+
+/*
+ * Looks ev up (under st->lock): 1 when known.  Otherwise *free_slot is the
+ * slot to record it in (a reusable one on its probe path, else the empty
+ * one that ended the probe).
+ */
+static int run_find(state *st, const event_file_ready *ev, size_t *free_slot)
+{
+    size_t i = run_slot(ev);
+    size_t reusable = RUN_INDEX_SLOTS;
+
+    for (; st->run_index[i] != 0; i = (i + 1) & (RUN_INDEX_SLOTS - 1)) {
+        uint64_t n = st->run_index[i] - 1;
+
+        if (!run_live(st, n)) {
+            if (reusable == RUN_INDEX_SLOTS)
+                reusable = i;
+        } else if (same_run(&st->runs[n % STATE_MAX_RUNS].ev, ev)) {
+            return 1;
+        }
+    }
+    *free_slot = reusable != RUN_INDEX_SLOTS ? reusable : i;
+    return 0;
+}
+
+/* Indexes the kept runs afresh once reused slots make probes long. */
+static void run_index_rebuild(state *st)
+{
+    memset(st->run_index, 0, RUN_INDEX_SLOTS * sizeof(*st->run_index));
+    st->index_used = 0;
+    for (size_t i = 0; i < st->run_count; i++) {
+        uint64_t n = st->run_total - st->run_count + i;
+        size_t slot = run_slot(&run_at(st, i)->ev);
+
+        while (st->run_index[slot] != 0)
+            slot = (slot + 1) & (RUN_INDEX_SLOTS - 1);
+        st->run_index[slot] = n + 1;
+        st->index_used++;
+    }
+}
+
 int state_add_ready(state *st, const event_file_ready *ev, int64_t at_ms)
 {
-    int added = 1;
+    size_t slot = 0;
+    int added;
 
     pthread_mutex_lock(&st->lock);
-    for (size_t i = 0; i < st->run_count && added; i++)
-        added = !same_run(&st->runs[i].ev, ev);
+    added = !run_find(st, ev, &slot);
     if (added) {
-        if (st->run_count == STATE_MAX_RUNS) {
-            memmove(st->runs, st->runs + 1, (STATE_MAX_RUNS - 1) * sizeof(*st->runs));
-            st->run_count--;
-        }
-        st->runs[st->run_count].ev = *ev;
-        st->runs[st->run_count].at_ms = at_ms;
-        st->run_count++;
+        run_record *r = &st->runs[st->run_total % STATE_MAX_RUNS];
+
+        if (st->run_index[slot] == 0)
+            st->index_used++;
+        st->run_index[slot] = st->run_total + 1;
+        r->ev = *ev;
+        r->at_ms = at_ms;
+        st->run_total++;
+        if (st->run_count < STATE_MAX_RUNS)
+            st->run_count++;
+        if (st->index_used > RUN_INDEX_SLOTS / 4 * 3)
+            run_index_rebuild(st);
     }
     pthread_mutex_unlock(&st->lock);
     return added;
@@ -259,13 +350,14 @@ static cJSON *superseded_by_replay(const state *st, const run_record *r)
     cJSON *list = cJSON_CreateArray();
     const event_file_ready *ev = &r->ev;
 
-    for (size_t i = 0; i < st->run_count && &st->runs[i] != r; i++) {
-        const event_file_ready *old = &st->runs[i].ev;
+    for (size_t i = 0; i < st->run_count && run_at(st, i) != r; i++) {
+        const event_file_ready *old = &run_at(st, i)->ev;
 
         if (strcmp(old->client_id, ev->client_id) == 0 &&
             strcmp(old->order_date, ev->order_date) == 0 && strcmp(old->source, ev->source) == 0)
-            cJSON_AddItemToArray(list, superseded_entry("file-ready", old->event_id,
-                                                        st->runs[i].at_ms, "sha256", old->sha256));
+            cJSON_AddItemToArray(list,
+                                 superseded_entry("file-ready", old->event_id, run_at(st, i)->at_ms,
+                                                  "sha256", old->sha256));
     }
     for (size_t i = 0; i < st->failure_count; i++) {
         const event_file_failed *old = &st->failures[i].ev;
@@ -330,7 +422,7 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     pthread_mutex_lock(&st->lock);
     /* Oldest first, so that the last assignment per client and date wins. */
     for (size_t i = 0; i < st->run_count; i++) {
-        const run_record *r = &st->runs[i];
+        const run_record *r = run_at(st, i);
         cJSON *client = state_client_entry(clients, r->ev.client_id);
         cJSON *dates = cJSON_GetObjectItemCaseSensitive(client, "dates");
 
@@ -340,7 +432,7 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
         cJSON_AddItemToObject(client, "last_run", run_json(st, r));
     }
     for (size_t i = st->run_count; i-- > 0;)
-        cJSON_AddItemToArray(runs, run_json(st, &st->runs[i]));
+        cJSON_AddItemToArray(runs, run_json(st, run_at(st, i)));
     for (size_t i = st->failure_count; i-- > 0;)
         cJSON_AddItemToArray(failures, failure_json(&st->failures[i]));
     pthread_mutex_unlock(&st->lock);
@@ -350,4 +442,125 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     }
     *files_in_depot = total;
     return root;
+}
+
+/* ---------- snapshot encoding ---------- */
+
+/*
+ * A snapshot is "DXS1", then one record per run and failure, oldest first:
+ * a kind byte ('R' run, 'F' failure), at_ms as 8 bytes little-endian, the
+ * event's protobuf length as 4 bytes little-endian, then the event (the
+ * same encoding as on the bus, so one decoder validates both).
+ */
+#define SNAPSHOT_MAGIC "DXS1"
+
+/* The records are written to an open_memstream(): a growing buffer from
+ * the C library rather than one more by hand. */
+static void put_le(FILE *out, uint64_t value, int bytes)
+{
+    unsigned char le[8];
+
+    for (int i = 0; i < bytes; i++)
+        le[i] = (unsigned char)(value >> (8 * i));
+    fwrite(le, 1, (size_t)bytes, out);
+}
+
+static int put_record(FILE *out, char kind, event_type type, const void *ev, int64_t at_ms)
+{
+    void *data = NULL;
+    size_t len = 0;
+
+    if (event_encode(type, ev, 0, &data, &len) != DX_OK)
+        return -1;
+    fputc(kind, out);
+    put_le(out, (uint64_t)at_ms, 8);
+    put_le(out, len, 4);
+    fwrite(data, 1, len, out);
+    free(data);
+    return 0;
+}
+
+dx_status state_encode(state *st, void **data, size_t *len)
+{
+    char *bytes = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&bytes, &size);
+    int failed = out == NULL;
+
+    if (out != NULL)
+        fputs(SNAPSHOT_MAGIC, out);
+    pthread_mutex_lock(&st->lock);
+    for (size_t i = 0; !failed && i < st->run_count; i++)
+        failed = put_record(out, 'R', EVENT_FILE_READY, &run_at(st, i)->ev, run_at(st, i)->at_ms);
+    for (size_t i = 0; !failed && i < st->failure_count; i++)
+        failed =
+            put_record(out, 'F', EVENT_FILE_FAILED, &st->failures[i].ev, st->failures[i].at_ms);
+    pthread_mutex_unlock(&st->lock);
+    if (out != NULL) {
+        failed |= ferror(out) != 0;
+        failed |= fclose(out) != 0; /* sets bytes and size */
+    }
+    if (failed) {
+        free(bytes);
+        return DX_ERR_NOMEM;
+    }
+    *data = bytes;
+    *len = size;
+    return DX_OK;
+}
+
+static uint64_t get_le(const unsigned char *p, int bytes)
+{
+    uint64_t value = 0;
+
+    for (int i = bytes; i-- > 0;)
+        value = value << 8 | p[i];
+    return value;
+}
+
+dx_status state_decode(state *st, const void *data, size_t len, char *err, size_t err_len)
+{
+    const unsigned char *p = data;
+    size_t pos = 4;
+    dx_status s = DX_OK;
+
+    if (len < 4 || memcmp(p, SNAPSHOT_MAGIC, 4) != 0) {
+        snprintf(err, err_len, "not a status snapshot (no %s header)", SNAPSHOT_MAGIC);
+        return DX_ERR_INVALID;
+    }
+    while (s == DX_OK && pos < len) {
+        event_file_ready ready;
+        event_file_failed failed;
+        char kind;
+        int64_t at_ms;
+        size_t size;
+
+        if (len - pos < 13) {
+            snprintf(err, err_len, "snapshot truncated at byte %zu", pos);
+            return DX_ERR_INVALID;
+        }
+        kind = (char)p[pos];
+        at_ms = (int64_t)get_le(p + pos + 1, 8);
+        size = (size_t)get_le(p + pos + 9, 4);
+        pos += 13;
+        if (size > len - pos || (kind != 'R' && kind != 'F')) {
+            snprintf(err, err_len, "snapshot record at byte %zu is malformed", pos - 13);
+            return DX_ERR_INVALID;
+        }
+        if (kind == 'R') {
+            memset(&ready, 0, sizeof(ready));
+            s = event_decode(EVENT_FILE_READY, p + pos, size, "application/protobuf", &ready, err,
+                             err_len);
+            if (s == DX_OK)
+                state_add_ready(st, &ready, at_ms);
+        } else {
+            memset(&failed, 0, sizeof(failed));
+            s = event_decode(EVENT_FILE_FAILED, p + pos, size, "application/protobuf", &failed, err,
+                             err_len);
+            if (s == DX_OK)
+                state_add_failed(st, &failed, at_ms);
+        }
+        pos += size;
+    }
+    return s;
 }

@@ -54,3 +54,16 @@ dx_status state_recount_client(state *st, worker *w, const char *client_id, int 
  * empty (no file, no date) when missing; borrowed from clients.
  */
 cJSON *state_client_entry(cJSON *clients, const char *client_id);
+
+/*
+ * Encodes every run and failure (with the time each was recorded) as one
+ * snapshot.  On success *data is a new buffer of *len bytes the caller frees.
+ */
+dx_status state_encode(state *st, void **data, size_t *len);
+
+/*
+ * Adds the runs and failures of a snapshot made by state_encode() (data is
+ * borrowed).  DX_ERR_INVALID with err for bytes that are not one; what was
+ * read before the error stays recorded.
+ */
+dx_status state_decode(state *st, const void *data, size_t len, char *err, size_t err_len);

@@ -160,7 +160,7 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
         try:
             ready = c.stream_entries("orders.file-ready")
             t.check(len(ready) == 1, f"FileReady stored once in the stream ({len(ready)})")
-            msg_id = f"file-ready:US1:{DATE}:US1/input.csv:{ref_sha}"
+            msg_id = f"file-ready:US1:{DATE}:US1/{DATE}/input.csv:{ref_sha}"
             t.check(faultlib.msg_ids(ready) == [msg_id], f"FileReady carries Nats-Msg-Id {msg_id}")
             # A re-run after a crash between publish and archive republishes the
             # same FileReady: the stream's duplicate window drops it ...

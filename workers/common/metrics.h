@@ -42,7 +42,7 @@
  *   dx_http_requests_total{code}               counter    HTTP requests served, by status code.
  *   dx_invalid_input_total{kind}               counter    Input refused; kind: undecodable,
  *                                                         invalid_event, invalid_client, oversized,
- *                                                         unusable_file.
+ *                                                         unusable_file, unusable_name.
  *   dx_build_info{worker,version}              gauge      Always 1; names the worker and version.
  *   dx_metrics_series_dropped_total{metric}    counter    Updates dropped because the metric had
  *                                                         METRICS_MAX_SERIES series already.

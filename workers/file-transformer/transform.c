@@ -3,15 +3,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clean.h"
 #include "drops.h"
+#include "dropname.h"
 #include "metrics.h"
 #include "util.h"
 
 /* Tell JetStream we are alive every this many bytes read, so that a large
  * file is not redelivered to another replica while we are still on it. */
 #define PROGRESS_EVERY (8u << 20)
+
+/* Drops of the same name one day before place_drop gives up. */
+#define PLACE_MAX 9999
 
 typedef struct read_ctx {
     storage_reader *rd;
@@ -84,9 +89,10 @@ static dx_status publish_event(worker *w, event_type type, const void *ev, const
 /*
  * Records a failed drop: published as FileFailed at once when permanent or
  * on the last attempt; otherwise only counted, and the event is retried.
+ * Returns 1 when the FileFailed was published.
  */
-static void drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, const char *source,
-                        const char *reason, int permanent)
+static int drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, const char *source,
+                       const char *reason, int permanent)
 {
     event_file_failed failed = {0};
     int publish = permanent || run->last_attempt;
@@ -109,34 +115,68 @@ static void drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, 
      * failure is reported as such (503 to an HTTP caller, which may retry). */
     if (!permanent)
         run->transient_failures++;
-    if (!publish) {
-        cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
-        return;
+    if (publish) {
+        metrics_add("dx_files_failed_total", client_id, 1);
+        if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED,
+                          failed.event_id) != DX_OK) {
+            publish = 0;
+            if (permanent)
+                run->transient_failures++; /* not published: the event must come back */
+        }
     }
-    metrics_add("dx_files_failed_total", client_id, 1);
-    if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED,
-                      failed.event_id) != DX_OK &&
-        permanent)
-        run->transient_failures++; /* not published: the event must come back */
     cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
+    return publish;
 }
 
 /*
- * Moves a processed drop into <client>/<folder>/<date>/, choosing a free
- * name if an earlier drop of the same name was archived the same day.
+ * Chooses the name a drop takes in <client>/<folder>/<date>/ (folder is
+ * "archive" or "failed") into out: name itself when free, else <stem>.1.csv,
+ * <stem>.2.csv...  The archive name is also the drop's name in the depot
+ * (<stem>.csv and <stem>.rejects.csv), so this is the one decision of which
+ * outputs a drop owns: a second drop of the same name the same day takes the
+ * next free name, while a drop not yet archived (a rerun after a crash)
+ * takes the same name again and rewrites its own outputs.  A stem ending in
+ * ".rejects" (any case) is never chosen, so that no drop's clean file can be
+ * named like another drop's rejects file.
  */
-static dx_status move_drop(storage *inbox, const char *client_id, const char *name,
-                           const char *folder, const char *order_date)
+static dx_status place_drop(storage *inbox, const char *client_id, const char *folder,
+                            const char *order_date, const char *name, char *out, size_t out_len)
 {
-    char from[EVENT_PATH_MAX], to[EVENT_PATH_MAX + 32], stem[256];
+    char stem[256], path[EVENT_PATH_MAX + 32];
     storage_entry existing;
+    dx_status s = DX_OK;
 
-    snprintf(from, sizeof(from), "%s/%s", client_id, name);
-    snprintf(to, sizeof(to), "%s/%s/%s/%s", client_id, folder, order_date, name);
+    size_t stem_len;
+
     drops_stem(name, stem, sizeof(stem));
-    for (int n = 1; storage_stat(inbox, to, &existing) == DX_OK && n < 1000; n++)
-        snprintf(to, sizeof(to), "%s/%s/%s/%s.%d.csv", client_id, folder, order_date, stem, n);
-    return storage_rename(inbox, from, to);
+    stem_len = strlen(stem);
+    for (int n = 0; n <= PLACE_MAX; n++) {
+        if (n == 0 && stem_len >= 8 && strcasecmp(stem + stem_len - 8, ".rejects") == 0)
+            continue;
+        if (n == 0)
+            snprintf(out, out_len, "%s", name);
+        else
+            snprintf(out, out_len, "%s.%d.csv", stem, n);
+        snprintf(path, sizeof(path), "%s/%s/%s/%s", client_id, folder, order_date, out);
+        s = storage_stat(inbox, path, &existing);
+        if (s == DX_ERR_NOT_FOUND)
+            return DX_OK;
+        if (s != DX_OK)
+            return s;
+    }
+    storage_set_error(inbox, "%d drops of the same name already in %s/%s/%s", PLACE_MAX, client_id,
+                      folder, order_date);
+    return DX_ERR_PERMANENT;
+}
+
+/* Moves a drop into <client>/<folder>/<date>/<placed> (see place_drop). */
+static dx_status move_drop(storage *inbox, const char *client_id, const char *name,
+                           const char *folder, const char *order_date, const char *placed)
+{
+    char to[EVENT_PATH_MAX + 32];
+
+    snprintf(to, sizeof(to), "%s/%s/%s/%s", client_id, folder, order_date, placed);
+    return storage_rename_listed(inbox, client_id, name, to);
 }
 
 /* Streams one drop through the cleaner into two atomic depot writes. */
@@ -221,6 +261,40 @@ static int drop_unchanged(storage *inbox, const char *source, const storage_entr
            now.size == listed->size && now.mtime == listed->mtime;
 }
 
+/*
+ * Fails a drop whose name cannot be used (see dropname.h) without reading
+ * it: a permanent FileFailed under its escaped name, then, once that is
+ * published, a move into failed/<date>/ under a safe name, so that it fails
+ * once and the operator finds it where the reason says.
+ */
+static void fail_unusable_name(run_ctx *run, const log_ctx *lc, const char *client_id,
+                               const char *name, const char *problem)
+{
+    storage *inbox = run->w->inbox;
+    const char *order_date = run->ev->order_date;
+    char escaped[EVENT_PATH_MAX / 2], safe[DROPNAME_MAX + 1], placed[DROPNAME_MAX + 16];
+    char source[EVENT_PATH_MAX], reason[EVENT_PATH_MAX], why[EVENT_PATH_MAX / 2];
+    dx_status s;
+
+    dropname_escape(name, escaped, sizeof(escaped));
+    dropname_safe(name, safe, sizeof(safe));
+    snprintf(source, sizeof(source), "%s/%s", client_id, escaped);
+    metrics_add("dx_invalid_input_total", "unusable_name", 1);
+    s = place_drop(inbox, client_id, "failed", order_date, safe, placed, sizeof(placed));
+    if (s != DX_OK) {
+        drop_failed(run, lc, client_id, source, storage_last_error(inbox), s == DX_ERR_PERMANENT);
+        return;
+    }
+    snprintf(reason, sizeof(reason), "unusable file name: it %s; moved to %s/failed/%s/%s", problem,
+             client_id, order_date, placed);
+    if (drop_failed(run, lc, client_id, source, reason, 1) &&
+        move_drop(inbox, client_id, name, "failed", order_date, placed) != DX_OK) {
+        /* The backend's reason may quote the raw name. */
+        dropname_escape(storage_last_error(inbox), why, sizeof(why));
+        log_printf(LOG_LEVEL_WARN, lc, "could not move %s aside: %s", source, why);
+    }
+}
+
 static void process_drop(run_ctx *run, const char *client_id, const storage_entry *drop)
 {
     const char *name = drop->name;
@@ -228,17 +302,30 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     const event_order_date *ev = run->ev;
     log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
     event_file_ready ready = {0};
-    char stem[256], reason[EVENT_PATH_MAX] = "", msg_id[EVENT_PATH_MAX + 128];
+    char stem[256], placed[DROPNAME_MAX + 16], reason[EVENT_PATH_MAX] = "";
+    char msg_id[EVENT_PATH_MAX + 128];
+    const char *problem = dropname_problem(name);
     cJSON *fields;
     dx_status s;
 
-    drops_stem(name, stem, sizeof(stem));
+    if (problem != NULL) {
+        fail_unusable_name(run, &lc, client_id, name, problem);
+        return;
+    }
     util_uuid(ready.event_id);
     util_copy(ready.trace_id, sizeof(ready.trace_id), ev->trace_id);
     util_copy(ready.caused_by, sizeof(ready.caused_by), ev->event_id);
     util_copy(ready.client_id, sizeof(ready.client_id), client_id);
     util_copy(ready.order_date, sizeof(ready.order_date), ev->order_date);
     snprintf(ready.source, sizeof(ready.source), "%s/%s", client_id, name);
+    /* The outputs are named after the drop's archive name (place_drop). */
+    s = place_drop(w->inbox, client_id, "archive", ev->order_date, name, placed, sizeof(placed));
+    if (s != DX_OK) {
+        drop_failed(run, &lc, client_id, ready.source, storage_last_error(w->inbox),
+                    s == DX_ERR_PERMANENT);
+        return;
+    }
+    drops_stem(placed, stem, sizeof(stem));
     snprintf(ready.output, sizeof(ready.output), "%s/%s/%s.csv", client_id, ev->order_date, stem);
     snprintf(ready.rejects, sizeof(ready.rejects), "%s/%s/%s.rejects.csv", client_id,
              ev->order_date, stem);
@@ -247,9 +334,11 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         /* The file itself is unusable: retrying cannot help.  It is moved
          * aside so that tomorrow's run does not fail on it again. */
         metrics_add("dx_invalid_input_total", "unusable_file", 1);
-        drop_failed(run, &lc, client_id, ready.source, reason, 1);
-        if (drop_unchanged(w->inbox, ready.source, drop) &&
-            move_drop(w->inbox, client_id, name, "failed", ev->order_date) != DX_OK)
+        if (drop_failed(run, &lc, client_id, ready.source, reason, 1) &&
+            drop_unchanged(w->inbox, ready.source, drop) &&
+            (place_drop(w->inbox, client_id, "failed", ev->order_date, name, placed,
+                        sizeof(placed)) != DX_OK ||
+             move_drop(w->inbox, client_id, name, "failed", ev->order_date, placed) != DX_OK))
             log_printf(LOG_LEVEL_WARN, &lc, "could not move unusable drop %s aside: %s",
                        ready.source, storage_last_error(w->inbox));
         return;
@@ -258,8 +347,10 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         drop_failed(run, &lc, client_id, ready.source, reason, s == DX_ERR_PERMANENT);
         return;
     }
+    /* The output path, not the source, tells a second drop of the same name
+     * (same bytes, maybe) from a rerun of this one. */
     snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s", client_id, ev->order_date,
-             ready.source, ready.sha256);
+             ready.output, ready.sha256);
     if (publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) != DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, "cannot publish file-ready to NATS", 0);
         return;
@@ -270,7 +361,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         log_printf(LOG_LEVEL_WARN, &lc,
                    "%s changed while it was processed: the new version stays in the inbox",
                    ready.source);
-    } else if (move_drop(w->inbox, client_id, name, "archive", ev->order_date) != DX_OK) {
+    } else if (move_drop(w->inbox, client_id, name, "archive", ev->order_date, placed) != DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, storage_last_error(w->inbox), 0);
         return;
     }

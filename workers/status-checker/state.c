@@ -66,7 +66,8 @@ void state_destroy(state *st)
 static int same_run(const event_file_ready *a, const event_file_ready *b)
 {
     return strcmp(a->client_id, b->client_id) == 0 && strcmp(a->order_date, b->order_date) == 0 &&
-           strcmp(a->source, b->source) == 0 && strcmp(a->sha256, b->sha256) == 0;
+           strcmp(a->source, b->source) == 0 && strcmp(a->output, b->output) == 0 &&
+           strcmp(a->sha256, b->sha256) == 0;
 }
 
 int state_add_ready(state *st, const event_file_ready *ev, int64_t at_ms)

@@ -5,9 +5,10 @@
 #include "testing.h"
 #include "util.h"
 
-static const char *vars[] = {"NATS_URL",    "INBOX_URL",      "DEPOT_URL",      "PORT",
-                             "LOG_LEVEL",   "CLIENT_PATTERN", "EVENT_ENCODING", "SUBSCRIBE",
-                             "MAX_DELIVER", "HTTP_ADDR",      "DROP_MIN_AGE",   "SCHEDULE"};
+static const char *vars[] = {"NATS_URL",         "INBOX_URL",      "DEPOT_URL",      "PORT",
+                             "LOG_LEVEL",        "CLIENT_PATTERN", "EVENT_ENCODING", "SUBSCRIBE",
+                             "MAX_DELIVER",      "HTTP_ADDR",      "DROP_MIN_AGE",   "SCHEDULE",
+                             "CSV_FORMULA_GUARD"};
 
 static void clear(void)
 {
@@ -37,20 +38,30 @@ int main(void)
     CHECK_EQ_INT(cfg.drop_min_age, 30);
     CHECK_EQ_INT(cfg.catchup_max_days, 7);
     CHECK_EQ_STR(cfg.http_addr, "127.0.0.1");
+    CHECK_EQ_INT(cfg.formula_guard, 1);
 
     CHECK_EQ_INT(load_with("EVENT_ENCODING", "json", &cfg, err), DX_OK);
     CHECK_EQ_INT(cfg.emit_json, 1);
     CHECK_EQ_INT(load_with("SUBSCRIBE", "0", &cfg, err), DX_OK);
     CHECK_EQ_INT(cfg.subscribe, 0);
+    CHECK_EQ_INT(load_with("CSV_FORMULA_GUARD", "0", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.formula_guard, 0);
     CHECK_EQ_INT(load_with("INBOX_URL", "sftp://u@h:2222/srv", &cfg, err), DX_OK);
 
     static const struct {
         const char *name, *value;
     } bad[] = {
-        {"PORT", "80a"},        {"PORT", "70000"},         {"PORT", "-1"},
-        {"LOG_LEVEL", "loud"},  {"EVENT_ENCODING", "xml"}, {"SUBSCRIBE", "maybe"},
-        {"MAX_DELIVER", "0"},   {"INBOX_URL", "/abs"},     {"DEPOT_URL", "http://x/"},
+        {"PORT", "80a"},
+        {"PORT", "70000"},
+        {"PORT", "-1"},
+        {"LOG_LEVEL", "loud"},
+        {"EVENT_ENCODING", "xml"},
+        {"SUBSCRIBE", "maybe"},
+        {"MAX_DELIVER", "0"},
+        {"INBOX_URL", "/abs"},
+        {"DEPOT_URL", "http://x/"},
         {"DROP_MIN_AGE", "1m"},
+        {"CSV_FORMULA_GUARD", "off"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';

@@ -29,6 +29,7 @@ typedef struct config {
     int max_event_bytes;       /* MAX_EVENT_BYTES */
     int shutdown_grace;        /* SHUTDOWN_GRACE, seconds */
     int stream_replicas;       /* STREAM_REPLICAS */
+    int formula_guard;         /* CSV_FORMULA_GUARD */
 } config;
 
 /*

@@ -756,6 +756,10 @@ void metrics_define_standard(const char *worker)
                    "client_id", NULL, 0);
     metrics_define("dx_rows_duplicate_total", METRIC_COUNTER, "Rows dropped as duplicates.",
                    "client_id", NULL, 0);
+    metrics_define("dx_cells_neutralised_total", METRIC_COUNTER,
+                   "Text cells of clean and rejects files given a leading ' so that a "
+                   "spreadsheet shows them as text (CSV_FORMULA_GUARD).",
+                   "client_id", NULL, 0);
     metrics_define("dx_files_processed_total", METRIC_COUNTER,
                    "Drops transformed and committed to the depot.", "client_id", NULL, 0);
     metrics_define("dx_files_failed_total", METRIC_COUNTER,

@@ -32,6 +32,7 @@
  *   dx_rows_out_total{client_id}               counter    Clean rows written to the depot.
  *   dx_rows_rejected_total{client_id}          counter    Rows written to the rejects file.
  *   dx_rows_duplicate_total{client_id}         counter    Rows dropped as duplicates.
+ *   dx_cells_neutralised_total{client_id}      counter    Text cells given a leading ' (formula guard).
  *   dx_files_processed_total{client_id}        counter    Drops transformed and committed.
  *   dx_files_failed_total{client_id}           counter    Drops that failed (file-failed events).
  *   dx_processing_duration_seconds             histogram  Time to handle one event, receipt to ack.

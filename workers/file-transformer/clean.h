@@ -26,6 +26,10 @@ typedef struct clean_io {
     void *output_ctx;
     clean_write_fn write_rejects; /* the rejects CSV */
     void *rejects_ctx;
+    /* 0 (the default): text cells a spreadsheet would evaluate get a
+     * leading "'" (see csvout_is_formula); 1: written as they are
+     * (CSV_FORMULA_GUARD=0, for consumers that are not spreadsheets). */
+    int formulas_verbatim;
 } clean_io;
 
 typedef struct clean_counts {
@@ -34,8 +38,9 @@ typedef struct clean_counts {
     uint64_t rows_rejected;
     uint64_t rows_duplicate;
     uint64_t bytes_in;
-    uint64_t bytes_out;     /* bytes written to the clean CSV */
-    uint64_t bytes_rejects; /* bytes written to the rejects CSV */
+    uint64_t bytes_out;         /* bytes written to the clean CSV */
+    uint64_t bytes_rejects;     /* bytes written to the rejects CSV */
+    uint64_t cells_neutralised; /* text cells written with a leading "'" */
 } clean_counts;
 
 /*

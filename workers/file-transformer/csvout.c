@@ -82,6 +82,37 @@ int csvout_field(csvout *out, const char *s, size_t n, int first)
     return 0;
 }
 
+size_t csvout_encode_guarded(char *dst, const char *s, size_t n)
+{
+    size_t len;
+
+    dst[0] = '\'';
+    len = csvout_encode(dst + 1, s, n);
+    /* Quoted: the quote opens the field, the apostrophe follows it. */
+    if (dst[1] == '"') {
+        dst[0] = '"';
+        dst[1] = '\'';
+    }
+    return len + 1;
+}
+
+int csvout_text_field(csvout *out, const char *s, size_t n, int first, int guard, int *guarded)
+{
+    size_t quotes = 0;
+
+    *guarded = guard && csvout_is_formula(s, n);
+    if (!*guarded)
+        return csvout_field(out, s, n, first);
+    for (size_t i = 0; i < n; i++)
+        quotes += s[i] == '"';
+    if (csvout_reserve(out, n + quotes + 4) < 0)
+        return -1;
+    if (!first)
+        out->data[out->len++] = ',';
+    out->len += csvout_encode_guarded(out->data + out->len, s, n);
+    return 0;
+}
+
 int csvout_end_row(csvout *out)
 {
     return csvout_raw(out, "\n", 1);

@@ -138,6 +138,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
 static int run_clean(int argc, char **argv)
 {
     clean_counts counts = {0};
+    config cfg;
     char reason[512] = "";
     cJSON *json;
     char *text;
@@ -147,7 +148,13 @@ static int run_clean(int argc, char **argv)
         fprintf(stderr, "file-transformer: clean needs IN OUT REJECTS\n%s", usage);
         return 2;
     }
-    s = transform_clean_local(argv[2], argv[3], argv[4], &counts, reason, sizeof(reason));
+    /* The worker's settings, CSV_FORMULA_GUARD among them, apply offline too. */
+    if (config_load(&cfg, reason, sizeof(reason)) != DX_OK) {
+        fprintf(stderr, "file-transformer: %s\n", reason);
+        return 2;
+    }
+    s = transform_clean_local(argv[2], argv[3], argv[4], cfg.formula_guard, &counts, reason,
+                              sizeof(reason));
     if (s != DX_OK) {
         fprintf(stderr, "file-transformer: %s: %s\n", argv[2], reason[0] ? reason : status_text(s));
         return 1;
@@ -159,6 +166,7 @@ static int run_clean(int argc, char **argv)
     cJSON_AddNumberToObject(json, "rows_duplicate", (double)counts.rows_duplicate);
     cJSON_AddNumberToObject(json, "bytes_in", (double)counts.bytes_in);
     cJSON_AddNumberToObject(json, "bytes_out", (double)counts.bytes_out);
+    cJSON_AddNumberToObject(json, "cells_neutralised", (double)counts.cells_neutralised);
     cJSON_AddBoolToObject(json, "counts_add_up",
                           counts.rows_in ==
                               counts.rows_out + counts.rows_rejected + counts.rows_duplicate);

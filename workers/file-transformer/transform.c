@@ -180,8 +180,8 @@ static dx_status move_drop(storage *inbox, const char *client_id, const char *na
 }
 
 /* Streams one drop through the cleaner into two atomic depot writes. */
-static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *ready, char *reason,
-                            size_t reason_len)
+static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *ready,
+                            uint64_t *neutralised, char *reason, size_t reason_len)
 {
     worker *w = run->w;
     storage_reader *rd = NULL;
@@ -206,7 +206,8 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
     rc = (read_ctx){.rd = rd, .delivery = run->delivery};
     out_ctx = (write_ctx){.wr = out, .sha = sha};
     rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
-    io = (clean_io){read_drop, &rc, write_file, &out_ctx, write_file, &rejects_ctx};
+    io = (clean_io){read_drop,  &rc,          write_file,           &out_ctx,
+                    write_file, &rejects_ctx, !w->cfg.formula_guard};
     s = clean_run(&io, &counts, reason, reason_len);
     /* The storage's own reason ("No space left on device") beats the
      * cleaner's status name. */
@@ -238,6 +239,7 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
         ready->rows_rejected = counts.rows_rejected;
         ready->rows_duplicate = counts.rows_duplicate;
         ready->bytes_out = counts.bytes_out;
+        *neutralised = counts.cells_neutralised;
         util_sha256_hex(sha, ready->sha256);
     }
 done:
@@ -305,6 +307,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     char stem[256], placed[DROPNAME_MAX + 16], reason[EVENT_PATH_MAX] = "";
     char msg_id[EVENT_PATH_MAX + 128];
     const char *problem = dropname_problem(name);
+    uint64_t neutralised = 0;
     cJSON *fields;
     dx_status s;
 
@@ -329,7 +332,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     snprintf(ready.output, sizeof(ready.output), "%s/%s/%s.csv", client_id, ev->order_date, stem);
     snprintf(ready.rejects, sizeof(ready.rejects), "%s/%s/%s.rejects.csv", client_id,
              ev->order_date, stem);
-    s = clean_drop(run, ready.source, &ready, reason, sizeof(reason));
+    s = clean_drop(run, ready.source, &ready, &neutralised, reason, sizeof(reason));
     if (s == DX_ERR_INVALID) {
         /* The file itself is unusable: retrying cannot help.  It is moved
          * aside so that tomorrow's run does not fail on it again. */
@@ -370,6 +373,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     metrics_add("dx_rows_out_total", client_id, (double)ready.rows_out);
     metrics_add("dx_rows_rejected_total", client_id, (double)ready.rows_rejected);
     metrics_add("dx_rows_duplicate_total", client_id, (double)ready.rows_duplicate);
+    metrics_add("dx_cells_neutralised_total", client_id, (double)neutralised);
     metrics_set("dx_last_success_timestamp_seconds", client_id, (double)util_now_ms() / 1000.0);
     /* The run's ids are the line's own; the rest of FileReady follows. */
     fields = event_to_json(EVENT_FILE_READY, &ready);
@@ -510,7 +514,8 @@ static dx_status finish_tmp(FILE *fp, const char *tmp, const char *final, dx_sta
 }
 
 dx_status transform_clean_local(const char *in_path, const char *out_path, const char *rejects_path,
-                                clean_counts *counts, char *reason, size_t reason_len)
+                                int formula_guard, clean_counts *counts, char *reason,
+                                size_t reason_len)
 {
     char out_tmp[4096], rejects_tmp[4096];
     FILE *in = fopen(in_path, "rb");
@@ -529,7 +534,7 @@ dx_status transform_clean_local(const char *in_path, const char *out_path, const
         snprintf(reason, reason_len, "cannot create the output files");
         s = DX_ERR_IO;
     } else {
-        clean_io io = {read_stdio, in, write_stdio, out, write_stdio, rejects};
+        clean_io io = {read_stdio, in, write_stdio, out, write_stdio, rejects, !formula_guard};
 
         s = clean_run(&io, counts, reason, reason_len);
     }

@@ -137,6 +137,108 @@ static void run_text(const char *text, result *r)
 }
 
 /* ------------------------------------------------------------------ */
+/* The formula guard (CSV_FORMULA_GUARD), clean and rejects               */
+
+#define GUARD_HEADER                                                                               \
+    "order_id;order_date;customer_id;customer_email;product_name;quantity;unit_price;"             \
+    "currency;status;note\n"
+#define GUARD_OUT_HEADER                                                                           \
+    "order_id,order_date,customer_id,customer_email,product_sku,product_name,quantity,unit_price," \
+    "currency,status,order_time,total,note\n"
+
+typedef struct guard_case {
+    const char *row;      /* one input row under GUARD_HEADER */
+    const char *guarded;  /* the clean row, or the rejects row, guard on */
+    const char *verbatim; /* the same, CSV_FORMULA_GUARD=0 */
+    unsigned cells;       /* cells neutralised, guard on */
+} guard_case;
+
+static const guard_case guard_cases[] = {
+    /* The examples of the issue, in text columns of every kind. */
+    {"A1;05/03/2024;;;\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\";1;10;;;",
+     "A1,2024-03-05,,,,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,10.00,,,,10.00,",
+     "A1,2024-03-05,,,,\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,10.00,,,,10.00,", 1},
+    {"A1;05/03/2024;;;=cmd|' /C calc'!A0;1;10;;;",
+     "A1,2024-03-05,,,,'=cmd|' /C calc'!A0,1,10.00,,,,10.00,",
+     "A1,2024-03-05,,,,=cmd|' /C calc'!A0,1,10.00,,,,10.00,", 1},
+    {"A1;05/03/2024;+1+2;;x;1;10;;;-2+3", "A1,2024-03-05,'+1+2,,,x,1,10.00,,,,10.00,'-2+3",
+     "A1,2024-03-05,+1+2,,,x,1,10.00,,,,10.00,-2+3", 2},
+    {"@SUM(A1);05/03/2024;;=A@B.C;x;1;10;-;=X;",
+     "'@SUM(A1),2024-03-05,,'=a@b.c,,x,1,10.00,'-,'=x,,10.00,",
+     "@SUM(A1),2024-03-05,,=a@b.c,,x,1,10.00,-,=x,,10.00,", 4},
+    /* Trimming first: a TAB that made it text in Excel is gone. */
+    {"A1;05/03/2024;;;\"\t=1+2\";1;10;;;", "A1,2024-03-05,,,,'=1+2,1,10.00,,,,10.00,",
+     "A1,2024-03-05,,,,=1+2,1,10.00,,,,10.00,", 1},
+    /* Not formulas: the character is not first. */
+    {"A1;05/03/2024;a=b;x@y.z;1-2;1;10;;;a+b", "A1,2024-03-05,a=b,x@y.z,,1-2,1,10.00,,,,10.00,a+b",
+     "A1,2024-03-05,a=b,x@y.z,,1-2,1,10.00,,,,10.00,a+b", 0},
+    /* The rejects keep the fields as written: neutralised before and after
+     * leading blanks, numbers included. */
+    {"=A1;05/03/2024;;;\"\t=1\";-3;-1;;;\"  @x\"",
+     "2,invalid_quantity,'=A1,05/03/2024,,,'\t=1,'-3,'-1,,,'  @x",
+     "2,invalid_quantity,=A1,05/03/2024,,,\t=1,-3,-1,,,  @x", 5},
+};
+
+static void run_guard(const char *text, int verbatim, result *r)
+{
+    source src = {text, strlen(text), 0, 4096};
+
+    memset(r, 0, sizeof(*r));
+    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects, verbatim};
+    run_with(&io, r);
+}
+
+static void test_formula_guard(void)
+{
+    for (size_t i = 0; i < sizeof(guard_cases) / sizeof(guard_cases[0]); i++) {
+        const guard_case *c = &guard_cases[i];
+
+        for (int verbatim = 0; verbatim <= 1; verbatim++) {
+            char input[1024], expected[1024];
+            const char *want = verbatim ? c->verbatim : c->guarded;
+            const char *got;
+            result r;
+
+            snprintf(input, sizeof(input), "%s%s\n", GUARD_HEADER, c->row);
+            run_guard(input, verbatim, &r);
+            CHECK_EQ_INT(r.status, DX_OK);
+            if (r.counts.rows_out == 1) {
+                snprintf(expected, sizeof(expected), "%s%s\n", GUARD_OUT_HEADER, want);
+                got = text_of(&r.out);
+            } else {
+                snprintf(expected, sizeof(expected), "%s\n", want);
+                got = strchr(text_of(&r.rejects), '\n');
+                got = got ? got + 1 : "";
+            }
+            if (strcmp(got, expected) != 0)
+                testing_fail(__FILE__, __LINE__, "row \"%s\" (verbatim %d): got\n%s", c->row,
+                             verbatim, got);
+            testing_checks++;
+            CHECK_EQ_INT(r.counts.cells_neutralised, verbatim ? 0 : c->cells);
+            result_free(&r);
+        }
+    }
+}
+
+/* A header cell is text too (in the rejects; the clean header folds it),
+ * and a duplicate row's cells are not counted. */
+static void test_formula_guard_header(void)
+{
+    result r;
+
+    run_guard("order_id,order_date,quantity,unit_price,=evil\n"
+              "A1,05/03/2024,1,10,-x\nA1,05/03/2024,1,10,-x\nA2,05/03/2024,0,10,+y\n",
+              0, &r);
+    CHECK_EQ_INT(r.status, DX_OK);
+    CHECK_EQ_STR(text_of(&r.rejects), "line,reason,order_id,order_date,quantity,unit_price,'=evil\n"
+                                      "4,invalid_quantity,A2,05/03/2024,0,10,'+y\n");
+    CHECK(strstr(text_of(&r.out), ",total,evil\nA1,2024-03-05,,,,,1,10.00,,,,10.00,'-x\n") != NULL);
+    CHECK_EQ_INT(r.counts.rows_duplicate, 1);
+    CHECK_EQ_INT(r.counts.cells_neutralised, 3);
+    result_free(&r);
+}
+
+/* ------------------------------------------------------------------ */
 /* Per-row rules, one row at a time                                     */
 
 #define ROW_HEADER                                                                                 \
@@ -796,5 +898,7 @@ int main(void)
     test_counts_add_up();
     test_callback_failures();
     test_golden();
+    test_formula_guard();
+    test_formula_guard_header();
     return testing_finish("clean");
 }

@@ -15,6 +15,7 @@ JetStream, the workers, and a real sshd for the sftp:// run.
 """
 
 import os
+import subprocess
 import sys
 
 import faultlib
@@ -228,10 +229,114 @@ def run_cases(p, t, prefix):
             t.check(False, f"{prefix}{n} {case.__name__}: exception {e!r}")
 
 
+FORMULA_HEADER = ("order_id,order_date,customer_id,customer_email,product_sku,product_name,"
+                  "quantity,unit_price,currency,status,note\n")
+# Clean rows with a formula in text cells, and one rejected row whose
+# negative quantity and price are the client's text.
+FORMULA_DROP = FORMULA_HEADER + (
+    'F-1,2026-11-24,C1,a@b.c,S1,"=HYPERLINK(""http://x"",""y"")",2,12.50,EUR,paid,ok\n'
+    "F-2,2026-11-24,+1+2,a@b.c,S2,=cmd|' /C calc'!A0,1,3.00,EUR,paid,-2+3\n"
+    'F-3,2026-11-24,C3,a@b.c,@SUM(A1),"\t=1+2",1,1.00,EUR,paid,a=b\n'
+    "F-4,2026-11-24,C4,a@b.c,S4,=x,-1,-2.00,EUR,paid,\n")
+FORMULA_CLEAN = (
+    "F-1,2026-11-24,C1,a@b.c,S1,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",2,12.50,EUR,paid,,"
+    "25.00,ok\n"
+    "F-2,2026-11-24,'+1+2,a@b.c,S2,'=cmd|' /C calc'!A0,1,3.00,EUR,paid,,3.00,'-2+3\n"
+    "F-3,2026-11-24,C3,a@b.c,'@SUM(A1),'=1+2,1,1.00,EUR,paid,,1.00,a=b\n")
+FORMULA_REJECT = "5,invalid_quantity,F-4,2026-11-24,C4,a@b.c,S4,'=x,'-1,'-2.00,EUR,paid,\n"
+FORMULA_CLEAN_VERBATIM = (
+    'F-1,2026-11-24,C1,a@b.c,S1,"=HYPERLINK(""http://x"",""y"")",2,12.50,EUR,paid,,25.00,ok\n'
+    "F-2,2026-11-24,+1+2,a@b.c,S2,=cmd|' /C calc'!A0,1,3.00,EUR,paid,,3.00,-2+3\n"
+    "F-3,2026-11-24,C3,a@b.c,@SUM(A1),=1+2,1,1.00,EUR,paid,,1.00,a=b\n")
+FORMULA_REJECT_VERBATIM = "5,invalid_quantity,F-4,2026-11-24,C4,a@b.c,S4,=x,-1,-2.00,EUR,paid,\n"
+
+
+def clean_offline(p, name, content, **env):
+    src = os.path.join(p.workdir, f"{name}.csv")
+    with open(src, "w") as f:
+        f.write(content)
+    out, rejects = (os.path.join(p.workdir, f"{name}.{k}.csv") for k in ("out", "rejects"))
+    res = subprocess.run([harness.binary("file-transformer"), "clean", src, out, rejects],
+                         env=dict(os.environ, **env), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=60)
+    return res, out, rejects
+
+
+def test_formula_guard(p, t, client):
+    ft = p.ports["file-transformer"]
+
+    def neutralised(port):
+        code, body = harness.http_get(port, "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith(f'dx_cells_neutralised_total{{client_id="{client}"}}'):
+                return float(line.split()[-1])
+        return 0.0
+    p.drop(client, "input.csv", FORMULA_DROP)
+    publish_order_date(p, client)
+    st = wait_run_count(p, client, 1, f"{client}: the drop with formulas")
+    folder = os.path.join(p.depot, client, DATE)
+    clean = read(os.path.join(folder, "input.csv")).decode()
+    rejects = read(os.path.join(folder, "input.rejects.csv")).decode()
+    t.check(clean.split("\n", 1)[1] == FORMULA_CLEAN,
+            f"{client}: every formula in a text cell starts with ' in the clean file:\n{clean}")
+    t.check(rejects.split("\n", 1)[1] == FORMULA_REJECT,
+            f"{client}: and in the rejects file, numbers as written included:\n{rejects}")
+    t.check(neutralised(ft) == 9, f"{client}: dx_cells_neutralised_total == 9 "
+            f"(got {neutralised(ft)})")
+    run = run_for(st, client, f"{client}/{DATE}/input.csv")
+    t.check(run is not None and run["rows_out"] == 3 and run["rows_rejected"] == 1,
+            f"{client}: three clean rows, one rejected ({run})")
+    # Offline, the same rule; CSV_FORMULA_GUARD=0 writes the cells as they are.
+    res, out, rej = clean_offline(p, "formulas", FORMULA_DROP)
+    t.check(res.returncode == 0 and read(out).decode() == clean and read(rej).decode() == rejects
+            and b'"cells_neutralised":9' in res.stdout,
+            f"file-transformer clean applies the same guard ({res.stdout[-200:]!r})")
+    res, out, rej = clean_offline(p, "verbatim", FORMULA_DROP, CSV_FORMULA_GUARD="0")
+    t.check(res.returncode == 0 and
+            read(out).decode().split("\n", 1)[1] == FORMULA_CLEAN_VERBATIM and
+            read(rej).decode().split("\n", 1)[1] == FORMULA_REJECT_VERBATIM and
+            b'"cells_neutralised":0' in res.stdout,
+            f"CSV_FORMULA_GUARD=0: cells written as they are ({read(out)[-200:]!r})")
+    # A bad value: one line naming the variable, exit 2, in service mode and offline.
+    res, _, _ = clean_offline(p, "bad", FORMULA_DROP, CSV_FORMULA_GUARD="maybe")
+    lines = res.stdout.decode().strip().splitlines()
+    t.check(res.returncode == 2 and len(lines) == 1 and "CSV_FORMULA_GUARD" in lines[0],
+            f"file-transformer clean with CSV_FORMULA_GUARD=maybe: exit 2, one line ({res})")
+    env = p.env("file-transformer", CSV_FORMULA_GUARD="maybe", PORT=str(harness.free_port()))
+    res = subprocess.run(harness.worker_command("file-transformer"), env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    lines = res.stdout.decode().strip().splitlines()
+    t.check(res.returncode == 2 and len(lines) == 1 and "CSV_FORMULA_GUARD" in lines[0],
+            f"file-transformer service with CSV_FORMULA_GUARD=maybe: exit 2, one line "
+            f"({res.returncode}, {lines})")
+
+
+def test_formula_guard_off(p, t, client):
+    """A transformer started with CSV_FORMULA_GUARD=0 writes cells verbatim."""
+    harness.stop_process(p.workers.pop("file-transformer"))
+    p.start_worker("file-transformer", log_name="file-transformer-verbatim",
+                   CSV_FORMULA_GUARD="0")
+    p.drop(client, "input.csv", FORMULA_DROP)
+    publish_order_date(p, client)
+    wait_run_count(p, client, 1, f"{client}: the drop with formulas, guard off")
+    folder = os.path.join(p.depot, client, DATE)
+    clean = read(os.path.join(folder, "input.csv")).decode()
+    rejects = read(os.path.join(folder, "input.rejects.csv")).decode()
+    t.check(clean.split("\n", 1)[1] == FORMULA_CLEAN_VERBATIM,
+            f"{client}: CSV_FORMULA_GUARD=0 keeps the cells as they are:\n{clean}")
+    t.check(rejects.split("\n", 1)[1] == FORMULA_REJECT_VERBATIM,
+            f"{client}: in the rejects too:\n{rejects}")
+
+
 def run_file(t):
     with harness.pipeline_run(t, "outputs") as p:
         p.start()
         run_cases(p, t, "US")
+        for case, client in ((test_formula_guard, "US5"), (test_formula_guard_off, "US6")):
+            try:
+                case(p, t, client)
+            except Exception as e:  # one case failing does not hide the others
+                t.check(False, f"{client} {case.__name__}: exception {e!r}")
 
 
 def run_sftp(t):

@@ -54,6 +54,14 @@
  * product_name, quantity, unit_price, currency, status, order_time, total,
  * then the pass-through columns.
  *
+ * Formula guard (unless clean_io.formulas_verbatim): a text cell that a
+ * spreadsheet would evaluate gets a leading "'" (csvout_is_formula): in the
+ * clean file the cleaned order_id, customer_id, customer_email, product_sku,
+ * product_name, currency, status and pass-through cells starting with '=',
+ * '+', '-' or '@' (never the date, time, quantity, price and total the
+ * engine writes); in the rejects file every original field and header cell.
+ * Counted in cells_neutralised, for the rows kept.
+ *
  * Rejects: header "line,reason,<original header cells>", then one row per
  * rejected row: the physical line (1-based) where the row starts, a reason
  * code, and the row's original fields (decoded to UTF-8, otherwise as read).

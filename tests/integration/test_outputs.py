@@ -42,6 +42,14 @@ def wait_run_count(p, client, count, what):
         timeout=60, interval=0.2, what=what)
 
 
+def drop_and_run(p, client, name, content, runs):
+    """Drops name, publishes an OrderDate, waits for the client's runs-th
+    run of the day; returns the status."""
+    p.drop(client, name, content)
+    publish_order_date(p, client)
+    return wait_run_count(p, client, runs, f"{client}: {name} (run {runs})")
+
+
 def read(path):
     with open(path, "rb") as f:
         return f.read()
@@ -69,16 +77,10 @@ def run_for(st, client, output):
 def test_same_name_twice(p, t, client):
     first = SAMPLE_ORDERS
     second = SAMPLE_ORDERS.replace("A-", "B-") + BAD_ROW
-    p.drop(client, "input.csv", first)
-    publish_order_date(p, client)
-    wait_run_count(p, client, 1, f"{client}: the first input.csv")
-    p.drop(client, "input.csv", second)
-    publish_order_date(p, client)
-    wait_run_count(p, client, 2, f"{client}: the second input.csv")
+    drop_and_run(p, client, "input.csv", first, 1)
+    drop_and_run(p, client, "input.csv", second, 2)
     # A third drop with the first one's bytes is a new source too.
-    p.drop(client, "input.csv", first)
-    publish_order_date(p, client)
-    st = wait_run_count(p, client, 3, f"{client}: the third input.csv")
+    st = drop_and_run(p, client, "input.csv", first, 3)
     t.check(faultlib.depot_files(p, client, DATE) ==
             ["input.1.csv", "input.1.rejects.csv", "input.2.csv", "input.2.rejects.csv",
              "input.csv", "input.rejects.csv"],
@@ -121,17 +123,11 @@ def test_rejects_suffix(p, t, client):
     x = SAMPLE_ORDERS + BAD_ROW
     x_rejects = SAMPLE_ORDERS.replace("A-", "R-")
     p.drop(client, "x.csv", x)
-    p.drop(client, "x.rejects.csv", x_rejects)
-    publish_order_date(p, client)
-    wait_run_count(p, client, 2, f"{client}: x.csv and x.rejects.csv")
+    drop_and_run(p, client, "x.rejects.csv", x_rejects, 2)
     y_rejects = SAMPLE_ORDERS.replace("A-", "Y-") + BAD_ROW.replace("A-9", "Y-9")
     y = SAMPLE_ORDERS.replace("A-", "Z-")
-    p.drop(client, "y.rejects.csv", y_rejects)
-    publish_order_date(p, client)
-    wait_run_count(p, client, 3, f"{client}: y.rejects.csv")
-    p.drop(client, "y.csv", y)
-    publish_order_date(p, client)
-    st = wait_run_count(p, client, 4, f"{client}: y.csv")
+    drop_and_run(p, client, "y.rejects.csv", y_rejects, 3)
+    st = drop_and_run(p, client, "y.csv", y, 4)
     t.check(faultlib.depot_files(p, client, DATE) ==
             ["x.csv", "x.rejects.1.csv", "x.rejects.1.rejects.csv", "x.rejects.csv",
              "y.csv", "y.rejects.1.csv", "y.rejects.1.rejects.csv", "y.rejects.csv"],
@@ -271,9 +267,7 @@ def test_formula_guard(p, t, client):
             if line.startswith(f'dx_cells_neutralised_total{{client_id="{client}"}}'):
                 return float(line.split()[-1])
         return 0.0
-    p.drop(client, "input.csv", FORMULA_DROP)
-    publish_order_date(p, client)
-    st = wait_run_count(p, client, 1, f"{client}: the drop with formulas")
+    st = drop_and_run(p, client, "input.csv", FORMULA_DROP, 1)
     folder = os.path.join(p.depot, client, DATE)
     clean = read(os.path.join(folder, "input.csv")).decode()
     rejects = read(os.path.join(folder, "input.rejects.csv")).decode()
@@ -316,9 +310,7 @@ def test_formula_guard_off(p, t, client):
     harness.stop_process(p.workers.pop("file-transformer"))
     p.start_worker("file-transformer", log_name="file-transformer-verbatim",
                    CSV_FORMULA_GUARD="0")
-    p.drop(client, "input.csv", FORMULA_DROP)
-    publish_order_date(p, client)
-    wait_run_count(p, client, 1, f"{client}: the drop with formulas, guard off")
+    drop_and_run(p, client, "input.csv", FORMULA_DROP, 1)
     folder = os.path.join(p.depot, client, DATE)
     clean = read(os.path.join(folder, "input.csv")).decode()
     rejects = read(os.path.join(folder, "input.rejects.csv")).decode()

@@ -66,7 +66,8 @@ size_t csvout_encode(char *dst, const char *s, size_t n)
     return (size_t)(w - dst);
 }
 
-int csvout_field(csvout *out, const char *s, size_t n, int first)
+/* Appends one field, with the formula guard's "'" when guarded. */
+static int append_field(csvout *out, const char *s, size_t n, int first, int guarded)
 {
     size_t quotes = 0;
 
@@ -74,12 +75,18 @@ int csvout_field(csvout *out, const char *s, size_t n, int first)
      * make the buffer grow twice as large as it needs. */
     for (size_t i = 0; i < n; i++)
         quotes += s[i] == '"';
-    if (csvout_reserve(out, n + quotes + 3) < 0)
+    if (csvout_reserve(out, n + quotes + 3 + (size_t)guarded) < 0)
         return -1;
     if (!first)
         out->data[out->len++] = ',';
-    out->len += csvout_encode(out->data + out->len, s, n);
+    out->len += guarded ? csvout_encode_guarded(out->data + out->len, s, n)
+                        : csvout_encode(out->data + out->len, s, n);
     return 0;
+}
+
+int csvout_field(csvout *out, const char *s, size_t n, int first)
+{
+    return append_field(out, s, n, first, 0);
 }
 
 size_t csvout_encode_guarded(char *dst, const char *s, size_t n)
@@ -98,19 +105,8 @@ size_t csvout_encode_guarded(char *dst, const char *s, size_t n)
 
 int csvout_text_field(csvout *out, const char *s, size_t n, int first, int guard, int *guarded)
 {
-    size_t quotes = 0;
-
     *guarded = guard && csvout_is_formula(s, n);
-    if (!*guarded)
-        return csvout_field(out, s, n, first);
-    for (size_t i = 0; i < n; i++)
-        quotes += s[i] == '"';
-    if (csvout_reserve(out, n + quotes + 4) < 0)
-        return -1;
-    if (!first)
-        out->data[out->len++] = ',';
-    out->len += csvout_encode_guarded(out->data + out->len, s, n);
-    return 0;
+    return append_field(out, s, n, first, *guarded);
 }
 
 int csvout_end_row(csvout *out)

@@ -26,7 +26,8 @@ static const char usage[] =
     "SUBSCRIBE=0, consumes orders.order-date from JetStream.\n"
     "\n"
     "clean cleans one local file offline and prints its counts as one JSON object;\n"
-    "exit 0 when the file was processed, 1 when it is unusable.\n"
+    "exit 0 when the file was processed, 1 when it is unusable, 2 for a bad\n"
+    "setting (CSV_FORMULA_GUARD=0 writes formula-like cells without the leading ').\n"
     "Configuration is read from the environment: see README.md.\n";
 
 /*

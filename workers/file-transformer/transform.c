@@ -144,9 +144,8 @@ static dx_status place_drop(storage *inbox, const char *client_id, const char *f
 {
     char stem[256], path[EVENT_PATH_MAX + 32];
     storage_entry existing;
-    dx_status s = DX_OK;
-
     size_t stem_len;
+    dx_status s;
 
     drops_stem(name, stem, sizeof(stem));
     stem_len = strlen(stem);
@@ -206,8 +205,13 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
     rc = (read_ctx){.rd = rd, .delivery = run->delivery};
     out_ctx = (write_ctx){.wr = out, .sha = sha};
     rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
-    io = (clean_io){read_drop,  &rc,          write_file,           &out_ctx,
-                    write_file, &rejects_ctx, !w->cfg.formula_guard};
+    io = (clean_io){.read = read_drop,
+                    .read_ctx = &rc,
+                    .write_output = write_file,
+                    .output_ctx = &out_ctx,
+                    .write_rejects = write_file,
+                    .rejects_ctx = &rejects_ctx,
+                    .formulas_verbatim = !w->cfg.formula_guard};
     s = clean_run(&io, &counts, reason, reason_len);
     /* The storage's own reason ("No space left on device") beats the
      * cleaner's status name. */

@@ -360,6 +360,9 @@ def main():
     t = harness.TestRun("test_outputs")
     run_file(t)
     run_sftp(t)
+    # The workers have stopped: a sanitizer build has written its reports.
+    reports = [line for w in harness._workdirs for line in faultlib.sanitizer_reports(w)]
+    t.check(reports == [], f"no sanitizer report in the worker logs ({reports[:3]})")
     return t.finish()
 
 

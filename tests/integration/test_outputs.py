@@ -21,7 +21,7 @@ import sys
 import faultlib
 import harness
 from harness import SAMPLE_ORDERS
-from sshd import Sshd
+from sshd import sftp_pipeline
 
 DATE = "2026-11-24"
 BAD_ROW = "A-9,2026-11-24,C9,dan@example.com,SKU-9,Cup,-1,2.00,EUR,pending\n"
@@ -48,6 +48,22 @@ def drop_and_run(p, client, name, content, runs):
     p.drop(client, name, content)
     publish_order_date(p, client)
     return wait_run_count(p, client, runs, f"{client}: {name} (run {runs})")
+
+
+def metric(port, series):
+    """The value of one series (name and labels, as exposed) on GET /metrics."""
+    _code, body = harness.http_get(port, "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def bodies(p, client, stem="input"):
+    """The rows (header left out) of a drop's clean and rejects files."""
+    folder = os.path.join(p.depot, client, DATE)
+    return tuple(read(os.path.join(folder, name)).decode().split("\n", 1)[1]
+                 for name in (f"{stem}.csv", f"{stem}.rejects.csv"))
 
 
 def read(path):
@@ -160,14 +176,8 @@ UNUSABLE = [
 
 def test_unusable_names(p, t, client):
     ft = p.ports["file-transformer"]
-
-    def unusable_counted():
-        code, body = harness.http_get(ft, "/metrics")
-        for line in body.decode().splitlines():
-            if line.startswith('dx_invalid_input_total{kind="unusable_name"}'):
-                return float(line.split()[-1])
-        return 0.0
-    before_counted = unusable_counted()
+    series = 'dx_invalid_input_total{kind="unusable_name"}'
+    before_counted = metric(ft, series)
     for name, _, _, _ in UNUSABLE:
         p.drop(client, name, SAMPLE_ORDERS)
     p.drop(client, "good.csv", SAMPLE_ORDERS)
@@ -201,7 +211,7 @@ def test_unusable_names(p, t, client):
             f"{client}: the page shows each reason")
     t.check(run_for(st, client, f"{client}/{DATE}/good.csv") is not None,
             f"{client}: good.csv next to them is processed")
-    t.check(unusable_counted() - before_counted == len(UNUSABLE),
+    t.check(metric(ft, series) - before_counted == len(UNUSABLE),
             f"{client}: dx_invalid_input_total{{kind=\"unusable_name\"}} counts each")
     # A second event for the same client and date: nothing left to fail.
     before = len(faultlib.records(p.workers["file-transformer"], f"no pending drop for {client}"))
@@ -259,31 +269,25 @@ def clean_offline(p, name, content, **env):
 
 
 def test_formula_guard(p, t, client):
-    ft = p.ports["file-transformer"]
-
-    def neutralised(port):
-        code, body = harness.http_get(port, "/metrics")
-        for line in body.decode().splitlines():
-            if line.startswith(f'dx_cells_neutralised_total{{client_id="{client}"}}'):
-                return float(line.split()[-1])
-        return 0.0
+    neutralised = metric(p.ports["file-transformer"],
+                         f'dx_cells_neutralised_total{{client_id="{client}"}}')
     st = drop_and_run(p, client, "input.csv", FORMULA_DROP, 1)
-    folder = os.path.join(p.depot, client, DATE)
-    clean = read(os.path.join(folder, "input.csv")).decode()
-    rejects = read(os.path.join(folder, "input.rejects.csv")).decode()
-    t.check(clean.split("\n", 1)[1] == FORMULA_CLEAN,
+    clean, rejects = bodies(p, client)
+    t.check(clean == FORMULA_CLEAN,
             f"{client}: every formula in a text cell starts with ' in the clean file:\n{clean}")
-    t.check(rejects.split("\n", 1)[1] == FORMULA_REJECT,
+    t.check(rejects == FORMULA_REJECT,
             f"{client}: and in the rejects file, numbers as written included:\n{rejects}")
-    t.check(neutralised(ft) == 9, f"{client}: dx_cells_neutralised_total == 9 "
-            f"(got {neutralised(ft)})")
+    neutralised = metric(p.ports["file-transformer"],
+                         f'dx_cells_neutralised_total{{client_id="{client}"}}') - neutralised
+    t.check(neutralised == 9, f"{client}: dx_cells_neutralised_total += 9 (got {neutralised})")
     run = run_for(st, client, f"{client}/{DATE}/input.csv")
     t.check(run is not None and run["rows_out"] == 3 and run["rows_rejected"] == 1,
             f"{client}: three clean rows, one rejected ({run})")
     # Offline, the same rule; CSV_FORMULA_GUARD=0 writes the cells as they are.
     res, out, rej = clean_offline(p, "formulas", FORMULA_DROP)
-    t.check(res.returncode == 0 and read(out).decode() == clean and read(rej).decode() == rejects
-            and b'"cells_neutralised":9' in res.stdout,
+    t.check(res.returncode == 0 and read(out).decode().split("\n", 1)[1] == clean and
+            read(rej).decode().split("\n", 1)[1] == rejects and
+            b'"cells_neutralised":9' in res.stdout,
             f"file-transformer clean applies the same guard ({res.stdout[-200:]!r})")
     res, out, rej = clean_offline(p, "verbatim", FORMULA_DROP, CSV_FORMULA_GUARD="0")
     t.check(res.returncode == 0 and
@@ -311,12 +315,10 @@ def test_formula_guard_off(p, t, client):
     p.start_worker("file-transformer", log_name="file-transformer-verbatim",
                    CSV_FORMULA_GUARD="0")
     drop_and_run(p, client, "input.csv", FORMULA_DROP, 1)
-    folder = os.path.join(p.depot, client, DATE)
-    clean = read(os.path.join(folder, "input.csv")).decode()
-    rejects = read(os.path.join(folder, "input.rejects.csv")).decode()
-    t.check(clean.split("\n", 1)[1] == FORMULA_CLEAN_VERBATIM,
+    clean, rejects = bodies(p, client)
+    t.check(clean == FORMULA_CLEAN_VERBATIM,
             f"{client}: CSV_FORMULA_GUARD=0 keeps the cells as they are:\n{clean}")
-    t.check(rejects.split("\n", 1)[1] == FORMULA_REJECT_VERBATIM,
+    t.check(rejects == FORMULA_REJECT_VERBATIM,
             f"{client}: in the rejects too:\n{rejects}")
 
 
@@ -332,28 +334,10 @@ def run_file(t):
 
 
 def run_sftp(t):
-    server = Sshd()
-    p = None
-    try:
-        server.start()
-        os.makedirs(server.path("inbox"))
-        os.makedirs(server.path("depot"))
-        p = harness.Pipeline("outputs-sftp", inbox_url=server.url("inbox"),
-                             depot_url=server.url("depot"), extra_env=server.env())
-        p.inbox = server.path("inbox")
-        p.depot = server.path("depot")
+    with sftp_pipeline(t, "outputs-sftp") as (_server, p):
         p.start()
         run_cases(p, t, "US1")
         t.check(faultlib.temp_files(p.depot) == [], "sftp: no temporary file in the depot")
-    except Exception as e:  # a crash of the test is a failure, with logs
-        t.check(False, f"sftp: exception {e!r}")
-    finally:
-        if p is not None:
-            if t.failed:
-                p.dump_logs()
-                print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
-            p.stop()
-        server.cleanup()
 
 
 def main():

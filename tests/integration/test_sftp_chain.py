@@ -25,7 +25,7 @@ import time
 import faultlib
 import harness
 from harness import SAMPLE_ORDERS
-from sshd import Sshd
+from sshd import sftp_pipeline
 
 DATE = "2026-11-24"
 BIG_ROWS = 1_200_000  # about 100 MB at ~88 bytes a row
@@ -209,18 +209,7 @@ def test_bad_credentials(p, t, server):
 
 def main():
     t = harness.TestRun("test_sftp_chain")
-    server = Sshd()
-    p = None
-    try:
-        server.start()
-        os.makedirs(server.path("inbox"))
-        os.makedirs(server.path("depot"))
-        p = harness.Pipeline("sftp-chain", inbox_url=server.url("inbox"),
-                             depot_url=server.url("depot"),
-                             extra_env=dict(server.env(), ACK_WAIT="30", MAX_DELIVER="20"))
-        # The workers reach the folders through sshd; the test reads them on disk.
-        p.inbox = server.path("inbox")
-        p.depot = server.path("depot")
+    with sftp_pipeline(t, "sftp-chain", ACK_WAIT="30", MAX_DELIVER="20") as (server, p):
         big = faultlib.write_orders(os.path.join(p.workdir, "big.csv"), BIG_ROWS, prefix="E")
         ref_out, ref_rejects = faultlib.clean_reference(big, p.workdir, "big")
         p.start()
@@ -228,15 +217,6 @@ def main():
         test_hostile_clients(p, t)
         test_big_drop_server_restart(p, t, server, big, ref_out, ref_rejects)
         test_bad_credentials(p, t, server)
-    except Exception as e:  # a crash of the test is a failure, with logs
-        t.check(False, f"exception: {e!r}")
-    finally:
-        if p is not None:
-            if t.failed:
-                p.dump_logs()
-                print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
-            p.stop()
-        server.cleanup()
     return t.finish()
 
 

@@ -14,6 +14,9 @@ the results directly on disk.
    is left in the depot, and the transformer's memory stays bounded.
 4. Wrong host key and wrong user key: FileFailed with permanent=true and the
    reason, the drop kept in the inbox.
+5. Secrets: no SFTP key material in the logs (4.), and nats-server runs with
+   user/password authorisation: the NATS password never appears in any
+   worker's log, /metrics, /status or the page (issue 11, item 6).
 """
 
 import json
@@ -28,6 +31,7 @@ from harness import SAMPLE_ORDERS
 from sshd import sftp_pipeline
 
 DATE = "2026-11-24"
+NATS_PASSWORD = "Nats-Secret-4711"
 BIG_ROWS = 1_200_000  # about 100 MB at ~88 bytes a row
 # The transformer's own baseline (nats.c, libssh, OpenSSL, the cleaner) is
 # about 30 MB; a drop held in memory would add its 100 MB.
@@ -207,9 +211,15 @@ def test_bad_credentials(p, t, server):
         harness.stop_process(p.workers.pop(f"file-transformer-{client}"))
 
 
+def test_no_nats_secret(p, t):
+    found = p.secret_leaks(NATS_PASSWORD)
+    t.check(found == [], f"the NATS password never appears ({found})")
+
+
 def main():
     t = harness.TestRun("test_sftp_chain")
     with sftp_pipeline(t, "sftp-chain", ACK_WAIT="30", MAX_DELIVER="20") as (server, p):
+        p.nats.user, p.nats.password = "dataretailx", NATS_PASSWORD
         big = faultlib.write_orders(os.path.join(p.workdir, "big.csv"), BIG_ROWS, prefix="E")
         ref_out, ref_rejects = faultlib.clean_reference(big, p.workdir, "big")
         p.start()
@@ -217,6 +227,7 @@ def main():
         test_hostile_clients(p, t)
         test_big_drop_server_restart(p, t, server, big, ref_out, ref_rejects)
         test_bad_credentials(p, t, server)
+        test_no_nats_secret(p, t)
     return t.finish()
 
 

@@ -56,23 +56,6 @@ def publish_order_date(p, client_id, date=DATE):
         c.close()
 
 
-def wait_mid_file(folder, proc, timeout=60):
-    """Waits until a temporary file with data exists under folder (the
-    transformer is in the middle of a file); returns its path."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the transformer exited")
-        for path in faultlib.temp_files(folder):
-            try:
-                if os.path.getsize(path) > 0:
-                    return path
-            except OSError:
-                pass
-        time.sleep(0.005)
-    raise TimeoutError(f"no temporary file under {folder} after {timeout}s")
-
-
 def finish(t, p):
     """Stops p; keeps its work folder (logs) only when something failed."""
     p.stop()
@@ -111,7 +94,7 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
         out_dir = os.path.join(p.depot, "US1", DATE)
         ft = p.workers["file-transformer"]
         publish_order_date(p, "US1")
-        tmp = wait_mid_file(p.depot, ft)
+        tmp = faultlib.wait_mid_file(p.depot, ft)
         os.killpg(ft.pid, signal.SIGKILL)
         killed_at = time.time()
         ft.wait(timeout=10)
@@ -422,7 +405,7 @@ def test_sigterm(t, big, ref_out):
         faultlib.copy_drop(p, "US31", "b.csv", big)
         ft = p.workers["file-transformer"]
         publish_order_date(p, "US31")
-        wait_mid_file(p.depot, ft)
+        faultlib.wait_mid_file(p.depot, ft)
         os.killpg(ft.pid, signal.SIGTERM)
         term_at = time.time()
         code = ft.wait(timeout=90)
@@ -476,7 +459,7 @@ def test_sigterm(t, big, ref_out):
 
         thread = threading.Thread(target=post)
         thread.start()
-        wait_mid_file(p.depot, fn)
+        faultlib.wait_mid_file(p.depot, fn)
         os.killpg(fn.pid, signal.SIGTERM)
         term_at = time.time()
         time.sleep(0.1)

@@ -15,6 +15,7 @@ JetStream, the workers, and a real sshd for the sftp:// run.
 """
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -333,6 +334,46 @@ def run_file(t):
                 t.check(False, f"{client} {case.__name__}: exception {e!r}")
 
 
+def run_crash(t):
+    """SIGKILL in the middle of a second input.csv of the day: the event comes
+    back after ACK_WAIT and the rerun writes input.1.csv again (the archive
+    still has no input.1.csv), byte-identical, and nothing else."""
+    client = "US7"
+    with harness.pipeline_run(t, "outputs-crash", extra_env={"ACK_WAIT": "5"}) as p:
+        p.start()
+        drop_and_run(p, client, "input.csv", SAMPLE_ORDERS, 1)
+        big = faultlib.write_orders(os.path.join(p.workdir, "big.csv"), 450000, prefix="K")
+        ref_out, ref_rejects = faultlib.clean_reference(big, p.workdir, "big")
+        faultlib.copy_drop(p, client, "input.csv", big)
+        ft = p.workers["file-transformer"]
+        publish_order_date(p, client)
+        tmp = faultlib.wait_mid_file(p.depot, ft)
+        os.killpg(ft.pid, signal.SIGKILL)
+        harness.stop_process(ft)
+        t.check(os.path.basename(tmp).startswith(".input.1."),
+                f"{client}: killed while writing the second drop's input.1 outputs ({tmp})")
+        p.start_worker("file-transformer", log_name="file-transformer-2")
+        st = wait_run_count(p, client, 2, f"{client}: the second drop after the crash")
+        folder = os.path.join(p.depot, client, DATE)
+        t.check(faultlib.depot_files(p, client, DATE) ==
+                ["input.1.csv", "input.1.rejects.csv", "input.csv", "input.rejects.csv"],
+                f"{client}: one copy of each output after the crash "
+                f"({faultlib.depot_files(p, client, DATE)})")
+        t.check(faultlib.sha256_file(os.path.join(folder, "input.1.csv")) ==
+                faultlib.sha256_file(ref_out) and
+                faultlib.sha256_file(os.path.join(folder, "input.1.rejects.csv")) ==
+                faultlib.sha256_file(ref_rejects),
+                f"{client}: the rerun's input.1 outputs are byte-identical to file-transformer clean")
+        check_outputs_of(p, t, client, "input", SAMPLE_ORDERS, "the first drop, untouched")
+        t.check(faultlib.temp_files(p.depot) == [],
+                f"{client}: no temporary file left ({faultlib.temp_files(p.depot)})")
+        archive = sorted(os.listdir(os.path.join(p.inbox, client, "archive", DATE)))
+        t.check(archive == ["input.1.csv", "input.csv"], f"{client}: archived once ({archive})")
+        t.check(sorted(r["output"] for r in faultlib.runs_of(st, client, DATE)) ==
+                [f"{client}/{DATE}/input.1.csv", f"{client}/{DATE}/input.csv"],
+                f"{client}: two runs on /status, one per drop")
+
+
 def run_sftp(t):
     with sftp_pipeline(t, "outputs-sftp") as (_server, p):
         p.start()
@@ -343,6 +384,7 @@ def run_sftp(t):
 def main():
     t = harness.TestRun("test_outputs")
     run_file(t)
+    run_crash(t)
     run_sftp(t)
     # The workers have stopped: a sanitizer build has written its reports.
     reports = [line for w in harness._workdirs for line in faultlib.sanitizer_reports(w)]

@@ -31,6 +31,11 @@ CANONICAL = ["order_id", "order_date", "customer_id", "customer_email", "product
              "product_name", "quantity", "unit_price", "currency", "status"]
 REQUIRED = ["order_id", "order_date", "quantity", "unit_price"]
 INT64_MAX = 2**63 - 1
+# The formula guard (csvout_is_formula): a leading "'" for text cells that
+# start with = + - @ TAB CR, or have = + - @ after leading blanks.
+FORMULA = r"^(?:[\t\r]|[ \t\r\n]*[=+\-@])"
+TEXT_COLUMNS = ["order_id", "customer_id", "customer_email", "product_sku", "product_name",
+                "currency", "status"]
 
 WS = "[ \t\n\v\f\r\u00a0\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+"
 LATIN1 = ["a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",
@@ -307,17 +312,19 @@ def main():
             name = f"{base}_{k}"
         names.append(name)
         out[name] = cleaned[i]
+    for name in TEXT_COLUMNS + names[len(out.columns) - len(passed):]:
+        out[name] = guard(out[name])
     out = out[good]
     dup = out.duplicated(keep="first")
     out = out[~dup]
     out.to_csv(sys.argv[2], index=False, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
 
-    rej = data[~good].copy()
+    rej = data[~good].apply(guard)
     rej.insert(0, "reason", reason[~good])
     rej.insert(0, "line", starts[~good.to_numpy()])
     with open(sys.argv[3], "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["line", "reason"] + header)
+        w.writerow(["line", "reason"] + list(guard(pd.Series(header, dtype=str))))
         for row, n in zip(rej.itertuples(index=False), nfields[~good.to_numpy()]):
             w.writerow(list(row)[:2 + n])
     counts = {"rows_in": len(data), "rows_out": len(out), "rows_rejected": int((~good).sum()),
@@ -325,6 +332,11 @@ def main():
     counts["counts_add_up"] = counts["rows_in"] == (
         counts["rows_out"] + counts["rows_rejected"] + counts["rows_duplicate"])
     print(json.dumps(counts))
+
+
+def guard(s):
+    """The column s with the formula guard applied to each cell."""
+    return s.where(~s.str.contains(FORMULA, regex=True), "'" + s)
 
 
 def money(cents):

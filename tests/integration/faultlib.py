@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import harness
 from sshd import Sshd
@@ -72,6 +73,23 @@ def temp_files(folder):
     for root, _dirs, files in os.walk(folder):
         out += [os.path.join(root, n) for n in files if n.startswith(".") and ".tmp-" in n]
     return out
+
+
+def wait_mid_file(folder, proc, timeout=60):
+    """Waits until a temporary file with data exists under folder (the
+    transformer is in the middle of a file); returns its path."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the transformer exited")
+        for path in temp_files(folder):
+            try:
+                if os.path.getsize(path) > 0:
+                    return path
+            except OSError:
+                pass
+        time.sleep(0.005)
+    raise TimeoutError(f"no temporary file under {folder} after {timeout}s")
 
 
 def depot_files(p, client, date):

@@ -64,23 +64,6 @@ def publish_order_date(p, client_id, date=DATE):
         c.close()
 
 
-def wait_mid_file(folder, proc, timeout=60):
-    """Waits until a temporary file with data exists under folder (the
-    transformer is in the middle of a file); returns its path."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the transformer exited")
-        for path in faultlib.temp_files(folder):
-            try:
-                if os.path.getsize(path) > 0:
-                    return path
-            except OSError:
-                pass
-        time.sleep(0.005)
-    raise TimeoutError(f"no temporary file under {folder} after {timeout}s")
-
-
 def finish(t, p):
     """Stops p; keeps its work folder (logs) only when something failed."""
     p.stop()
@@ -119,7 +102,7 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
         out_dir = os.path.join(p.depot, "US1", DATE)
         ft = p.workers["file-transformer"]
         publish_order_date(p, "US1")
-        tmp = wait_mid_file(p.depot, ft)
+        tmp = faultlib.wait_mid_file(p.depot, ft)
         os.killpg(ft.pid, signal.SIGKILL)
         killed_at = time.time()
         ft.wait(timeout=10)
@@ -169,7 +152,7 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
         try:
             ready = c.stream_entries("orders.file-ready")
             t.check(len(ready) == 1, f"FileReady stored once in the stream ({len(ready)})")
-            msg_id = f"file-ready:US1:{DATE}:US1/input.csv:{ref_sha}"
+            msg_id = f"file-ready:US1:{DATE}:US1/{DATE}/input.csv:{ref_sha}"
             t.check(faultlib.msg_ids(ready) == [msg_id], f"FileReady carries Nats-Msg-Id {msg_id}")
             # A re-run after a crash between publish and archive republishes the
             # same FileReady: the stream's duplicate window drops it ...
@@ -457,7 +440,7 @@ def test_sigterm(t, big, ref_out):
         faultlib.copy_drop(p, "US31", "b.csv", big)
         ft = p.workers["file-transformer"]
         publish_order_date(p, "US31")
-        wait_mid_file(p.depot, ft)
+        faultlib.wait_mid_file(p.depot, ft)
         os.killpg(ft.pid, signal.SIGTERM)
         term_at = time.time()
         code = ft.wait(timeout=90)
@@ -522,7 +505,7 @@ def test_sigterm_function_mode(t, big, ref_out):
 
         thread = threading.Thread(target=post)
         thread.start()
-        wait_mid_file(p.depot, fn)
+        faultlib.wait_mid_file(p.depot, fn)
         os.killpg(fn.pid, signal.SIGTERM)
         term_at = time.time()
         time.sleep(0.1)

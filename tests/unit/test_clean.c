@@ -111,7 +111,7 @@ static void run_chunked(const char *data, size_t len, size_t chunk, result *r)
     source src = {data, len, 0, chunk};
 
     memset(r, 0, sizeof(*r));
-    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects};
+    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects, 0};
     run_with(&io, r);
     if (r->status == DX_OK)
         CHECK_EQ_INT(r->counts.bytes_in, len);
@@ -139,6 +139,108 @@ static void run_all(const char *data, size_t len, result *r)
 static void run_text(const char *text, result *r)
 {
     run_all(text, strlen(text), r);
+}
+
+/* ------------------------------------------------------------------ */
+/* The formula guard (CSV_FORMULA_GUARD), clean and rejects               */
+
+#define GUARD_HEADER                                                                               \
+    "order_id;order_date;customer_id;customer_email;product_name;quantity;unit_price;"             \
+    "currency;status;note\n"
+#define GUARD_OUT_HEADER                                                                           \
+    "order_id,order_date,customer_id,customer_email,product_sku,product_name,quantity,unit_price," \
+    "currency,status,order_time,total,note\n"
+
+typedef struct guard_case {
+    const char *row;      /* one input row under GUARD_HEADER */
+    const char *guarded;  /* the clean row, or the rejects row, guard on */
+    const char *verbatim; /* the same, CSV_FORMULA_GUARD=0 */
+    unsigned cells;       /* cells neutralised, guard on */
+} guard_case;
+
+static const guard_case guard_cases[] = {
+    /* The examples of the issue, in text columns of every kind. */
+    {"A1;05/03/2024;;;\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\";1;10;;;",
+     "A1,2024-03-05,,,,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,10.00,,,,10.00,",
+     "A1,2024-03-05,,,,\"=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\",1,10.00,,,,10.00,", 1},
+    {"A1;05/03/2024;;;=cmd|' /C calc'!A0;1;10;;;",
+     "A1,2024-03-05,,,,'=cmd|' /C calc'!A0,1,10.00,,,,10.00,",
+     "A1,2024-03-05,,,,=cmd|' /C calc'!A0,1,10.00,,,,10.00,", 1},
+    {"A1;05/03/2024;+1+2;;x;1;10;;;-2+3", "A1,2024-03-05,'+1+2,,,x,1,10.00,,,,10.00,'-2+3",
+     "A1,2024-03-05,+1+2,,,x,1,10.00,,,,10.00,-2+3", 2},
+    {"@SUM(A1);05/03/2024;;=A@B.C;x;1;10;-;=X;",
+     "'@SUM(A1),2024-03-05,,'=a@b.c,,x,1,10.00,'-,'=x,,10.00,",
+     "@SUM(A1),2024-03-05,,=a@b.c,,x,1,10.00,-,=x,,10.00,", 4},
+    /* Trimming first: a TAB that made it text in Excel is gone. */
+    {"A1;05/03/2024;;;\"\t=1+2\";1;10;;;", "A1,2024-03-05,,,,'=1+2,1,10.00,,,,10.00,",
+     "A1,2024-03-05,,,,=1+2,1,10.00,,,,10.00,", 1},
+    /* Not formulas: the character is not first. */
+    {"A1;05/03/2024;a=b;x@y.z;1-2;1;10;;;a+b", "A1,2024-03-05,a=b,x@y.z,,1-2,1,10.00,,,,10.00,a+b",
+     "A1,2024-03-05,a=b,x@y.z,,1-2,1,10.00,,,,10.00,a+b", 0},
+    /* The rejects keep the fields as written: neutralised before and after
+     * leading blanks, numbers included. */
+    {"=A1;05/03/2024;;;\"\t=1\";-3;-1;;;\"  @x\"",
+     "2,invalid_quantity,'=A1,05/03/2024,,,'\t=1,'-3,'-1,,,'  @x",
+     "2,invalid_quantity,=A1,05/03/2024,,,\t=1,-3,-1,,,  @x", 5},
+};
+
+static void run_guard(const char *text, int verbatim, result *r)
+{
+    source src = {text, strlen(text), 0, 4096};
+
+    memset(r, 0, sizeof(*r));
+    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects, verbatim};
+    run_with(&io, r);
+}
+
+static void test_formula_guard(void)
+{
+    for (size_t i = 0; i < sizeof(guard_cases) / sizeof(guard_cases[0]); i++) {
+        const guard_case *c = &guard_cases[i];
+
+        for (int verbatim = 0; verbatim <= 1; verbatim++) {
+            char input[1024], expected[1024];
+            const char *want = verbatim ? c->verbatim : c->guarded;
+            const char *got;
+            result r;
+
+            snprintf(input, sizeof(input), "%s%s\n", GUARD_HEADER, c->row);
+            run_guard(input, verbatim, &r);
+            CHECK_EQ_INT(r.status, DX_OK);
+            if (r.counts.rows_out == 1) {
+                snprintf(expected, sizeof(expected), "%s%s\n", GUARD_OUT_HEADER, want);
+                got = text_of(&r.out);
+            } else {
+                snprintf(expected, sizeof(expected), "%s\n", want);
+                got = strchr(text_of(&r.rejects), '\n');
+                got = got ? got + 1 : "";
+            }
+            if (strcmp(got, expected) != 0)
+                testing_fail(__FILE__, __LINE__, "row \"%s\" (verbatim %d): got\n%s", c->row,
+                             verbatim, got);
+            testing_checks++;
+            CHECK_EQ_INT(r.counts.cells_neutralised, verbatim ? 0 : c->cells);
+            result_free(&r);
+        }
+    }
+}
+
+/* A header cell is text too (in the rejects; the clean header folds it),
+ * and a duplicate row's cells are not counted. */
+static void test_formula_guard_header(void)
+{
+    result r;
+
+    run_guard("order_id,order_date,quantity,unit_price,=evil\n"
+              "A1,05/03/2024,1,10,-x\nA1,05/03/2024,1,10,-x\nA2,05/03/2024,0,10,+y\n",
+              0, &r);
+    CHECK_EQ_INT(r.status, DX_OK);
+    CHECK_EQ_STR(text_of(&r.rejects), "line,reason,order_id,order_date,quantity,unit_price,'=evil\n"
+                                      "4,invalid_quantity,A2,05/03/2024,0,10,'+y\n");
+    CHECK(strstr(text_of(&r.out), ",total,evil\nA1,2024-03-05,,,,,1,10.00,,,,10.00,'-x\n") != NULL);
+    CHECK_EQ_INT(r.counts.rows_duplicate, 1);
+    CHECK_EQ_INT(r.counts.cells_neutralised, 3);
+    result_free(&r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -606,7 +708,7 @@ static void test_endless_line(void)
     long before = max_rss_kb();
 
     memset(&r, 0, sizeof(r));
-    clean_io io = {read_endless, &e, write_sink, &r.out, write_sink, &r.rejects};
+    clean_io io = {read_endless, &e, write_sink, &r.out, write_sink, &r.rejects, 0};
     run_with(&io, &r);
     CHECK_EQ_INT(r.status, DX_OK);
     CHECK_EQ_INT(r.counts.bytes_in, e.total);
@@ -719,17 +821,17 @@ static void test_callback_failures(void)
     char reason[128];
     sink s = {0};
 
-    clean_io bad_read = {read_failing, NULL, write_sink, &s, write_sink, &s};
+    clean_io bad_read = {read_failing, NULL, write_sink, &s, write_sink, &s, 0};
     CHECK_EQ_INT(clean_run(&bad_read, &counts, reason, sizeof(reason)), DX_ERR_IO);
     CHECK(strstr(reason, "reading the input failed") != NULL);
 
-    clean_io bad_write = {read_source, &src, write_failing, NULL, write_sink, &s};
+    clean_io bad_write = {read_source, &src, write_failing, NULL, write_sink, &s, 0};
     CHECK_EQ_INT(clean_run(&bad_write, &counts, reason, sizeof(reason)), DX_ERR_NO_SPACE);
     CHECK(strstr(reason, "writing the clean output failed") != NULL);
 
     /* A reason buffer of zero bytes is never written. */
     src.pos = 0;
-    clean_io ok = {read_source, &src, write_sink, &s, write_sink, &s};
+    clean_io ok = {read_source, &src, write_sink, &s, write_sink, &s, 0};
     CHECK_EQ_INT(clean_run(&ok, &counts, NULL, 0), DX_OK);
     free(s.data);
 }
@@ -937,5 +1039,7 @@ int main(void)
         test_golden();
         current_profile = NULL;
     }
+    test_formula_guard();
+    test_formula_guard_header();
     return testing_finish("clean");
 }

@@ -32,7 +32,8 @@ static const char *vars[] = {"NATS_URL",
                              "NATS_TLS_CERT_FILE",
                              "NATS_TLS_KEY_FILE",
                              "STREAM_MAX_AGE",
-                             "STREAM_MAX_BYTES"};
+                             "STREAM_MAX_BYTES",
+                             "CSV_FORMULA_GUARD"};
 
 static void clear(void)
 {
@@ -125,11 +126,14 @@ int main(void)
     CHECK_EQ_INT(load_with("SFTP_TIMEOUT_SECONDS", "3", &cfg, err), DX_OK);
     CHECK_EQ_INT(cfg.sftp.timeout_s, 3);
     clear();
+    CHECK_EQ_INT(cfg.formula_guard, 1);
 
     CHECK_EQ_INT(load_with("EVENT_ENCODING", "json", &cfg, err), DX_OK);
     CHECK_EQ_INT(cfg.emit_json, 1);
     CHECK_EQ_INT(load_with("SUBSCRIBE", "0", &cfg, err), DX_OK);
     CHECK_EQ_INT(cfg.subscribe, 0);
+    CHECK_EQ_INT(load_with("CSV_FORMULA_GUARD", "0", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.formula_guard, 0);
     CHECK_EQ_INT(load_with("INBOX_URL", "sftp://u@h:2222/srv", &cfg, err), DX_OK);
 
     /* Retention: 30 days and no size limit by default; units. */
@@ -190,6 +194,7 @@ int main(void)
         {"STREAM_MAX_BYTES", "0"},
         {"STREAM_MAX_BYTES", "-5M"},
         {"STREAM_MAX_BYTES", "99999999T"},
+        {"CSV_FORMULA_GUARD", "off"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';

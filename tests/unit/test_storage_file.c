@@ -100,6 +100,27 @@ int main(void)
     CHECK_EQ_INT(entry.size, 4);
     CHECK_EQ_INT(storage_stat(st, "US1/nope", &entry), DX_ERR_NOT_FOUND);
 
+    /* A listed name that storage paths refuse (a newline) can only be
+     * renamed by storage_rename_listed(), and only as one component. */
+    {
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/US1/bad\nname.csv", root);
+        f = fopen(path, "w");
+        CHECK(f != NULL && fputs("x", f) >= 0 && fclose(f) == 0);
+        CHECK_EQ_INT(storage_rename(st, "US1/bad\nname.csv", "US1/failed/bad_name.csv"),
+                     DX_ERR_INVALID);
+        CHECK_EQ_INT(storage_rename_listed(st, "US1", "../US1/bad\nname.csv", "US1/x.csv"),
+                     DX_ERR_INVALID);
+        CHECK_EQ_INT(storage_rename_listed(st, "US1", "..", "US1/x.csv"), DX_ERR_INVALID);
+        CHECK_EQ_INT(storage_rename_listed(st, "US1", "bad\nname.csv", "US1/failed/\n.csv"),
+                     DX_ERR_INVALID);
+        CHECK_EQ_INT(storage_rename_listed(st, "US1", "bad\nname.csv", "US1/failed/bad_name.csv"),
+                     DX_OK);
+        CHECK_EQ_INT(storage_stat(st, "US1/failed/bad_name.csv", &entry), DX_OK);
+        CHECK(access(path, F_OK) != 0);
+    }
+
     /* A symlink in a client folder is listed as OTHER and cannot be opened,
      * and a symlinked folder cannot be walked through. */
     snprintf(path, sizeof(path), "%s/US1/evil.csv", root);

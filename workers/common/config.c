@@ -375,6 +375,8 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
                        err_len);
     cfg->stream_max_age = age;
     cfg->stream_max_bytes = bytes;
+    if (s == DX_OK)
+        s = get_bool("CSV_FORMULA_GUARD", 1, &cfg->formula_guard, err, err_len);
     return s;
 }
 

@@ -53,6 +53,7 @@ typedef struct config {
     config_sftp sftp;             /* SFTP_* */
     int64_t stream_max_age;       /* STREAM_MAX_AGE, seconds */
     int64_t stream_max_bytes;     /* STREAM_MAX_BYTES (-1: no limit) */
+    int formula_guard;            /* CSV_FORMULA_GUARD */
 } config;
 
 /*

@@ -700,9 +700,9 @@ char *metrics_render(void)
 void metrics_define_standard(const char *worker)
 {
     static const char *const sftp_kinds[] = {"connect", "auth", "host_key", "io", "timeout"};
-    static const char *const input_kinds[] = {"undecodable",  "invalid_event",  "invalid_client",
-                                              "oversized",    "unusable_file",  "not_regular_file",
-                                              "slow_request", "invalid_profile"};
+    static const char *const input_kinds[] = {
+        "undecodable",   "invalid_event",    "invalid_client", "oversized",      "unusable_file",
+        "unusable_name", "not_regular_file", "slow_request",   "invalid_profile"};
     static const char *const subjects[] = {EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,
                                            EVENT_SUBJECT_FILE_FAILED};
     static const metric_id event_families[] = {DX_EVENTS_CONSUMED_TOTAL, DX_EVENTS_PUBLISHED_TOTAL,

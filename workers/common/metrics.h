@@ -59,6 +59,9 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
       "Rows written to the rejects file.")                                                         \
     X(DX_ROWS_DUPLICATE_TOTAL, "dx_rows_duplicate_total", METRIC_COUNTER, "client_id", NULL,       \
       "Rows dropped as duplicates.")                                                               \
+    X(DX_CELLS_NEUTRALISED_TOTAL, "dx_cells_neutralised_total", METRIC_COUNTER, "client_id", NULL, \
+      "Text cells of clean and rejects files given a leading ' so that a spreadsheet shows them "  \
+      "as text (CSV_FORMULA_GUARD).")                                                              \
     X(DX_FILES_PROCESSED_TOTAL, "dx_files_processed_total", METRIC_COUNTER, "client_id", NULL,     \
       "Drops transformed and committed to the depot.")                                             \
     X(DX_FILES_FAILED_TOTAL, "dx_files_failed_total", METRIC_COUNTER, "client_id", NULL,           \
@@ -75,7 +78,7 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
       "HTTP requests served, by status code.")                                                     \
     X(DX_INVALID_INPUT_TOTAL, "dx_invalid_input_total", METRIC_COUNTER, "kind", NULL,              \
       "Input refused, by kind (undecodable, invalid_event, invalid_client, not_regular_file, "     \
-      "oversized, unusable_file, slow_request, invalid_profile).")                                 \
+      "oversized, unusable_file, unusable_name, slow_request, invalid_profile).")                  \
     X(DX_SCHEDULED_RUNS_TOTAL, "dx_scheduled_runs_total", METRIC_COUNTER, "triggered_by",          \
       "daily-checker", "Scheduled runs completed; triggered_by: schedule, catch-up.")              \
     X(DX_SCHEDULED_RUNS_FAILED_TOTAL, "dx_scheduled_runs_failed_total", METRIC_COUNTER,            \

@@ -69,7 +69,8 @@ void storage_set_error(storage *st, const char *fmt, ...)
     va_end(ap);
 }
 
-int storage_path_valid(const char *path)
+/* The shape checks of a storage path; with strict, its characters too. */
+static int path_ok(const char *path, int strict)
 {
     const char *component = path;
 
@@ -87,10 +88,20 @@ int storage_path_valid(const char *path)
             if (*p == '\0')
                 return 1;
             component = p + 1;
-        } else if ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\') {
+        } else if (strict && ((unsigned char)*p < 0x20 || *p == 0x7f || *p == '\\')) {
             return 0;
         }
     }
+}
+
+int storage_path_valid(const char *path)
+{
+    return path_ok(path, 1);
+}
+
+int storage_path_shape_valid(const char *path)
+{
+    return path_ok(path, 0);
 }
 
 static dx_status refuse_path(storage *st, const char *path)
@@ -153,6 +164,23 @@ dx_status storage_rename(storage *st, const char *from, const char *to)
     if (!storage_path_valid(to) || to[0] == '\0')
         return refuse_path(st, to);
     return st->ops->rename(st, from, to);
+}
+
+dx_status storage_rename_listed(storage *st, const char *dir, const char *name, const char *to)
+{
+    char *from = NULL;
+    dx_status s;
+
+    if (!storage_path_valid(dir) || name[0] == '\0' || strchr(name, '/') != NULL ||
+        strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return refuse_path(st, dir);
+    if (!storage_path_valid(to) || to[0] == '\0')
+        return refuse_path(st, to);
+    if (asprintf(&from, "%s%s%s", dir, dir[0] ? "/" : "", name) < 0)
+        return DX_ERR_NOMEM;
+    s = st->ops->rename(st, from, to);
+    free(from);
+    return s;
 }
 
 dx_status storage_remove(storage *st, const char *path)

@@ -129,8 +129,24 @@ dx_status storage_writer_commit(storage_writer *wr);
 /* Removes the temporary file and frees wr.  Accepts NULL. */
 void storage_writer_abort(storage_writer *wr);
 
+/*
+ * Renames the file name, as listed in folder dir, to to (as
+ * storage_rename()).  name is one component taken from a listing, and may
+ * hold what storage paths refuse (control characters, a backslash): this is
+ * how a drop with such a name is moved out of the inbox.  dir and to are
+ * checked as usual; name must not be empty, ".", ".." or hold a '/'.
+ */
+dx_status storage_rename_listed(storage *st, const char *dir, const char *name, const char *to);
+
 /* True when path is a valid relative storage path (see above). */
 int storage_path_valid(const char *path);
+
+/*
+ * True when path has the shape of a relative storage path (no leading '/',
+ * no empty, "." or ".." component), whatever its bytes.  Backends check this
+ * much themselves; the public functions above check storage_path_valid().
+ */
+int storage_path_shape_valid(const char *path);
 
 /* ---- backend interface, for storage_file.c and storage_sftp.c ---- */
 

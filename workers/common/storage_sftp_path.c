@@ -64,7 +64,9 @@ dx_status sftp_path_resolve(sftp_storage *st, sftp_conn *c, const char *rel, cha
     char *path;
     dx_status s = DX_OK;
 
-    if (!storage_path_valid(rel))
+    /* The public functions checked rel's characters (storage_path_valid),
+     * except the listed name storage_rename_listed() passes through. */
+    if (!storage_path_shape_valid(rel))
         return sftp_conn_fail(st, DX_ERR_INVALID, "invalid storage path");
     path = join(st->root, rel);
     if (path == NULL)

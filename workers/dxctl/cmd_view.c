@@ -489,7 +489,8 @@ int cmd_validate(dxctl *d, int argc, char **argv)
         return DXCTL_USAGE;
     }
     {
-        clean_io io = {read_file, fp, write_capture, &out, write_capture, &rejects};
+        clean_io io = {read_file,     fp,       write_capture,        &out,
+                       write_capture, &rejects, !d->cfg.formula_guard};
 
         s = clean_run_profile(&io, &p, &counts, reason, sizeof(reason));
     }

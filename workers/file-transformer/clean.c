@@ -12,6 +12,10 @@
  * on a second thread, since it takes about half of the work; the output does
  * not depend on how the two threads run, and every clean_io callback is
  * called on the caller's thread.
+ *
+ * Formula guard (unless clean_io.formulas_verbatim): a text cell that a
+ * spreadsheet would evaluate gets a leading "'" (csvout_is_formula); the
+ * rule is in docs/cleaning.md, "The formula guard".
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -98,6 +102,7 @@ static void resolve_pending(engine *e)
             continue;
         }
         e->counts->rows_out++;
+        e->counts->cells_neutralised += e->pending_guarded[i];
         if (w != start)
             memmove(e->out.data + w, e->out.data + start, end - start);
         w += end - start;
@@ -203,6 +208,8 @@ done:
  */
 static int put_original(engine *e, size_t count, int cp1252)
 {
+    int guard = !e->io->formulas_verbatim, guarded;
+
     if (cp1252 && bytebuf_reserve(&e->decoded, 3 * e->raw_len + 1) < 0)
         return -1;
     for (size_t i = 0; i < count; i++) {
@@ -213,8 +220,10 @@ static int put_original(engine *e, size_t count, int cp1252)
             n = encoding_cp1252_to_utf8(s, n, e->decoded.data);
             s = e->decoded.data;
         }
-        if (csvout_field(&e->rejects, s, n, 0) < 0)
+        /* Every original field is text as the client wrote it. */
+        if (csvout_text_field(&e->rejects, s, n, 0, guard, &guarded) < 0)
             return -1;
+        e->counts->cells_neutralised += (uint64_t)guarded;
     }
     return 0;
 }
@@ -457,28 +466,37 @@ static text integer_text(int64_t value, char buf[24])
 /* How a field of the clean row is written. */
 typedef enum letter_case { CASE_KEEP, CASE_LOWER, CASE_UPPER } letter_case;
 
+/* Whether the formula guard looks at a cell: text from the client, not a
+ * number or date the engine writes itself. */
+typedef enum cell_kind { CELL_ENGINE, CELL_TEXT } cell_kind;
+
 typedef struct cell {
     text value;
     letter_case change;
+    cell_kind kind;
 } cell;
 
 /* Output bytes a field can take: itself and its separator, quoted with
- * every byte a doubled quote at worst. */
+ * every byte a doubled quote at worst, and the formula guard's "'". */
 static size_t room_for(text t)
 {
-    return t.plain ? t.len + 1 : CSVOUT_ENCODED_MAX(t.len) + 1;
+    return (t.plain ? t.len + 1 : CSVOUT_ENCODED_MAX(t.len) + 1) + 1;
 }
 
 /*
- * Writes a field and a ',' at w, which has room_for(t), and returns the end.
- * The case is changed after writing: quotes and commas have no case, so the
+ * Writes a field and a ',' at w, which has room_for(t), and returns the end;
+ * with guard, a formula gets its leading "'" and *guarded is counted.  The
+ * case is changed after writing: quotes, commas and "'" have no case, so the
  * CSV framing is untouched.
  */
-static char *emit(char *w, text t, letter_case change)
+static char *emit(char *w, text t, letter_case change, int guard, unsigned *guarded)
 {
     size_t n = t.len;
 
-    if (t.plain) {
+    if (guard && csvout_is_formula(t.s, t.len)) {
+        n = csvout_encode_guarded(w, t.s, n);
+        (*guarded)++;
+    } else if (t.plain) {
         csvout_copy(w, t.s, n);
     } else {
         n = csvout_encode(w, t.s, n);
@@ -511,6 +529,8 @@ static reject_reason write_clean_row(engine *e, int *nomem)
     char quantity_text[24], price_text[MONEY_FORMAT_MAX], total_text[MONEY_FORMAT_MAX];
     const char *known = NULL;
     size_t known_len = 0, room = 0;
+    int guard = !e->io->formulas_verbatim;
+    unsigned guarded = 0;
     char *w;
 
     *nomem = 0;
@@ -562,18 +582,18 @@ static reject_reason write_clean_row(engine *e, int *nomem)
      * header's), then total: positional, so that the count below ties them
      * to the enum. */
     const cell cells[] = {
-        {v[VOCAB_ORDER_ID], CASE_KEEP},
-        {{date.date, 10, 1}, CASE_KEEP},
-        {v[VOCAB_CUSTOMER_ID], CASE_KEEP},
-        {v[VOCAB_CUSTOMER_EMAIL], CASE_LOWER},
-        {v[VOCAB_PRODUCT_SKU], CASE_KEEP},
-        {v[VOCAB_PRODUCT_NAME], CASE_KEEP},
-        {integer_text(quantity, quantity_text), CASE_KEEP},
-        {{price_text, money_format(cents, price_text), 1}, CASE_KEEP},
-        {currency, currency_case},
-        {status, status_case},
-        {{date.time, date.time[0] ? 8 : 0, 1}, CASE_KEEP},
-        {{total_text, money_format(total, total_text), 1}, CASE_KEEP},
+        {v[VOCAB_ORDER_ID], CASE_KEEP, CELL_TEXT},
+        {{date.date, 10, 1}, CASE_KEEP, CELL_ENGINE},
+        {v[VOCAB_CUSTOMER_ID], CASE_KEEP, CELL_TEXT},
+        {v[VOCAB_CUSTOMER_EMAIL], CASE_LOWER, CELL_TEXT},
+        {v[VOCAB_PRODUCT_SKU], CASE_KEEP, CELL_TEXT},
+        {v[VOCAB_PRODUCT_NAME], CASE_KEEP, CELL_TEXT},
+        {integer_text(quantity, quantity_text), CASE_KEEP, CELL_ENGINE},
+        {{price_text, money_format(cents, price_text), 1}, CASE_KEEP, CELL_ENGINE},
+        {currency, currency_case, CELL_TEXT},
+        {status, status_case, CELL_TEXT},
+        {{date.time, date.time[0] ? 8 : 0, 1}, CASE_KEEP, CELL_ENGINE},
+        {{total_text, money_format(total, total_text), 1}, CASE_KEEP, CELL_ENGINE},
     };
     size_t ncells = sizeof(cells) / sizeof(cells[0]);
     _Static_assert(sizeof(cells) / sizeof(cells[0]) == VOCAB_COLUMNS + 1,
@@ -590,12 +610,13 @@ static reject_reason write_clean_row(engine *e, int *nomem)
     }
     w = e->out.data + e->out.len;
     for (size_t k = 0; k < ncells; k++)
-        w = emit(w, cells[k].value, cells[k].change);
+        w = emit(w, cells[k].value, cells[k].change, guard && cells[k].kind == CELL_TEXT, &guarded);
     for (size_t k = 0; k < e->npass; k++)
-        w = emit(w, e->value[e->pass[k]], CASE_KEEP);
+        w = emit(w, e->value[e->pass[k]], CASE_KEEP, guard, &guarded);
     /* The separator after the last field ends the row instead. */
     w[-1] = '\n';
     e->out.len = (size_t)(w - e->out.data);
+    e->pending_guarded[e->npending] = (uint16_t)guarded;
     return REJECT_NONE;
 }
 
@@ -689,8 +710,9 @@ static int engine_init(engine *e)
     e->pending_start = calloc(PENDING_MAX, sizeof(size_t));
     e->pending_key = calloc(PENDING_MAX, sizeof(dupset_key));
     e->pending_fresh = calloc(PENDING_MAX, 1);
+    e->pending_guarded = calloc(PENDING_MAX, sizeof(uint16_t));
     if (e->value == NULL || e->pass == NULL || e->seen == NULL || e->pending_start == NULL ||
-        e->pending_key == NULL || e->pending_fresh == NULL)
+        e->pending_key == NULL || e->pending_fresh == NULL || e->pending_guarded == NULL)
         return -1;
     return 0;
 }
@@ -702,6 +724,7 @@ static void engine_finish(engine *e)
     free(e->pending_start);
     free(e->pending_key);
     free(e->pending_fresh);
+    free(e->pending_guarded);
     dupset_destroy(e->seen);
     bytebuf_finish(&e->decoded);
     bytebuf_finish(&e->clean);

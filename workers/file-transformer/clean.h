@@ -27,6 +27,10 @@ typedef struct clean_io {
     void *output_ctx;
     clean_write_fn write_rejects; /* the rejects CSV */
     void *rejects_ctx;
+    /* 0 (the default): text cells a spreadsheet would evaluate get a
+     * leading "'" (see csvout_is_formula); 1: written as they are
+     * (CSV_FORMULA_GUARD=0, for consumers that are not spreadsheets). */
+    int formulas_verbatim;
 } clean_io;
 
 typedef struct clean_counts {
@@ -38,10 +42,11 @@ typedef struct clean_counts {
     uint64_t bytes_out;     /* bytes written to the clean CSV */
     uint64_t bytes_rejects; /* bytes written to the rejects CSV */
     /* What the engine found, for reports (dxctl validate). */
-    char delimiter;          /* the detected delimiter, 0 before the input was read */
-    int utf8_bom;            /* the input began with a UTF-8 byte order mark */
-    uint64_t records_cp1252; /* records read as Windows-1252 (the others are UTF-8) */
-    unsigned columns_found;  /* bit c set when canonical column c is in the header */
+    char delimiter;             /* the detected delimiter, 0 before the input was read */
+    int utf8_bom;               /* the input began with a UTF-8 byte order mark */
+    uint64_t records_cp1252;    /* records read as Windows-1252 (the others are UTF-8) */
+    unsigned columns_found;     /* bit c set when canonical column c is in the header */
+    uint64_t cells_neutralised; /* text cells written with a leading "'" */
 } clean_counts;
 
 /*

@@ -225,6 +225,9 @@ typedef struct engine {
     size_t *pending_start;        /* PENDING_MAX offsets of rows in out */
     dupset_key *pending_key;      /* PENDING_MAX */
     unsigned char *pending_fresh; /* PENDING_MAX */
+    /* Cells given a leading "'" in each pending row (PENDING_MAX), counted
+     * only for the rows that are kept. */
+    uint16_t *pending_guarded;
 } engine;
 
 /* clean.c */

@@ -69,6 +69,35 @@ static inline int csvout_plain(csvout *out, const char *s, size_t n, int first)
     return 0;
 }
 
+/*
+ * The formula guard (OWASP's CSV injection guidance): a text field that a
+ * spreadsheet would evaluate is written with a leading "'", which makes
+ * Excel and LibreOffice show it as text.  Such a field starts with '=', '+',
+ * '-', '@', TAB or CR, or has '=', '+', '-' or '@' right after leading
+ * blanks (space, TAB, CR, LF), which some importers trim.
+ */
+static inline int csvout_is_formula(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    if (n > 0 && (s[0] == '\t' || s[0] == '\r'))
+        return 1;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n'))
+        i++;
+    return i < n && (s[i] == '=' || s[i] == '+' || s[i] == '-' || s[i] == '@');
+}
+
+/*
+ * Writes s[0..n) at dst as one field with a leading "'" (inside the quotes
+ * when it needs them), and returns the bytes written; dst has
+ * CSVOUT_ENCODED_MAX(n) + 1 bytes of room.
+ */
+size_t csvout_encode_guarded(char *dst, const char *s, size_t n);
+
+/* Appends one field as csvout_field() does, with a leading "'" when it is
+ * a formula and guard is set; sets *guarded then.  Returns 0 or -1. */
+int csvout_text_field(csvout *out, const char *s, size_t n, int first, int guard, int *guarded);
+
 /* Appends bytes as they are; returns 0 or -1. */
 static inline int csvout_raw(csvout *out, const char *s, size_t n)
 {

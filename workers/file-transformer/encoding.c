@@ -11,11 +11,7 @@ static const uint16_t cp1252_high[32] = {
     0x2013, 0x2014, 0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
 };
 
-/*
- * Length of the well-formed sequence at s (1 to 4), 0 when it is malformed,
- * or -1 when it is a valid start cut short by the end of the buffer.
- */
-static int sequence_length(const unsigned char *s, size_t n)
+int encoding_utf8_sequence(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     unsigned char lo = 0x80, hi = 0xBF;
@@ -72,7 +68,7 @@ static size_t valid_length(const char *s, size_t n, int *cut)
         }
         if (i >= n)
             break;
-        int len = sequence_length(u + i, n - i);
+        int len = encoding_utf8_sequence(u + i, n - i);
         if (len <= 0) {
             *cut = len < 0;
             return i;

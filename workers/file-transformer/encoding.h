@@ -13,6 +13,13 @@
 int encoding_utf8_valid(const char *s, size_t n);
 
 /*
+ * Length of the well-formed UTF-8 sequence at s (n >= 1 bytes): 1 to 4, 0
+ * when it is malformed, or -1 when it is a valid start cut short by the end
+ * of the buffer.
+ */
+int encoding_utf8_sequence(const unsigned char *s, size_t n);
+
+/*
  * Transcodes n bytes of Windows-1252 into UTF-8 at out, which must have room
  * for 3 * n bytes; returns the number of bytes written.  The five bytes
  * Windows-1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) map to the C1

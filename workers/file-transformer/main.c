@@ -26,7 +26,9 @@ static const char usage[] =
     "SUBSCRIBE=0, consumes orders.order-date from JetStream.\n"
     "\n"
     "clean cleans one local file offline and prints its counts as one JSON object;\n"
-    "exit 0 when the file was processed, 1 when it is unusable.\n";
+    "exit 0 when the file was processed, 1 when it is unusable, 2 for a bad\n"
+    "setting (CSV_FORMULA_GUARD=0 writes formula-like cells without the leading ').\n"
+    "Configuration is read from the environment: see docs/configuration.md.\n";
 
 /*
  * Decodes an event body and fills in what an operator may leave out of a
@@ -143,6 +145,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
 static int run_clean(int argc, char **argv)
 {
     clean_counts counts = {0};
+    config cfg;
     char reason[512] = "";
     cJSON *json;
     char *text;
@@ -152,7 +155,13 @@ static int run_clean(int argc, char **argv)
         fprintf(stderr, "file-transformer: clean needs IN OUT REJECTS\n%s", usage);
         return 2;
     }
-    s = transform_clean_local(argv[2], argv[3], argv[4], &counts, reason, sizeof(reason));
+    /* The worker's settings, CSV_FORMULA_GUARD among them, apply offline too. */
+    if (config_load(&cfg, reason, sizeof(reason)) != DX_OK) {
+        fprintf(stderr, "file-transformer: %s\n", reason);
+        return 2;
+    }
+    s = transform_clean_local(argv[2], argv[3], argv[4], cfg.formula_guard, &counts, reason,
+                              sizeof(reason));
     if (s != DX_OK) {
         fprintf(stderr, "file-transformer: %s: %s\n", argv[2], reason[0] ? reason : status_text(s));
         return 1;
@@ -164,6 +173,7 @@ static int run_clean(int argc, char **argv)
     cJSON_AddNumberToObject(json, "rows_duplicate", (double)counts.rows_duplicate);
     cJSON_AddNumberToObject(json, "bytes_in", (double)counts.bytes_in);
     cJSON_AddNumberToObject(json, "bytes_out", (double)counts.bytes_out);
+    cJSON_AddNumberToObject(json, "cells_neutralised", (double)counts.cells_neutralised);
     cJSON_AddBoolToObject(json, "counts_add_up",
                           counts.rows_in ==
                               counts.rows_out + counts.rows_rejected + counts.rows_duplicate);

@@ -3,12 +3,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "clean.h"
 #include "drops.h"
+#include "dropname.h"
 #include "metrics.h"
 #include "profile_store.h"
 #include "util.h"
+
+/* Drops of the same name one day before place_drop gives up. */
+#define PLACE_MAX 9999
 
 typedef struct read_ctx {
     storage_reader *rd;
@@ -74,10 +79,10 @@ static dx_status publish_event(worker *w, event_type type, const void *ev, const
  * Records a failure: published as FileFailed at once when permanent, on the
  * last attempt, or when publish_now asks for it (a transient failure an
  * operator must see before the retries run out); otherwise only counted,
- * and the event is retried.
+ * and the event is retried.  Returns 1 when the FileFailed was published.
  */
-static void report_failure(run_ctx *run, const log_ctx *lc, const char *client_id,
-                           const char *source, const char *reason, int permanent, int publish_now)
+static int report_failure(run_ctx *run, const log_ctx *lc, const char *client_id,
+                          const char *source, const char *reason, int permanent, int publish_now)
 {
     event_file_failed failed = {0};
     int publish = permanent || run->last_attempt || publish_now;
@@ -103,7 +108,7 @@ static void report_failure(run_ctx *run, const log_ctx *lc, const char *client_i
         run->transient_failures++;
     if (!publish) {
         cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
-        return;
+        return 0;
     }
     metrics_add(DX_FILES_FAILED_TOTAL, client_id, 1);
     /* A failure published before the last attempt comes again with every
@@ -114,49 +119,87 @@ static void report_failure(run_ctx *run, const log_ctx *lc, const char *client_i
     else
         snprintf(msg_id, sizeof(msg_id), "%s", failed.event_id);
     if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED, msg_id) !=
-            DX_OK &&
-        permanent)
-        run->transient_failures++; /* not published: the event must come back */
+        DX_OK) {
+        publish = 0;
+        if (permanent)
+            run->transient_failures++; /* not published: the event must come back */
+    }
     cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
+    return publish;
 }
 
-static void drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, const char *source,
-                        const char *reason, int permanent)
+static int drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, const char *source,
+                       const char *reason, int permanent)
 {
-    report_failure(run, lc, client_id, source, reason, permanent, 0);
+    return report_failure(run, lc, client_id, source, reason, permanent, 0);
 }
 
 /*
- * Moves a processed drop into <client>/<folder>/<date>/, choosing a free
- * name if an earlier drop of the same name was archived the same day.  Its
- * completion marker, when the profile has one, follows it under the same
+ * Chooses the name a drop takes in <client>/<folder>/<date>/ (folder is
+ * "archive" or "failed") into out: name itself when free, else <stem>.1.csv,
+ * <stem>.2.csv...  The archive name is also the drop's name in the depot
+ * (<stem>.csv and <stem>.rejects.csv), so this is the one decision of which
+ * outputs a drop owns: a second drop of the same name the same day takes the
+ * next free name, while a drop not yet archived (a rerun after a crash)
+ * takes the same name again and rewrites its own outputs.  A stem ending in
+ * ".rejects" (any case) is never chosen, so that no drop's clean file can be
+ * named like another drop's rejects file.
+ */
+static dx_status place_drop(storage *inbox, const char *client_id, const char *folder,
+                            const char *order_date, const char *name, char *out, size_t out_len)
+{
+    char stem[256], path[EVENT_PATH_MAX + 32];
+    storage_entry existing;
+    size_t stem_len;
+    dx_status s;
+
+    drops_stem(name, stem, sizeof(stem));
+    stem_len = strlen(stem);
+    for (int n = 0; n <= PLACE_MAX; n++) {
+        if (n == 0 && stem_len >= 8 && strcasecmp(stem + stem_len - 8, ".rejects") == 0)
+            continue;
+        if (n == 0)
+            snprintf(out, out_len, "%s", name);
+        else
+            snprintf(out, out_len, "%s.%d.csv", stem, n);
+        snprintf(path, sizeof(path), "%s/%s/%s/%s", client_id, folder, order_date, out);
+        s = storage_stat(inbox, path, &existing);
+        if (s == DX_ERR_NOT_FOUND)
+            return DX_OK;
+        if (s != DX_OK)
+            return s;
+    }
+    storage_set_error(inbox, "%d drops of the same name already in %s/%s/%s", PLACE_MAX, client_id,
+                      folder, order_date);
+    return DX_ERR_PERMANENT;
+}
+
+/*
+ * Moves a drop into <client>/<folder>/<date>/<placed> (see place_drop).  Its
+ * completion marker, when the profile has one, follows it under the placed
  * name plus the marker, so that the marker never announces a later drop.
  */
 static dx_status move_drop(storage *inbox, const char *client_id, const char *name,
-                           const char *folder, const char *order_date, const char *marker)
+                           const char *folder, const char *order_date, const char *placed,
+                           const char *marker)
 {
-    char from[EVENT_PATH_MAX], to[EVENT_PATH_MAX + 32], stem[256];
+    char to[EVENT_PATH_MAX + 32];
     char marker_from[EVENT_PATH_MAX + PROFILE_MARKER_MAX],
         marker_to[sizeof(to) + PROFILE_MARKER_MAX];
-    storage_entry existing;
     dx_status s;
 
-    snprintf(from, sizeof(from), "%s/%s", client_id, name);
-    snprintf(to, sizeof(to), "%s/%s/%s/%s", client_id, folder, order_date, name);
-    drops_stem(name, stem, sizeof(stem));
-    for (int n = 1; storage_stat(inbox, to, &existing) == DX_OK && n < 1000; n++)
-        snprintf(to, sizeof(to), "%s/%s/%s/%s.%d.csv", client_id, folder, order_date, stem, n);
-    s = storage_rename(inbox, from, to);
+    snprintf(to, sizeof(to), "%s/%s/%s/%s", client_id, folder, order_date, placed);
+    s = storage_rename_listed(inbox, client_id, name, to);
     if (s != DX_OK || marker == NULL || marker[0] == '\0')
         return s;
-    snprintf(marker_from, sizeof(marker_from), "%s%s", from, marker);
+    snprintf(marker_from, sizeof(marker_from), "%s/%s%s", client_id, name, marker);
     snprintf(marker_to, sizeof(marker_to), "%s%s", to, marker);
     return storage_rename(inbox, marker_from, marker_to);
 }
 
 /* Streams one drop through the cleaner into two atomic depot writes. */
-static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *ready, char *reason,
-                            size_t reason_len)
+static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *ready,
+                            uint64_t *neutralised, char *reason, size_t reason_len)
 {
     worker *w = run->w;
     storage_reader *rd = NULL;
@@ -181,7 +224,13 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
     rc = (read_ctx){.rd = rd};
     out_ctx = (write_ctx){.wr = out, .sha = sha};
     rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
-    io = (clean_io){read_drop, &rc, write_file, &out_ctx, write_file, &rejects_ctx};
+    io = (clean_io){.read = read_drop,
+                    .read_ctx = &rc,
+                    .write_output = write_file,
+                    .output_ctx = &out_ctx,
+                    .write_rejects = write_file,
+                    .rejects_ctx = &rejects_ctx,
+                    .formulas_verbatim = !w->cfg.formula_guard};
     s = clean_run_profile(&io, run->profile, &counts, reason, reason_len);
     /* The storage's own reason ("No space left on device") beats the
      * cleaner's status name. */
@@ -213,6 +262,7 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
         ready->rows_rejected = counts.rows_rejected;
         ready->rows_duplicate = counts.rows_duplicate;
         ready->bytes_out = counts.bytes_out;
+        *neutralised = counts.cells_neutralised;
         util_sha256_hex(sha, ready->sha256);
     }
 done:
@@ -236,6 +286,40 @@ static int drop_unchanged(storage *inbox, const char *source, const storage_entr
            now.size == listed->size && now.mtime == listed->mtime;
 }
 
+/*
+ * Fails a drop whose name cannot be used (see dropname.h) without reading
+ * it: a permanent FileFailed under its escaped name, then, once that is
+ * published, a move into failed/<date>/ under a safe name, so that it fails
+ * once and the operator finds it where the reason says.
+ */
+static void fail_unusable_name(run_ctx *run, const log_ctx *lc, const char *client_id,
+                               const char *name, const char *problem)
+{
+    storage *inbox = run->w->inbox;
+    const char *order_date = run->ev->order_date;
+    char escaped[EVENT_PATH_MAX / 2], safe[DROPNAME_MAX + 1], placed[DROPNAME_MAX + 16];
+    char source[EVENT_PATH_MAX], reason[EVENT_PATH_MAX], why[EVENT_PATH_MAX / 2];
+    dx_status s;
+
+    dropname_escape(name, escaped, sizeof(escaped));
+    dropname_safe(name, safe, sizeof(safe));
+    snprintf(source, sizeof(source), "%s/%s", client_id, escaped);
+    metrics_add(DX_INVALID_INPUT_TOTAL, "unusable_name", 1);
+    s = place_drop(inbox, client_id, "failed", order_date, safe, placed, sizeof(placed));
+    if (s != DX_OK) {
+        drop_failed(run, lc, client_id, source, storage_last_error(inbox), s == DX_ERR_PERMANENT);
+        return;
+    }
+    snprintf(reason, sizeof(reason), "unusable file name: it %s; moved to %s/failed/%s/%s", problem,
+             client_id, order_date, placed);
+    if (drop_failed(run, lc, client_id, source, reason, 1) &&
+        move_drop(inbox, client_id, name, "failed", order_date, placed, NULL) != DX_OK) {
+        /* The backend's reason may quote the raw name. */
+        dropname_escape(storage_last_error(inbox), why, sizeof(why));
+        log_printf(LOG_LEVEL_WARN, lc, "could not move %s aside: %s", source, why);
+    }
+}
+
 static void process_drop(run_ctx *run, const char *client_id, const storage_entry *drop)
 {
     const char *name = drop->name;
@@ -243,10 +327,17 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     const event_order_date *ev = run->ev;
     log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
     event_file_ready ready = {0};
-    char stem[256], reason[EVENT_PATH_MAX] = "", msg_id[EVENT_PATH_MAX + 256];
+    char stem[256], placed[DROPNAME_MAX + 16], reason[EVENT_PATH_MAX] = "";
+    char msg_id[EVENT_PATH_MAX + 256];
+    const char *problem = dropname_problem(name);
+    uint64_t neutralised = 0;
     cJSON *fields;
     dx_status s;
 
+    if (problem != NULL) {
+        fail_unusable_name(run, &lc, client_id, name, problem);
+        return;
+    }
     if (run->profile->done_marker[0] != '\0' &&
         !drops_has_marker(w->inbox, client_id, name, run->profile->done_marker)) {
         /* Without its marker the drop may still be uploading: it waits. */
@@ -254,7 +345,6 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
                    name, name, run->profile->done_marker);
         return;
     }
-    drops_stem(name, stem, sizeof(stem));
     util_uuid(ready.event_id);
     ready.profile_revision = run->profile->revision;
     util_copy(ready.triggered_by, sizeof(ready.triggered_by), ev->triggered_by);
@@ -263,18 +353,28 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     util_copy(ready.client_id, sizeof(ready.client_id), client_id);
     util_copy(ready.order_date, sizeof(ready.order_date), ev->order_date);
     snprintf(ready.source, sizeof(ready.source), "%s/%s", client_id, name);
+    /* The outputs are named after the drop's archive name (place_drop). */
+    s = place_drop(w->inbox, client_id, "archive", ev->order_date, name, placed, sizeof(placed));
+    if (s != DX_OK) {
+        drop_failed(run, &lc, client_id, ready.source, storage_last_error(w->inbox),
+                    s == DX_ERR_PERMANENT);
+        return;
+    }
+    drops_stem(placed, stem, sizeof(stem));
     snprintf(ready.output, sizeof(ready.output), "%s/%s/%s.csv", client_id, ev->order_date, stem);
     snprintf(ready.rejects, sizeof(ready.rejects), "%s/%s/%s.rejects.csv", client_id,
              ev->order_date, stem);
-    s = clean_drop(run, ready.source, &ready, reason, sizeof(reason));
+    s = clean_drop(run, ready.source, &ready, &neutralised, reason, sizeof(reason));
     if (s == DX_ERR_INVALID) {
         /* The file itself is unusable: retrying cannot help.  It is moved
          * aside so that tomorrow's run does not fail on it again. */
         metrics_add(DX_INVALID_INPUT_TOTAL, "unusable_file", 1);
-        drop_failed(run, &lc, client_id, ready.source, reason, 1);
-        if (drop_unchanged(w->inbox, ready.source, drop) &&
-            move_drop(w->inbox, client_id, name, "failed", ev->order_date,
-                      run->profile->done_marker) != DX_OK)
+        if (drop_failed(run, &lc, client_id, ready.source, reason, 1) &&
+            drop_unchanged(w->inbox, ready.source, drop) &&
+            (place_drop(w->inbox, client_id, "failed", ev->order_date, name, placed,
+                        sizeof(placed)) != DX_OK ||
+             move_drop(w->inbox, client_id, name, "failed", ev->order_date, placed,
+                       run->profile->done_marker) != DX_OK))
             log_printf(LOG_LEVEL_WARN, &lc, "could not move unusable drop %s aside: %s",
                        ready.source, storage_last_error(w->inbox));
         return;
@@ -283,10 +383,12 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         drop_failed(run, &lc, client_id, ready.source, reason, s == DX_ERR_PERMANENT);
         return;
     }
-    /* A replay asks for the same bytes again on purpose: its own event id
-     * keeps the stream's duplicate window from swallowing it. */
+    /* The output path, not the source, tells a second drop of the same name
+     * (same bytes, maybe) from a rerun of this one; a replay asks for the same
+     * bytes again on purpose, and its own event id keeps the stream's
+     * duplicate window from swallowing it. */
     snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s%s%s", client_id, ev->order_date,
-             ready.source, ready.sha256, strcmp(ev->triggered_by, "replay") == 0 ? ":replay:" : "",
+             ready.output, ready.sha256, strcmp(ev->triggered_by, "replay") == 0 ? ":replay:" : "",
              strcmp(ev->triggered_by, "replay") == 0 ? ev->event_id : "");
     if (publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) != DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, "cannot publish file-ready to NATS", 0);
@@ -298,7 +400,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         log_printf(LOG_LEVEL_WARN, &lc,
                    "%s changed while it was processed: the new version stays in the inbox",
                    ready.source);
-    } else if (move_drop(w->inbox, client_id, name, "archive", ev->order_date,
+    } else if (move_drop(w->inbox, client_id, name, "archive", ev->order_date, placed,
                          run->profile->done_marker) != DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, storage_last_error(w->inbox), 0);
         return;
@@ -308,6 +410,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     metrics_add(DX_ROWS_OUT_TOTAL, client_id, (double)ready.rows_out);
     metrics_add(DX_ROWS_REJECTED_TOTAL, client_id, (double)ready.rows_rejected);
     metrics_add(DX_ROWS_DUPLICATE_TOTAL, client_id, (double)ready.rows_duplicate);
+    metrics_add(DX_CELLS_NEUTRALISED_TOTAL, client_id, (double)neutralised);
     metrics_set(DX_LAST_SUCCESS_TIMESTAMP_SECONDS, client_id, (double)util_now_ms() / 1000.0);
     /* The run's ids are the line's own; the rest of FileReady follows. */
     fields = event_to_json(EVENT_FILE_READY, &ready);
@@ -500,7 +603,8 @@ static dx_status finish_tmp(FILE *fp, const char *tmp, const char *final, dx_sta
 }
 
 dx_status transform_clean_local(const char *in_path, const char *out_path, const char *rejects_path,
-                                clean_counts *counts, char *reason, size_t reason_len)
+                                int formula_guard, clean_counts *counts, char *reason,
+                                size_t reason_len)
 {
     char out_tmp[4096], rejects_tmp[4096];
     FILE *in = fopen(in_path, "rb");
@@ -519,7 +623,7 @@ dx_status transform_clean_local(const char *in_path, const char *out_path, const
         snprintf(reason, reason_len, "cannot create the output files");
         s = DX_ERR_IO;
     } else {
-        clean_io io = {read_stdio, in, write_stdio, out, write_stdio, rejects};
+        clean_io io = {read_stdio, in, write_stdio, out, write_stdio, rejects, !formula_guard};
 
         s = clean_run(&io, counts, reason, reason_len);
     }

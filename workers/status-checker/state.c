@@ -83,8 +83,8 @@ void state_destroy(state *st)
 static int same_run(const event_file_ready *a, const event_file_ready *b)
 {
     return strcmp(a->client_id, b->client_id) == 0 && strcmp(a->order_date, b->order_date) == 0 &&
-           strcmp(a->source, b->source) == 0 && strcmp(a->sha256, b->sha256) == 0 &&
-           strcmp(a->caused_by, b->caused_by) == 0;
+           strcmp(a->source, b->source) == 0 && strcmp(a->output, b->output) == 0 &&
+           strcmp(a->sha256, b->sha256) == 0 && strcmp(a->caused_by, b->caused_by) == 0;
 }
 
 /* The i-th run kept, oldest first (under st->lock). */

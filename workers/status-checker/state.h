@@ -10,7 +10,7 @@
 /*
  * The status of every client and date, as a projection of the file-ready and
  * file-failed events: the same event applied twice counts once (a file-ready
- * is identified by client, date, source and sha256; a file-failed by its
+ * is identified by client, date, source, output and sha256; a file-failed by its
  * event_id), so redeliveries and the replay at start-up are harmless.
  * Bounded: the newest STATE_MAX_RUNS runs and STATE_MAX_FAILURES failures.
  */

@@ -106,7 +106,7 @@ static void run_chunked(const char *data, size_t len, size_t chunk, result *r)
     source src = {data, len, 0, chunk};
 
     memset(r, 0, sizeof(*r));
-    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects};
+    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects, 0};
     run_with(&io, r);
     if (r->status == DX_OK)
         CHECK_EQ_INT(r->counts.bytes_in, len);
@@ -596,7 +596,7 @@ static void test_endless_line(void)
     long before = max_rss_kb();
 
     memset(&r, 0, sizeof(r));
-    clean_io io = {read_endless, &e, write_sink, &r.out, write_sink, &r.rejects};
+    clean_io io = {read_endless, &e, write_sink, &r.out, write_sink, &r.rejects, 0};
     run_with(&io, &r);
     CHECK_EQ_INT(r.status, DX_OK);
     CHECK_EQ_INT(r.counts.bytes_in, e.total);
@@ -709,17 +709,17 @@ static void test_callback_failures(void)
     char reason[128];
     sink s = {0};
 
-    clean_io bad_read = {read_failing, NULL, write_sink, &s, write_sink, &s};
+    clean_io bad_read = {read_failing, NULL, write_sink, &s, write_sink, &s, 0};
     CHECK_EQ_INT(clean_run(&bad_read, &counts, reason, sizeof(reason)), DX_ERR_IO);
     CHECK(strstr(reason, "reading the input failed") != NULL);
 
-    clean_io bad_write = {read_source, &src, write_failing, NULL, write_sink, &s};
+    clean_io bad_write = {read_source, &src, write_failing, NULL, write_sink, &s, 0};
     CHECK_EQ_INT(clean_run(&bad_write, &counts, reason, sizeof(reason)), DX_ERR_NO_SPACE);
     CHECK(strstr(reason, "writing the clean output failed") != NULL);
 
     /* A reason buffer of zero bytes is never written. */
     src.pos = 0;
-    clean_io ok = {read_source, &src, write_sink, &s, write_sink, &s};
+    clean_io ok = {read_source, &src, write_sink, &s, write_sink, &s, 0};
     CHECK_EQ_INT(clean_run(&ok, &counts, NULL, 0), DX_OK);
     free(s.data);
 }

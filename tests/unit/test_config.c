@@ -5,9 +5,10 @@
 #include "testing.h"
 #include "util.h"
 
-static const char *vars[] = {"NATS_URL",    "INBOX_URL",      "DEPOT_URL",      "PORT",
-                             "LOG_LEVEL",   "CLIENT_PATTERN", "EVENT_ENCODING", "SUBSCRIBE",
-                             "MAX_DELIVER", "HTTP_ADDR",      "DROP_MIN_AGE",   "SCHEDULE"};
+static const char *vars[] = {"NATS_URL",       "INBOX_URL",      "DEPOT_URL",      "PORT",
+                             "LOG_LEVEL",      "CLIENT_PATTERN", "EVENT_ENCODING", "SUBSCRIBE",
+                             "MAX_DELIVER",    "HTTP_ADDR",      "DROP_MIN_AGE",   "SCHEDULE",
+                             "CLEAN_MEMORY_MB"};
 
 static void clear(void)
 {
@@ -37,6 +38,9 @@ int main(void)
     CHECK_EQ_INT(cfg.drop_min_age, 30);
     CHECK_EQ_INT(cfg.catchup_max_days, 7);
     CHECK_EQ_STR(cfg.http_addr, "127.0.0.1");
+    CHECK_EQ_INT(cfg.clean_memory_mb, 24);
+    CHECK_EQ_INT(load_with("CLEAN_MEMORY_MB", "1", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.clean_memory_mb, 1);
 
     CHECK_EQ_INT(load_with("EVENT_ENCODING", "json", &cfg, err), DX_OK);
     CHECK_EQ_INT(cfg.emit_json, 1);
@@ -50,7 +54,7 @@ int main(void)
         {"PORT", "80a"},        {"PORT", "70000"},         {"PORT", "-1"},
         {"LOG_LEVEL", "loud"},  {"EVENT_ENCODING", "xml"}, {"SUBSCRIBE", "maybe"},
         {"MAX_DELIVER", "0"},   {"INBOX_URL", "/abs"},     {"DEPOT_URL", "http://x/"},
-        {"DROP_MIN_AGE", "1m"},
+        {"DROP_MIN_AGE", "1m"}, {"CLEAN_MEMORY_MB", "0"},  {"CLEAN_MEMORY_MB", "24MB"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';

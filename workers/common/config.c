@@ -129,5 +129,7 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
         s = get_int("SHUTDOWN_GRACE", 20, 0, 3600, &cfg->shutdown_grace, err, err_len);
     if (s == DX_OK)
         s = get_int("STREAM_REPLICAS", 1, 1, 5, &cfg->stream_replicas, err, err_len);
+    if (s == DX_OK)
+        s = get_int("CLEAN_MEMORY_MB", 24, 1, 1 << 20, &cfg->clean_memory_mb, err, err_len);
     return s;
 }

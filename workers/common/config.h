@@ -29,6 +29,7 @@ typedef struct config {
     int max_event_bytes;       /* MAX_EVENT_BYTES */
     int shutdown_grace;        /* SHUTDOWN_GRACE, seconds */
     int stream_replicas;       /* STREAM_REPLICAS */
+    int clean_memory_mb;       /* CLEAN_MEMORY_MB, the duplicate set's budget in MiB */
 } config;
 
 /*

@@ -83,8 +83,9 @@
  * Limits, so that memory stays flat whatever the input: 1 MiB per field,
  * 4 MiB per row, 1024 columns.  Memory is a few MiB of buffers (more only
  * while a row near the limits is processed) plus the duplicate set: 16 bytes
- * per unique clean row, half a byte of index and a fixed 4 MiB (dupset.h);
- * about 22 MB in all for a million rows.
+ * per unique clean row and half a byte of index, up to its budget
+ * (clean_io.memory_budget, CLEAN_MEMORY_MB); past it the set spills to a
+ * file under TMPDIR and stays exact (dupset.h).
  *
  * Speed.  libcsv alone takes about half of the work, so it runs on a second
  * thread while the caller's thread cleans what it parsed before (see
@@ -639,7 +640,8 @@ static void resolve_pending(engine *e)
         return;
     e->npending = 0;
     if (dupset_insert_many(e->seen, e->pending_key, n, e->pending_fresh) < 0) {
-        fail(e, DX_ERR_NOMEM, "out of memory in the duplicate set");
+        /* Out of memory, or TMPDIR full or unwritable: both may pass. */
+        fail(e, DX_ERR_IO, "duplicate set: %s", dupset_error(e->seen));
         return;
     }
     w = e->pending_start[0];
@@ -1711,7 +1713,7 @@ static int engine_start(engine *e)
 {
     e->value = calloc(MAX_COLUMNS, sizeof(text));
     e->pass = calloc(MAX_COLUMNS, sizeof(size_t));
-    e->seen = dupset_create();
+    e->seen = dupset_create(e->io->memory_budget);
     e->pending_start = calloc(PENDING_MAX, sizeof(size_t));
     e->pending_key = calloc(PENDING_MAX, sizeof(dupset_key));
     e->pending_fresh = calloc(PENDING_MAX, 1);

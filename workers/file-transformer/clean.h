@@ -26,6 +26,9 @@ typedef struct clean_io {
     void *output_ctx;
     clean_write_fn write_rejects; /* the rejects CSV */
     void *rejects_ctx;
+    /* Bytes the duplicate set may hold before it spills to TMPDIR (0: 24 MiB,
+     * DUPSET_DEFAULT_BUDGET). */
+    size_t memory_budget;
 } clean_io;
 
 typedef struct clean_counts {

@@ -139,6 +139,7 @@ static int run_clean(int argc, char **argv)
 {
     clean_counts counts = {0};
     char reason[512] = "";
+    config cfg;
     cJSON *json;
     char *text;
     dx_status s;
@@ -147,7 +148,13 @@ static int run_clean(int argc, char **argv)
         fprintf(stderr, "file-transformer: clean needs IN OUT REJECTS\n%s", usage);
         return 2;
     }
-    s = transform_clean_local(argv[2], argv[3], argv[4], &counts, reason, sizeof(reason));
+    /* The same settings as the service (CLEAN_MEMORY_MB), refused the same way. */
+    if (config_load(&cfg, reason, sizeof(reason)) != DX_OK) {
+        fprintf(stderr, "file-transformer: %s\n", reason);
+        return 2;
+    }
+    s = transform_clean_local(argv[2], argv[3], argv[4], (size_t)cfg.clean_memory_mb << 20, &counts,
+                              reason, sizeof(reason));
     if (s != DX_OK) {
         fprintf(stderr, "file-transformer: %s: %s\n", argv[2], reason[0] ? reason : status_text(s));
         return 1;

@@ -166,7 +166,13 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
     rc = (read_ctx){.rd = rd, .delivery = run->delivery};
     out_ctx = (write_ctx){.wr = out, .sha = sha};
     rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
-    io = (clean_io){read_drop, &rc, write_file, &out_ctx, write_file, &rejects_ctx};
+    io = (clean_io){read_drop,
+                    &rc,
+                    write_file,
+                    &out_ctx,
+                    write_file,
+                    &rejects_ctx,
+                    (size_t)w->cfg.clean_memory_mb << 20};
     s = clean_run(&io, &counts, reason, reason_len);
     /* The storage's own reason ("No space left on device") beats the
      * cleaner's status name. */
@@ -419,7 +425,8 @@ static dx_status finish_tmp(FILE *fp, const char *tmp, const char *final, dx_sta
 }
 
 dx_status transform_clean_local(const char *in_path, const char *out_path, const char *rejects_path,
-                                clean_counts *counts, char *reason, size_t reason_len)
+                                size_t memory_budget, clean_counts *counts, char *reason,
+                                size_t reason_len)
 {
     char out_tmp[4096], rejects_tmp[4096];
     FILE *in = fopen(in_path, "rb");
@@ -438,7 +445,7 @@ dx_status transform_clean_local(const char *in_path, const char *out_path, const
         snprintf(reason, reason_len, "cannot create the output files");
         s = DX_ERR_IO;
     } else {
-        clean_io io = {read_stdio, in, write_stdio, out, write_stdio, rejects};
+        clean_io io = {read_stdio, in, write_stdio, out, write_stdio, rejects, memory_budget};
 
         s = clean_run(&io, counts, reason, reason_len);
     }

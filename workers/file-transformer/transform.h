@@ -35,8 +35,11 @@ void transform_handle(worker *w, const event_order_date *ev, const bus_delivery 
 
 /*
  * Cleans the local file in_path into out_path and rejects_path (each
- * written to a temporary name and renamed into place).  Prints nothing;
- * fills counts.  Returns DX_ERR_INVALID with reason for an unusable file.
+ * written to a temporary name and renamed into place), the duplicate set
+ * holding at most memory_budget bytes (clean_io.memory_budget).  Prints
+ * nothing; fills counts.  Returns DX_ERR_INVALID with reason for an unusable
+ * file.
  */
 dx_status transform_clean_local(const char *in_path, const char *out_path, const char *rejects_path,
-                                clean_counts *counts, char *reason, size_t reason_len);
+                                size_t memory_budget, clean_counts *counts, char *reason,
+                                size_t reason_len);

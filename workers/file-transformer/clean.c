@@ -83,9 +83,10 @@
  * Limits, so that memory stays flat whatever the input: 1 MiB per field,
  * 4 MiB per row, 1024 columns.  Memory is a few MiB of buffers (more only
  * while a row near the limits is processed) plus the duplicate set: 16 bytes
- * per unique clean row and half a byte of index, up to its budget
- * (clean_io.memory_budget, CLEAN_MEMORY_MB); past it the set spills to a
- * file under TMPDIR and stays exact (dupset.h).
+ * per unique clean row and half a byte of index, up to what the buffers
+ * leave of clean_io.memory_budget (CLEAN_MEMORY_MB, 24 MiB: a million rows
+ * fit); past it the set spills to a file under TMPDIR and stays exact
+ * (dupset.h).
  *
  * Speed.  libcsv alone takes about half of the work, so it runs on a second
  * thread while the caller's thread cleans what it parsed before (see
@@ -200,6 +201,11 @@ typedef struct text {
  * so that the set's cache misses overlap (dupset_insert_many()).  A clean
  * row is at least 30 bytes, so a 64 KiB block holds fewer than this. */
 #define PENDING_MAX 4096
+
+/* The engine's own buffers (read blocks, parsed batches, output and pending
+ * rows: about 3 MiB measured with a 10-column file) come out of
+ * clean_io.memory_budget first; the duplicate set gets the rest. */
+#define ENGINE_BUFFER_BYTES ((size_t)4 << 20)
 
 /* A failure: the first one wins. */
 typedef struct failure {
@@ -1708,12 +1714,21 @@ static void pipeline_finish(pipeline *q, parser *p)
     free(q->blocks);
 }
 
+/* The duplicate set's share of a cleaning budget (0: the default). */
+static size_t dupset_budget(size_t memory_budget)
+{
+    if (memory_budget == 0)
+        memory_budget = CLEAN_DEFAULT_BUDGET;
+    return memory_budget > ENGINE_BUFFER_BYTES ? memory_budget - ENGINE_BUFFER_BYTES
+                                               : DUPSET_MIN_BUDGET;
+}
+
 /* Allocates the engine's fixed buffers; returns 0 or -1. */
 static int engine_start(engine *e)
 {
     e->value = calloc(MAX_COLUMNS, sizeof(text));
     e->pass = calloc(MAX_COLUMNS, sizeof(size_t));
-    e->seen = dupset_create(e->io->memory_budget);
+    e->seen = dupset_create(dupset_budget(e->io->memory_budget));
     e->pending_start = calloc(PENDING_MAX, sizeof(size_t));
     e->pending_key = calloc(PENDING_MAX, sizeof(dupset_key));
     e->pending_fresh = calloc(PENDING_MAX, 1);

@@ -19,6 +19,10 @@ typedef dx_status (*clean_read_fn)(void *ctx, void *buf, size_t cap, size_t *got
 /* Writes all len bytes or returns an I/O status. */
 typedef dx_status (*clean_write_fn)(void *ctx, const void *buf, size_t len);
 
+/* The memory budget of one cleaning when clean_io gives none (24 MiB, the
+ * default of CLEAN_MEMORY_MB). */
+#define CLEAN_DEFAULT_BUDGET ((size_t)24 << 20)
+
 typedef struct clean_io {
     clean_read_fn read;
     void *read_ctx;
@@ -26,8 +30,8 @@ typedef struct clean_io {
     void *output_ctx;
     clean_write_fn write_rejects; /* the rejects CSV */
     void *rejects_ctx;
-    /* Bytes the duplicate set may hold before it spills to TMPDIR (0: 24 MiB,
-     * DUPSET_DEFAULT_BUDGET). */
+    /* Bytes the cleaning may hold (0: CLEAN_DEFAULT_BUDGET): its buffers,
+     * and the duplicate set, which spills to TMPDIR past the rest. */
     size_t memory_budget;
 } clean_io;
 

@@ -11,7 +11,7 @@ DX_PACKAGES_BUILD="gcc libc6-dev pkg-config meson ninja-build protobuf-c-compile
 # What the whole test suite needs on top (sanitizers, fuzzing, Prometheus,
 # Chromium, the pandas reference of the benchmark, manifest validation).
 DX_PACKAGES_TEST="clang libclang-rt-14-dev prometheus chromium python3-yaml binutils
-  valgrind util-linux"
+  valgrind util-linux python3-pandas time"
 
 dx_log() {
     printf '==> %s\n' "$*" >&2

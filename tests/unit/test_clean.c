@@ -697,7 +697,7 @@ static void test_counts_add_up(void)
  * every third of them again in another spelling, in scattered order, so
  * that most duplicates repeat a row cleaned long before (spilled, under a
  * small budget); the other rows of the second half are new. */
-enum { SPILL_ROWS = 40000 };
+enum { SPILL_ROWS = 20000 };
 
 static void far_repeat_row(FILE *f, size_t i)
 {

@@ -6,7 +6,7 @@ file-transformer or daily-checker, or on a NATS message).  For each of these
 sources, on its own client, the test checks that the trace id is in every
 event of the run in the stream (OrderDate, FileReady, FileFailed) and in
 every log line of the three workers that concerns the run, then runs the
-README's one-liner on the three logs and checks that it gives back exactly
+one-liner of docs/operations.md on the three logs and checks that it gives back exactly
 the run's lines, those of every worker involved, in time order.
 """
 
@@ -21,7 +21,7 @@ from harness import SAMPLE_ORDERS
 
 DATE = "2026-11-24"
 LOGS = ("daily-checker.log", "file-transformer.log", "status-checker.log")
-# The README's one-liner, on one machine, with the run's trace id for TRACE_ID.
+# The one-liner of docs/operations.md, on one machine, with the run's trace id for TRACE_ID.
 ONE_LINER = ("grep -h -F '\"trace_id\": \"TRACE_ID\"' daily-checker.log file-transformer.log "
              "status-checker.log | LC_ALL=C sort")
 BAD_DROP = "order_id,order_date\nZ-1,2026-11-24\n"

@@ -84,8 +84,8 @@
  * 4 MiB per row, 1024 columns.  Memory is a few MiB of buffers (more only
  * while a row near the limits is processed) plus the duplicate set: 16 bytes
  * per unique clean row and half a byte of index, up to what the buffers
- * leave of clean_io.memory_budget (CLEAN_MEMORY_MB, 24 MiB: a million rows
- * fit); past it the set spills to a file under TMPDIR and stays exact
+ * leave of clean_io.memory_budget (CLEAN_MEMORY_MB, 24 MiB: about 950,000
+ * distinct rows fit); past it the set spills to a file under TMPDIR and stays exact
  * (dupset.h).
  *
  * Speed.  libcsv alone takes about half of the work, so it runs on a second

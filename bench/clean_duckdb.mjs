@@ -12,10 +12,10 @@
 // with one regular expression; read_csv knows UTF-8, UTF-16 and Latin-1
 // only (and refuses the euro sign of Windows-1252, 0x80, as Latin-1), so the
 // file is first transcoded to UTF-8 next to OUT, inside the timed run.
-import {readFileSync, unlinkSync, writeFileSync} from "node:fs";
+import {unlinkSync} from "node:fs";
 
 import {DuckDBInstance} from "@duckdb/node-api";
-import {COLUMNS, DMY, EURO_PREFIX, EURO_SUFFIX, MONEY, WS, YMD, decodeDrop, report} from "./peer_rules.mjs";
+import {COLUMNS, DMY, EURO_PREFIX, EURO_SUFFIX, MONEY, WS, YMD, report, transcodeDrop} from "./peer_rules.mjs";
 
 const [input, output, rejects] = process.argv.slice(2);
 if (!rejects) {
@@ -23,7 +23,7 @@ if (!rejects) {
     process.exit(2);
 }
 const utf8 = output + ".utf8.csv";
-writeFileSync(utf8, decodeDrop(readFileSync(input)));
+transcodeDrop(input, utf8);
 const q = (s) => "'" + s.replaceAll("'", "''") + "'";
 const EXTRA = ["extra_1", "extra_2"];
 const names = [...COLUMNS, ...EXTRA];

@@ -13,13 +13,13 @@
 // or as null depending on the row, so the field count is found with a
 // sentinel field appended to every record (record ends are CRLF in the
 // generated files; line breaks inside quoted cells are LF).  readCSV knows
-// UTF-8 only: the drop is decoded first (peer_rules.decodeDrop), inside the
+// UTF-8 only: the drop is transcoded first (peer_rules.transcodeDrop), inside the
 // timed run.
-import {readFileSync} from "node:fs";
+import {unlinkSync} from "node:fs";
 
 import pl from "nodejs-polars";
 
-import {COLUMNS, DMY, EURO_PREFIX, EURO_SUFFIX, MONEY, WS, YMD, decodeDrop, report} from "./peer_rules.mjs";
+import {COLUMNS, DMY, EURO_PREFIX, EURO_SUFFIX, MONEY, WS, YMD, report, transcodeDrop} from "./peer_rules.mjs";
 
 const [input, output, rejects] = process.argv.slice(2);
 if (!rejects) {
@@ -29,8 +29,9 @@ if (!rejects) {
 const END = "\u0001";
 const EXTRA = ["extra_1", "extra_2", "extra_3"];
 const schema = Object.fromEntries([...COLUMNS, ...EXTRA].map((c) => [c, pl.Utf8]));
-const text = decodeDrop(readFileSync(input)).replaceAll("\r\n", ";" + END + "\r\n");
-const raw = pl.readCSV(Buffer.from(text, "utf8"), {
+const utf8 = output + ".utf8.csv";
+transcodeDrop(input, utf8, (text) => text.replaceAll("\r\n", ";" + END + "\r\n"));
+const raw = pl.readCSV(utf8, {
     sep: ";", quoteChar: '"', hasHeader: false, skipRows: 1, schema, missingIsNull: false,
     numThreads: 1,
 });
@@ -84,6 +85,7 @@ df = df.withColumns(
         .when(col("price_int").isNull()).then(pl.lit("invalid_price"))
         .otherwise(pl.lit(null)).alias("reason"));
 
+unlinkSync(utf8);
 const rejected = df.filter(col("reason").isNotNull());
 const good = df.filter(col("reason").isNull()).withColumns(
     int(col("quantity").str.stripCharsStart("0")).alias("qty"),

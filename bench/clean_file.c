@@ -59,7 +59,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "clean_file: %s\n", strerror(errno));
         goto done;
     }
-    clean_io io = {read_fd, &in, write_fd, &out, write_fd, &rejects, 0};
+    clean_io io = {read_fd, &in, write_fd, &out, write_fd, &rejects, 0, 0};
     status = clean_run(&io, &counts, reason, sizeof(reason));
     if (status != DX_OK) {
         fprintf(stderr, "clean_file: %s: %s\n", status_text(status), reason);

@@ -128,7 +128,7 @@ static dx_status clean_once(const uint8_t *data, size_t size, size_t first_step,
                             char *reason, size_t reason_len)
 {
     source src = {data, size, 0, first_step};
-    clean_io io = {read_source, &src, write_sink, out, write_sink, rejects, 0};
+    clean_io io = {read_source, &src, write_sink, out, write_sink, rejects, 0, 0};
     dx_status s = clean_run_profile(&io, client, counts, reason, reason_len);
 
     if (s == DX_OK && src.pos != size)

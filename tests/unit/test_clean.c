@@ -106,15 +106,21 @@ static void run_with(const clean_io *io, result *r)
     }
 }
 
-static void run_chunked(const char *data, size_t len, size_t chunk, result *r)
+/* Runs data read chunk bytes at a time with a memory budget (0: default). */
+static void run_budget(const char *data, size_t len, size_t chunk, size_t budget, result *r)
 {
     source src = {data, len, 0, chunk};
 
     memset(r, 0, sizeof(*r));
-    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects, 0};
+    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects, 0, budget};
     run_with(&io, r);
     if (r->status == DX_OK)
         CHECK_EQ_INT(r->counts.bytes_in, len);
+}
+
+static void run_chunked(const char *data, size_t len, size_t chunk, result *r)
+{
+    run_budget(data, len, chunk, 0, r);
 }
 
 /* Runs data with every read size; all runs must agree; r gets the first. */
@@ -189,7 +195,7 @@ static void run_guard(const char *text, int verbatim, result *r)
     source src = {text, strlen(text), 0, 4096};
 
     memset(r, 0, sizeof(*r));
-    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects, verbatim};
+    clean_io io = {read_source, &src, write_sink, &r->out, write_sink, &r->rejects, verbatim, 0};
     run_with(&io, r);
 }
 
@@ -708,7 +714,7 @@ static void test_endless_line(void)
     long before = max_rss_kb();
 
     memset(&r, 0, sizeof(r));
-    clean_io io = {read_endless, &e, write_sink, &r.out, write_sink, &r.rejects, 0};
+    clean_io io = {read_endless, &e, write_sink, &r.out, write_sink, &r.rejects, 0, 0};
     run_with(&io, &r);
     CHECK_EQ_INT(r.status, DX_OK);
     CHECK_EQ_INT(r.counts.bytes_in, e.total);
@@ -799,6 +805,51 @@ static void test_counts_add_up(void)
     free(data);
 }
 
+/* Row i of a file of 2 * SPILL_ROWS rows: SPILL_ROWS distinct rows, then
+ * every third of them again in another spelling, in scattered order, so
+ * that most duplicates repeat a row cleaned long before (spilled, under a
+ * small budget); the other rows of the second half are new. */
+enum { SPILL_ROWS = 20000 };
+
+static void far_repeat_row(FILE *f, size_t i)
+{
+    size_t k = i < SPILL_ROWS ? i : (i - SPILL_ROWS) * 7919 % SPILL_ROWS;
+
+    generated.rows_in++;
+    if (i >= SPILL_ROWS && k % 3 == 0) {
+        generated.duplicate++;
+        fprintf(f, " C%zu ;2024-03-05;  X@Y.FR ;\"%zu\";1;2.50\r\n", k, k % 50);
+    } else {
+        generated.out++;
+        fprintf(f, "C%zu%s;05/03/2024;x@y.fr;%zu;1;2,50\r\n", k, i < SPILL_ROWS ? "" : "b", k % 50);
+    }
+}
+
+/* The duplicate set spilled to TMPDIR many times over (the smallest budget)
+ * gives the very bytes and counts of the set held in memory. */
+static void test_spilled_identical(void)
+{
+    size_t len;
+    char *data;
+    result small, big;
+
+    memset(&generated, 0, sizeof(generated));
+    data =
+        build(&len, "order_id;order_date;email;sku;qty;prix\r\n", far_repeat_row, 2 * SPILL_ROWS);
+    run_budget(data, len, 65536, 1, &small);
+    run_budget(data, len, 65536, 0, &big);
+    CHECK_EQ_INT(small.status, DX_OK);
+    CHECK_EQ_INT(small.counts.rows_out, generated.out);
+    CHECK_EQ_INT(small.counts.rows_duplicate, generated.duplicate);
+    CHECK_EQ_INT(big.counts.rows_duplicate, generated.duplicate);
+    CHECK(generated.duplicate > SPILL_ROWS / 4);
+    CHECK(small.out.len == big.out.len && strcmp(text_of(&small.out), text_of(&big.out)) == 0);
+    CHECK(strcmp(text_of(&small.rejects), text_of(&big.rejects)) == 0);
+    result_free(&small);
+    result_free(&big);
+    free(data);
+}
+
 /* ------------------------------------------------------------------ */
 /* Callback failures                                                    */
 
@@ -821,17 +872,17 @@ static void test_callback_failures(void)
     char reason[128];
     sink s = {0};
 
-    clean_io bad_read = {read_failing, NULL, write_sink, &s, write_sink, &s, 0};
+    clean_io bad_read = {read_failing, NULL, write_sink, &s, write_sink, &s, 0, 0};
     CHECK_EQ_INT(clean_run(&bad_read, &counts, reason, sizeof(reason)), DX_ERR_IO);
     CHECK(strstr(reason, "reading the input failed") != NULL);
 
-    clean_io bad_write = {read_source, &src, write_failing, NULL, write_sink, &s, 0};
+    clean_io bad_write = {read_source, &src, write_failing, NULL, write_sink, &s, 0, 0};
     CHECK_EQ_INT(clean_run(&bad_write, &counts, reason, sizeof(reason)), DX_ERR_NO_SPACE);
     CHECK(strstr(reason, "writing the clean output failed") != NULL);
 
     /* A reason buffer of zero bytes is never written. */
     src.pos = 0;
-    clean_io ok = {read_source, &src, write_sink, &s, write_sink, &s, 0};
+    clean_io ok = {read_source, &src, write_sink, &s, write_sink, &s, 0, 0};
     CHECK_EQ_INT(clean_run(&ok, &counts, NULL, 0), DX_OK);
     free(s.data);
 }
@@ -1022,6 +1073,7 @@ int main(void)
     test_many_columns();
     test_endless_line();
     test_counts_add_up();
+    test_spilled_identical();
     test_callback_failures();
     test_golden();
     test_profiles();

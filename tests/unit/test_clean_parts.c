@@ -387,7 +387,7 @@ static void test_dupset(void)
     enum { N = 400000 };
     dupset_key *keys = malloc(N * sizeof(*keys));
     unsigned char *fresh = malloc(N);
-    dupset *one = dupset_create(), *many = dupset_create();
+    dupset *one = dupset_create(0), *many = dupset_create(0);
     size_t got_fresh = 0;
 
     CHECK(keys != NULL && fresh != NULL && one != NULL && many != NULL);
@@ -432,12 +432,113 @@ static void test_dupset(void)
     CHECK_EQ_INT(false_hits, 0);
     /* 16 bytes per key plus the directory and the fixed recent table. */
     CHECK(dupset_bytes(one) < 2 * 16 * (size_t)N + (5u << 20));
+    CHECK_EQ_INT(dupset_count_spilled(one), 0);
 done:
     dupset_destroy(one);
     dupset_destroy(many);
     dupset_destroy(NULL);
     free(keys);
     free(fresh);
+}
+
+/* The model the spilling set is checked against: every key inserted so far,
+ * in a plain open-addressing table.  Keys are random, so the low bits do. */
+typedef struct model {
+    dupset_key *slot;
+    unsigned char *used;
+    size_t mask;
+} model;
+
+static int model_insert(model *m, dupset_key k)
+{
+    size_t i = (size_t)(k.low ^ (k.high >> 7)) & m->mask;
+
+    while (m->used[i]) {
+        if (m->slot[i].high == k.high && m->slot[i].low == k.low)
+            return 0;
+        i = (i + 1) & m->mask;
+    }
+    m->used[i] = 1;
+    m->slot[i] = k;
+    return 1;
+}
+
+/*
+ * The set under a budget of 64 KiB: it spills every few thousand keys, and
+ * every answer must still be the model's.  Repeats come from anywhere in
+ * the past (most of them from keys long spilled) and from the batch itself,
+ * and near-misses (same high half, or same filter bits) must stay distinct.
+ */
+static void test_dupset_spill(void)
+{
+    enum { N = 300000, BATCH = 509 };
+    model m = {calloc(1 << 20, sizeof(dupset_key)), calloc(1 << 20, 1), (1 << 20) - 1};
+    dupset_key *keys = malloc(N * sizeof(*keys));
+    unsigned char *fresh = malloc(N);
+    dupset *set = dupset_create(DUPSET_MIN_BUDGET);
+    size_t wrong = 0, expected = 0;
+
+    CHECK(m.slot != NULL && m.used != NULL && keys != NULL && fresh != NULL && set != NULL);
+    if (m.slot == NULL || m.used == NULL || keys == NULL || fresh == NULL || set == NULL)
+        goto done;
+    for (size_t i = 0; i < N; i++) {
+        uint64_t r = next_random();
+        if (i > 0 && r % 5 == 0) {
+            keys[i] = keys[next_random() % i];
+        } else if (i > 0 && r % 5 == 1) {
+            keys[i] = keys[next_random() % i];
+            keys[i].low ^= (uint64_t)1 << 63; /* same high half, same filter bits */
+        } else {
+            keys[i].high = next_random();
+            keys[i].low = next_random();
+        }
+    }
+    for (size_t at = 0; at < N; at += BATCH) {
+        size_t n = N - at < BATCH ? N - at : BATCH;
+        CHECK_EQ_INT(dupset_insert_many(set, keys + at, n, fresh + at), 0);
+    }
+    for (size_t i = 0; i < N; i++) {
+        int want = model_insert(&m, keys[i]);
+        expected += (size_t)want;
+        wrong += fresh[i] != want;
+    }
+    CHECK_EQ_INT(wrong, 0);
+    CHECK_EQ_INT(dupset_count(set), expected);
+    /* It did spill, and kept within its budget. */
+    CHECK(dupset_count_spilled(set) > expected / 2);
+    CHECK(dupset_bytes(set) <= DUPSET_MIN_BUDGET + 64 * 1024);
+    /* Every key is found again, one at a time too. */
+    for (size_t i = 0; i < N; i += 37)
+        CHECK_EQ_INT(dupset_insert(set, keys[i]), 0);
+done:
+    dupset_destroy(set);
+    free(m.slot);
+    free(m.used);
+    free(keys);
+    free(fresh);
+}
+
+/* A spill that cannot be written fails the insert with a reason naming the
+ * spill file, instead of losing keys. */
+static void test_dupset_spill_fails(void)
+{
+    const char *saved = getenv("TMPDIR");
+    char *old = saved ? strdup(saved) : NULL;
+    dupset *set = dupset_create(DUPSET_MIN_BUDGET);
+    int r = 1;
+
+    setenv("TMPDIR", "/nonexistent/dx-test", 1);
+    for (size_t i = 0; i < 100000 && r == 1; i++)
+        r = dupset_insert(set, (dupset_key){next_random(), next_random()});
+    CHECK_EQ_INT(r, -1);
+    CHECK(strstr(dupset_error(set), "spill file") != NULL);
+    CHECK(strstr(dupset_error(set), "/nonexistent/dx-test") != NULL);
+    if (old != NULL)
+        setenv("TMPDIR", old, 1);
+    else
+        unsetenv("TMPDIR");
+    free(old);
+    dupset_destroy(set);
 }
 
 int main(void)
@@ -449,5 +550,7 @@ int main(void)
     test_encoding();
     test_csvout();
     test_dupset();
+    test_dupset_spill();
+    test_dupset_spill_fails();
     return testing_finish("clean_parts");
 }

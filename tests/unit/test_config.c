@@ -33,7 +33,8 @@ static const char *vars[] = {"NATS_URL",
                              "NATS_TLS_KEY_FILE",
                              "STREAM_MAX_AGE",
                              "STREAM_MAX_BYTES",
-                             "CSV_FORMULA_GUARD"};
+                             "CSV_FORMULA_GUARD",
+                             "CLEAN_MEMORY_MB"};
 
 static void clear(void)
 {
@@ -127,6 +128,9 @@ int main(void)
     CHECK_EQ_INT(cfg.sftp.timeout_s, 3);
     clear();
     CHECK_EQ_INT(cfg.formula_guard, 1);
+    CHECK_EQ_INT(cfg.clean_memory_mb, 24);
+    CHECK_EQ_INT(load_with("CLEAN_MEMORY_MB", "1", &cfg, err), DX_OK);
+    CHECK_EQ_INT(cfg.clean_memory_mb, 1);
 
     CHECK_EQ_INT(load_with("EVENT_ENCODING", "json", &cfg, err), DX_OK);
     CHECK_EQ_INT(cfg.emit_json, 1);
@@ -195,6 +199,8 @@ int main(void)
         {"STREAM_MAX_BYTES", "-5M"},
         {"STREAM_MAX_BYTES", "99999999T"},
         {"CSV_FORMULA_GUARD", "off"},
+        {"CLEAN_MEMORY_MB", "0"},
+        {"CLEAN_MEMORY_MB", "24MB"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';

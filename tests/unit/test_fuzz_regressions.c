@@ -138,7 +138,7 @@ static dx_status clean_bytes(const char *data, size_t size, clean_counts *counts
 {
     memory_source src = {data, size, 0};
     size_t out = 0, rejects = 0;
-    clean_io io = {read_memory, &src, write_nothing, &out, write_nothing, &rejects, 0};
+    clean_io io = {read_memory, &src, write_nothing, &out, write_nothing, &rejects, 0, 0};
 
     return clean_run(&io, counts, reason, reason_len);
 }

@@ -377,6 +377,8 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
     cfg->stream_max_bytes = bytes;
     if (s == DX_OK)
         s = get_bool("CSV_FORMULA_GUARD", 1, &cfg->formula_guard, err, err_len);
+    if (s == DX_OK)
+        s = get_int("CLEAN_MEMORY_MB", 24, 1, 1 << 20, &cfg->clean_memory_mb, err, err_len);
     return s;
 }
 

@@ -54,6 +54,7 @@ typedef struct config {
     int64_t stream_max_age;       /* STREAM_MAX_AGE, seconds */
     int64_t stream_max_bytes;     /* STREAM_MAX_BYTES (-1: no limit) */
     int formula_guard;            /* CSV_FORMULA_GUARD */
+    int clean_memory_mb;          /* CLEAN_MEMORY_MB, the duplicate set's budget in MiB */
 } config;
 
 /*

@@ -489,8 +489,9 @@ int cmd_validate(dxctl *d, int argc, char **argv)
         return DXCTL_USAGE;
     }
     {
-        clean_io io = {read_file,     fp,       write_capture,        &out,
-                       write_capture, &rejects, !d->cfg.formula_guard};
+        clean_io io = {
+            read_file,     fp,       write_capture,         &out,
+            write_capture, &rejects, !d->cfg.formula_guard, (size_t)d->cfg.clean_memory_mb << 20};
 
         s = clean_run_profile(&io, &p, &counts, reason, sizeof(reason));
     }

@@ -20,6 +20,10 @@ typedef dx_status (*clean_read_fn)(void *ctx, void *buf, size_t cap, size_t *got
 /* Writes all len bytes or returns an I/O status. */
 typedef dx_status (*clean_write_fn)(void *ctx, const void *buf, size_t len);
 
+/* The memory budget of one cleaning when clean_io gives none (24 MiB, the
+ * default of CLEAN_MEMORY_MB). */
+#define CLEAN_DEFAULT_BUDGET ((size_t)24 << 20)
+
 typedef struct clean_io {
     clean_read_fn read;
     void *read_ctx;
@@ -31,6 +35,9 @@ typedef struct clean_io {
      * leading "'" (see csvout_is_formula); 1: written as they are
      * (CSV_FORMULA_GUARD=0, for consumers that are not spreadsheets). */
     int formulas_verbatim;
+    /* Bytes the cleaning may hold (0: CLEAN_DEFAULT_BUDGET): its buffers,
+     * and the duplicate set, which spills to TMPDIR past the rest. */
+    size_t memory_budget;
 } clean_io;
 
 typedef struct clean_counts {

@@ -17,7 +17,20 @@
  * their top bits (one 32-bit entry per 8 keys) leads straight to the few
  * keys a lookup must compare; dupset_insert_many() prefetches those for a
  * batch of keys first, so the cache misses of a batch overlap.
+ *
+ * Memory is bounded by a budget.  When merging the recent keys would take the
+ * set over it, every key in memory is merged instead into one sorted spill
+ * file under TMPDIR (unlinked at once, so it never outlives the process) and
+ * memory starts again from empty.  Half the budget then goes to a blocked
+ * Bloom filter of the spilled keys: a new key is looked up in the file (one
+ * 4 KiB pread() found through one fence key per page kept in memory) only
+ * when the filter says it may be there.  The answer is exact either way;
+ * only the time a lookup takes depends on the filter.
  */
+
+/* The budget when none is given, and the smallest one accepted. */
+#define DUPSET_DEFAULT_BUDGET ((size_t)24 << 20)
+#define DUPSET_MIN_BUDGET     ((size_t)64 << 10)
 
 typedef struct dupset dupset;
 
@@ -27,14 +40,16 @@ typedef struct dupset_key {
 } dupset_key;
 
 /* Returns a new empty set owned by the caller (free with dupset_destroy()),
- * or NULL when memory is short. */
-dupset *dupset_create(void);
+ * or NULL when memory is short.  budget is in bytes (0: the default; less
+ * than DUPSET_MIN_BUDGET counts as that). */
+dupset *dupset_create(size_t budget);
 
 /* Frees the set and everything it holds; accepts NULL. */
 void dupset_destroy(dupset *set);
 
 /* Adds key; returns 1 when it was new, 0 when it was already there, -1 when
- * memory is short (the set is unchanged). */
+ * memory is short or the spill file failed (dupset_error() says why; the set
+ * can then only be destroyed). */
 int dupset_insert(dupset *set, dupset_key key);
 
 /*
@@ -45,8 +60,15 @@ int dupset_insert(dupset *set, dupset_key key);
  */
 int dupset_insert_many(dupset *set, const dupset_key *keys, size_t n, unsigned char *fresh);
 
-/* Number of keys in the set. */
+/* Number of keys in the set, in memory or spilled. */
 size_t dupset_count(const dupset *set);
+
+/* Number of keys in the spill file (0 while everything fits in memory). */
+size_t dupset_count_spilled(const dupset *set);
 
 /* Bytes of memory the set holds (mapped, not necessarily resident). */
 size_t dupset_bytes(const dupset *set);
+
+/* Why the last failing call failed, one line without the file name (owned by
+ * set, valid until the next call). */
+const char *dupset_error(const dupset *set);

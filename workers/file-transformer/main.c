@@ -155,13 +155,13 @@ static int run_clean(int argc, char **argv)
         fprintf(stderr, "file-transformer: clean needs IN OUT REJECTS\n%s", usage);
         return 2;
     }
-    /* The worker's settings, CSV_FORMULA_GUARD among them, apply offline too. */
+    /* The worker's settings (CSV_FORMULA_GUARD, CLEAN_MEMORY_MB) apply offline too. */
     if (config_load(&cfg, reason, sizeof(reason)) != DX_OK) {
         fprintf(stderr, "file-transformer: %s\n", reason);
         return 2;
     }
-    s = transform_clean_local(argv[2], argv[3], argv[4], cfg.formula_guard, &counts, reason,
-                              sizeof(reason));
+    s = transform_clean_local(argv[2], argv[3], argv[4], cfg.formula_guard,
+                              (size_t)cfg.clean_memory_mb << 20, &counts, reason, sizeof(reason));
     if (s != DX_OK) {
         fprintf(stderr, "file-transformer: %s: %s\n", argv[2], reason[0] ? reason : status_text(s));
         return 1;

@@ -230,7 +230,8 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
                     .output_ctx = &out_ctx,
                     .write_rejects = write_file,
                     .rejects_ctx = &rejects_ctx,
-                    .formulas_verbatim = !w->cfg.formula_guard};
+                    .formulas_verbatim = !w->cfg.formula_guard,
+                    .memory_budget = (size_t)w->cfg.clean_memory_mb << 20};
     s = clean_run_profile(&io, run->profile, &counts, reason, reason_len);
     /* The storage's own reason ("No space left on device") beats the
      * cleaner's status name. */
@@ -603,8 +604,8 @@ static dx_status finish_tmp(FILE *fp, const char *tmp, const char *final, dx_sta
 }
 
 dx_status transform_clean_local(const char *in_path, const char *out_path, const char *rejects_path,
-                                int formula_guard, clean_counts *counts, char *reason,
-                                size_t reason_len)
+                                int formula_guard, size_t memory_budget, clean_counts *counts,
+                                char *reason, size_t reason_len)
 {
     char out_tmp[4096], rejects_tmp[4096];
     FILE *in = fopen(in_path, "rb");
@@ -623,7 +624,8 @@ dx_status transform_clean_local(const char *in_path, const char *out_path, const
         snprintf(reason, reason_len, "cannot create the output files");
         s = DX_ERR_IO;
     } else {
-        clean_io io = {read_stdio, in, write_stdio, out, write_stdio, rejects, !formula_guard};
+        clean_io io = {read_stdio,  in,      write_stdio,    out,
+                       write_stdio, rejects, !formula_guard, memory_budget};
 
         s = clean_run(&io, counts, reason, reason_len);
     }

@@ -68,7 +68,15 @@ def test_full_chain(p, t):
         t.check(faultlib.depot_files(p, client, DATE) == ["input.csv", "input.rejects.csv"],
                 f"{client}: output and rejects in the sftp:// depot "
                 f"({faultlib.depot_files(p, client, DATE)})")
-        t.check(os.path.isfile(os.path.join(p.inbox, client, "archive", DATE, "input.csv")),
+        # The drop is archived after file-ready is published, which is what
+        # wait_runs() saw: the move may still be on its way.
+        archived = os.path.join(p.inbox, client, "archive", DATE, "input.csv")
+        try:
+            harness.wait_until(lambda: os.path.isfile(archived), timeout=10,
+                               what=f"{client}'s drop in archive/{DATE}/")
+        except TimeoutError:
+            pass
+        t.check(os.path.isfile(archived),
                 f"{client}: drop archived under archive/{DATE}/ on the server")
         t.check(not os.path.exists(os.path.join(p.inbox, client, "input.csv")),
                 f"{client}: drop left the inbox")

@@ -88,15 +88,11 @@
  *
  * Speed.  libcsv alone takes about half of the work, so it runs on a second
  * thread while the caller's thread cleans what it parsed before (see
- * "Pipeline"); the output does not depend on how the two threads run, and
+ * clean_pipeline.c); the output does not depend on how the two threads run, and
  * every clean_io callback is called on the caller's thread.  A field is
  * classified eight bytes at a time as it is copied out of libcsv, and the
  * ones already clean (most of them) are written as they are.
  */
-#include "clean.h"
-
-#include <csv.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,54 +100,11 @@
 #include <strings.h>
 #include <xxhash.h>
 
+#include "clean_private.h"
 #include "csvdate.h"
-#include "csvout.h"
-#include "dupset.h"
 #include "encoding.h"
 #include "fold.h"
 #include "money.h"
-#include "vocab.h"
-
-#define READ_BLOCK  (64 * 1024)
-#define MAX_FIELD   (1024 * 1024)
-#define MAX_ROW     (4 * 1024 * 1024)
-#define MAX_COLUMNS 1024
-/* Output is handed to the write callbacks in blocks of about this size. */
-#define FLUSH_AT (64 * 1024)
-/* Row buffers that grew past this for one huge row are released after it. */
-#define KEEP_AT (256 * 1024)
-/* libcsv grows its field buffer by this step (its default, 128, would mean
- * thousands of reallocations for a long field). */
-#define PARSER_STEP (64 * 1024)
-/* The pipeline between the two threads (see "Pipeline" below): read blocks
- * waiting to be parsed, and batches of parsed records waiting to be cleaned.
- * A batch is handed over at the first record end past BATCH_BYTES of fields,
- * or when fewer than MAX_COLUMNS of its BATCH_FIELDS field slots are left
- * (so a record always fits), or at BATCH_RECORDS records. */
-#define BLOCKS        4
-#define BATCHES       4
-#define BATCH_BYTES   (64 * 1024)
-#define BATCH_FIELDS  (8 * MAX_COLUMNS)
-#define BATCH_RECORDS 2048
-/* Room for a failure's one-line reason until it reaches the caller's. */
-#define REASON_MAX 256
-
-typedef enum reject_reason {
-    REJECT_NONE,
-    REJECT_FIELD_TOO_LONG,
-    REJECT_ROW_TOO_LONG,
-    REJECT_FIELD_COUNT,
-    REJECT_MISSING_ORDER_ID,
-    REJECT_MISSING_ORDER_DATE,
-    REJECT_MISSING_QUANTITY,
-    REJECT_MISSING_UNIT_PRICE,
-    REJECT_INVALID_DATE,
-    REJECT_INVALID_TIME,
-    REJECT_INVALID_QUANTITY,
-    REJECT_INVALID_PRICE,
-    REJECT_CURRENCY_MISMATCH,
-    REJECT_TOTAL_OVERFLOW,
-} reject_reason;
 
 static const char *const reject_codes[] = {
     [REJECT_NONE] = "",
@@ -169,194 +122,10 @@ static const char *const reject_codes[] = {
     [REJECT_CURRENCY_MISMATCH] = "currency_mismatch",
     [REJECT_TOTAL_OVERFLOW] = "total_overflow",
 };
+_Static_assert(sizeof(reject_codes) / sizeof(reject_codes[0]) == REJECT_REASONS,
+               "one reject code per reject_reason");
 
-/* A field inside a buffer of fields, by offset since the buffer moves.
- * 32 bits are plenty (a batch holds at most MAX_ROW and BATCH_BYTES), and
- * keep the batches the parser thread hands over small. */
-typedef struct span {
-    uint32_t off;
-    uint32_t len;
-} span;
-
-/* What copy_field() finds in a field. */
-#define SHAPE_CLEAN 1 /* no control byte, no leading, trailing or doubled space */
-#define SHAPE_PLAIN 2 /* nothing to quote in the output either */
-#define SHAPE_HIGH  4 /* some byte over 0x7F (UTF-8 or Windows-1252) */
-
-/* A cleaned value, pointing into the row buffers (stable while the row is
- * processed); plain when it needs neither cleaning nor quoting. */
-typedef struct text {
-    const char *s;
-    size_t len;
-    int plain;
-} text;
-
-/* Status cache: slots, and the longest value cached. */
-#define STATUS_CACHE      32
-#define STATUS_CACHED_MAX 32
-
-/* Clean rows waiting for the duplicate check, done in batches at flush time
- * so that the set's cache misses overlap (dupset_insert_many()).  A clean
- * row is at least 30 bytes, so a 64 KiB block holds fewer than this. */
-#define PENDING_MAX 4096
-
-/* A failure: the first one wins. */
-typedef struct failure {
-    dx_status status;
-    char reason[REASON_MAX];
-} failure;
-
-/* A record as libcsv delivered it, in a batch.  Blank records (only empty
- * fields) never make it into one: they are skipped and not counted. */
-typedef struct record {
-    uint64_t line;       /* physical line (1-based) where it starts */
-    size_t first;        /* its first field in the batch */
-    size_t nfields;      /* fields stored, at most MAX_COLUMNS */
-    size_t nfields_seen; /* including those past MAX_COLUMNS */
-    size_t bytes;        /* bytes of its stored fields */
-    reject_reason over;  /* REJECT_FIELD_TOO_LONG or REJECT_ROW_TOO_LONG */
-    int cp1252;          /* its fields are Windows-1252, not UTF-8 */
-} record;
-
-/*
- * Records handed from the parser to the engine, in input order: their field
- * bytes one after the other in raw, their fields, and with the last batch
- * why parsing stopped.
- */
-typedef struct batch {
-    csvout raw;
-    span *fields;          /* BATCH_FIELDS */
-    unsigned char *shapes; /* BATCH_FIELDS: copy_field() of each field */
-    size_t nfields;
-    record *records; /* BATCH_RECORDS */
-    size_t nrecords;
-    int last;        /* nothing follows */
-    failure failure; /* with last: DX_OK at the end of the input */
-} batch;
-
-/* A block of input read by the engine's thread, for the parser. */
-typedef struct block {
-    char data[READ_BLOCK];
-    size_t start; /* a byte order mark skipped in the first block */
-    size_t len;
-    int last;        /* nothing follows */
-    failure failure; /* with last: DX_OK at the end of the input */
-} block;
-
-/*
- * The two queues between the engine's thread and the parser's, rings under
- * one lock.  The engine fills blocks and cleans batches, the parser parses
- * blocks into batches; each side takes its queue's slots in order, so the
- * records reach the engine exactly in input order.
- */
-typedef struct pipeline {
-    pthread_mutex_t lock;
-    pthread_cond_t parser_wake; /* a block filled, a batch freed, or stop */
-    pthread_cond_t engine_wake; /* a batch published, or a block freed */
-    block *blocks;              /* BLOCKS */
-    size_t block_head;          /* the next block to parse */
-    size_t block_count;         /* filled, or being parsed */
-    batch *batches;             /* BATCHES */
-    size_t batch_head;          /* the next batch to clean */
-    size_t batch_count;         /* published, or being cleaned */
-    int stop;                   /* the engine gave up: the parser returns */
-} pipeline;
-
-/* The parse side: runs on its own thread, and shares nothing with the
- * engine but the pipeline. */
-typedef struct parser {
-    pipeline *pipe;
-    struct csv_parser csv;
-    int csv_ready;
-    unsigned char delimiter;
-    failure failure; /* callbacks do nothing once set */
-
-    /* Physical line tracking: line of the next byte, and of the current
-     * record's first byte once the record has begun. */
-    uint64_t line;
-    int prev_cr;
-    int record_begun;
-    uint64_t record_line;
-
-    /* The batch being filled, and the record being read in it. */
-    batch *batch;
-    size_t record_first;    /* the record's first field in the batch */
-    size_t record_raw;      /* where the record's bytes start in raw */
-    size_t nfields_seen;    /* including those past MAX_COLUMNS */
-    int field_over;         /* the field in progress passed MAX_FIELD */
-    reject_reason row_over; /* REJECT_FIELD_TOO_LONG or REJECT_ROW_TOO_LONG */
-    int have_header;        /* a non-blank record was completed */
-} parser;
-
-typedef struct engine {
-    const clean_io *io;
-    clean_counts *counts;
-    dx_status status; /* the first failure; nothing is done once set */
-    char *reason;
-    size_t reason_len;
-
-    /* The record being cleaned: a record of a batch. */
-    const char *raw;            /* the batch's field bytes */
-    const span *fields;         /* the record's fields */
-    const unsigned char *shape; /* what copy_field() found in each */
-    int cp1252;                 /* the fields are Windows-1252 */
-    size_t nfields;             /* stored in fields */
-    size_t nfields_seen;        /* including those past MAX_COLUMNS */
-    size_t raw_len;             /* bytes of the stored fields */
-    reject_reason row_over;     /* REJECT_FIELD_TOO_LONG or REJECT_ROW_TOO_LONG */
-    uint64_t record_line;
-
-    /* The header. */
-    int have_header;
-    size_t ncols;
-    int column_at[VOCAB_COLUMNS]; /* input index of each column, or -1 */
-    size_t *pass;                 /* input indexes of the pass-through columns */
-    size_t npass;
-
-    /* Per-row scratch: fields trimmed and collapsed (and transcoded), the
-     * cleaned value of each field, original fields transcoded for rejects. */
-    csvout clean;
-    text *value; /* MAX_COLUMNS */
-    csvout decoded;
-
-    /* Status values seen recently, with their mapping (NULL: not in the
-     * vocabulary): files repeat a handful of spellings a million times. */
-    struct {
-        char value[STATUS_CACHED_MAX];
-        size_t len;
-        const char *status;
-        size_t status_len;
-    } status_cache[STATUS_CACHE];
-
-    csvout out;
-    csvout rejects;
-    dupset *seen;
-    size_t npending;
-    size_t *pending_start;        /* PENDING_MAX offsets of rows in out */
-    dupset_key *pending_key;      /* PENDING_MAX */
-    unsigned char *pending_fresh; /* PENDING_MAX */
-} engine;
-
-static void fail(engine *e, dx_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_failure(failure *f, dx_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Records the first failure of a thread that cannot reach the engine. */
-static void set_failure(failure *f, dx_status status, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (f->status != DX_OK)
-        return;
-    f->status = status;
-    va_start(ap, fmt);
-    vsnprintf(f->reason, sizeof(f->reason), fmt, ap);
-    va_end(ap);
-}
-
-/* Records the first failure; later ones are consequences of it. */
-static void fail(engine *e, dx_status status, const char *fmt, ...)
+void clean_fail(engine *e, dx_status status, const char *fmt, ...)
 {
     va_list ap;
 
@@ -368,249 +137,6 @@ static void fail(engine *e, dx_status status, const char *fmt, ...)
         vsnprintf(e->reason, e->reason_len, fmt, ap);
         va_end(ap);
     }
-}
-
-/* ------------------------------------------------------------------ */
-/* Field text                                                           */
-
-/* Length of the whitespace character at s, or 0: ASCII blanks and line
- * breaks, and the Unicode spaces spreadsheets put in numbers and names. */
-static size_t space_length(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-
-    if (c == ' ' || (c >= '\t' && c <= '\r'))
-        return 1;
-    if (c == 0xC2 && n >= 2 && s[1] == 0xA0)
-        return 2; /* no-break space */
-    if (c == 0xE2 && n >= 3) {
-        if (s[1] == 0x80 &&
-            ((s[2] >= 0x80 && s[2] <= 0x8A) || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
-            return 3; /* en/em/thin spaces, line separators, narrow no-break */
-        if (s[1] == 0x81 && s[2] == 0x9F)
-            return 3; /* medium mathematical space */
-    }
-    if (c == 0xE3 && n >= 3 && s[1] == 0x80 && s[2] == 0x80)
-        return 3; /* ideographic space */
-    return 0;
-}
-
-/*
- * Trims s[0..n) and collapses its whitespace runs into one space, writing
- * UTF-8 to out; when cp1252 the input is Windows-1252 and is transcoded on
- * the way (3 * n bytes of out suffice, n when not cp1252).  Returns the new
- * length, and sets *plain when the result needs no quotes in the output.
- * A stray byte order mark inside a UTF-8 field, left by concatenated
- * exports, is dropped.
- */
-static size_t collapse(const char *in, size_t n, char *out, int cp1252, int *plain)
-{
-    const unsigned char *s = (const unsigned char *)in;
-    size_t w = 0, i = 0, space;
-    int gap = 0, quotes = 0;
-
-    while (i < n) {
-        unsigned char c = s[i];
-
-        if (c > ' ' && c < 0x80) {
-            if (gap) {
-                out[w++] = ' ';
-                gap = 0;
-            }
-            quotes |= c == ',' || c == '"';
-            out[w++] = (char)c;
-            i++;
-            continue;
-        }
-        if (cp1252 && c >= 0x80) {
-            space = c == 0xA0; /* the no-break space */
-        } else if ((space = space_length(s + i, n - i)) == 0 && c == 0xEF && n - i >= 3 &&
-                   s[i + 1] == 0xBB && s[i + 2] == 0xBF) {
-            i += 3;
-            continue;
-        }
-        if (space > 0) {
-            gap = w > 0;
-            i += space;
-            continue;
-        }
-        if (gap) {
-            out[w++] = ' ';
-            gap = 0;
-        }
-        if (cp1252) {
-            w += encoding_cp1252_to_utf8((const char *)s + i, 1, out + w);
-        } else {
-            out[w++] = (char)c;
-        }
-        i++;
-    }
-    *plain = !quotes;
-    return w;
-}
-
-#define ONES  UINT64_C(0x0101010101010101)
-#define HIGHS UINT64_C(0x8080808080808080)
-#define LOWS  UINT64_C(0x7F7F7F7F7F7F7F7F)
-
-/* High bit of each byte of v set when v has a zero byte somewhere; exact for
- * "any", not per byte. */
-static uint64_t any_zero(uint64_t v)
-{
-    return (v - ONES) & ~v & HIGHS;
-}
-
-/* High bit set in exactly the zero bytes of v. */
-static uint64_t zero_bytes(uint64_t v)
-{
-    return ~(((v & LOWS) + LOWS) | v | LOWS);
-}
-
-/* What copy_field() gathers from the words of a field: the high bit of a
- * byte is set for each property some byte of the field has. */
-typedef struct shape_bits {
-    uint64_t high;    /* a byte over 0x7F */
-    uint64_t control; /* a byte under 0x20 */
-    uint64_t doubled; /* two spaces in a row */
-    uint64_t quotes;  /* a ',' or '"' */
-} shape_bits;
-
-/* Adds a word of the field; pairs_ok masks the byte pairs of the word that
- * are neighbours in the field. */
-static inline void shape_word(shape_bits *b, uint64_t w, uint64_t pairs_ok)
-{
-    uint64_t spaces = zero_bytes(w ^ (' ' * ONES));
-
-    b->high |= w;
-    b->control |= (w - ' ' * ONES) & ~w;
-    b->doubled |= spaces & (spaces << 8) & pairs_ok;
-    b->quotes |= any_zero(w ^ (',' * ONES)) | any_zero(w ^ ('"' * ONES));
-}
-
-/*
- * Copies a field to dst and classifies it on the way (SHAPE_*), eight bytes
- * at a time where cleaning goes one by one: most fields of real files are
- * clean, and then the raw bytes (transcoded for Windows-1252) are the value.
- * The copy's loads serve the classification, so the field is read once.
- * Words overlap at the end of the field rather than read past it; a byte
- * seen twice changes nothing, and pairs across words are checked apart.
- */
-static unsigned copy_field(char *dst, const char *src, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)src;
-    shape_bits b = {0, 0, 0, 0};
-    uint64_t w;
-
-    if (n == 0)
-        return SHAPE_CLEAN | SHAPE_PLAIN;
-    if (n >= 8) {
-        size_t i;
-
-        for (i = 0; i + 8 <= n; i += 8) {
-            memcpy(&w, s + i, sizeof(w));
-            memcpy(dst + i, &w, sizeof(w));
-            shape_word(&b, w, ~UINT64_C(0));
-            if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
-                b.doubled = HIGHS;
-        }
-        if (i < n) {
-            memcpy(&w, s + n - 8, sizeof(w));
-            memcpy(dst + n - 8, &w, sizeof(w));
-            shape_word(&b, w, ~UINT64_C(0));
-        }
-    } else if (n >= 4) {
-        uint32_t head, tail;
-
-        /* Two overlapping halves in one word; their bytes meeting in the
-         * middle are not neighbours in the field. */
-        memcpy(&head, s, sizeof(head));
-        memcpy(&tail, s + n - 4, sizeof(tail));
-        memcpy(dst, &head, sizeof(head));
-        memcpy(dst + n - 4, &tail, sizeof(tail));
-        shape_word(&b, (uint64_t)head | (uint64_t)tail << 32, ~(UINT64_C(0x80) << 32));
-    } else {
-        /* Up to three bytes, under letters, which no test flags. */
-        w = 'a' * ONES;
-        for (size_t i = 0; i < n; i++) {
-            dst[i] = src[i];
-            w = w << 8 | s[i];
-        }
-        shape_word(&b, w, ~UINT64_C(0));
-    }
-    if ((b.control | b.doubled) & HIGHS || s[0] == ' ' || s[n - 1] == ' ')
-        return (b.high & HIGHS) ? SHAPE_HIGH : 0;
-    return ((b.high & HIGHS) ? SHAPE_HIGH : 0) | SHAPE_CLEAN |
-           ((b.quotes & HIGHS) ? 0 : SHAPE_PLAIN);
-}
-
-/* 1 when a record's fields must be read as Windows-1252: when one of
- * them, having a byte over 0x7F, is not UTF-8. */
-static int record_is_cp1252(const char *raw, const span *fields, const unsigned char *shapes,
-                            size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if ((shapes[i] & SHAPE_HIGH) && !encoding_utf8_valid(raw + fields[i].off, fields[i].len))
-            return 1;
-    }
-    return 0;
-}
-
-/*
- * 1 when a field that copy_field() found clean but for bytes over 0x7F
- * reads the same cleaned: in Windows-1252 when it has no no-break space
- * (0xA0); in UTF-8 when it has none of the lead bytes of the Unicode spaces
- * and byte order mark collapse() looks for (0xC2, 0xE2, 0xE3, 0xEF).
- */
-static int high_is_clean(const char *in, size_t n, int cp1252)
-{
-    const unsigned char *s = (const unsigned char *)in;
-
-    if (cp1252)
-        return memchr(s, 0xA0, n) == NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF)
-            return 0;
-    }
-    return 1;
-}
-
-/*
- * Sets value[0..count) to the record's fields cleaned: clean fields point
- * into the raw record, the others are transcoded from Windows-1252 when
- * cp1252, trimmed and collapsed into the clean buffer.  Returns 0, or -1
- * when memory is short.
- */
-static int decode_record(engine *e, size_t count, int cp1252)
-{
-    char *clean;
-
-    /* Reserved up front (Windows-1252 triples at most) so that the pointers
-     * taken below stay valid for the whole row. */
-    e->clean.len = 0;
-    if (csvout_reserve(&e->clean, 3 * e->raw_len + 1) < 0)
-        return -1;
-    clean = e->clean.data;
-    for (size_t i = 0; i < count; i++) {
-        const char *s = e->raw + e->fields[i].off;
-        size_t n = e->fields[i].len;
-        unsigned shape = e->shape[i];
-        text *t = &e->value[i];
-
-        if ((shape & SHAPE_CLEAN) && (!(shape & SHAPE_HIGH) || high_is_clean(s, n, cp1252))) {
-            /* Transcoding cannot make a quote or a comma: plain stays plain. */
-            if ((shape & SHAPE_HIGH) && cp1252) {
-                *t = (text){clean, encoding_cp1252_to_utf8(s, n, clean), shape & SHAPE_PLAIN};
-                clean += t->len;
-            } else {
-                *t = (text){s, n, shape & SHAPE_PLAIN};
-            }
-            continue;
-        }
-        t->s = clean;
-        t->len = collapse(s, n, clean, cp1252, &t->plain);
-        clean += t->len;
-    }
-    return 0;
 }
 
 static dx_status flush(csvout *buf, clean_write_fn write, void *ctx, uint64_t *bytes)
@@ -639,7 +165,7 @@ static void resolve_pending(engine *e)
         return;
     e->npending = 0;
     if (dupset_insert_many(e->seen, e->pending_key, n, e->pending_fresh) < 0) {
-        fail(e, DX_ERR_NOMEM, "out of memory in the duplicate set");
+        clean_fail(e, DX_ERR_NOMEM, "out of memory in the duplicate set");
         return;
     }
     w = e->pending_start[0];
@@ -659,8 +185,7 @@ static void resolve_pending(engine *e)
     e->out.len = w;
 }
 
-/* Hands full output blocks to the write callbacks. */
-static void flush_full(engine *e, int force)
+void clean_flush(engine *e, int force)
 {
     dx_status status;
 
@@ -672,13 +197,13 @@ static void flush_full(engine *e, int force)
             return;
         status = flush(&e->out, e->io->write_output, e->io->output_ctx, &e->counts->bytes_out);
         if (status != DX_OK)
-            fail(e, status, "writing the clean output failed: %s", status_text(status));
+            clean_fail(e, status, "writing the clean output failed: %s", status_text(status));
     }
     if (force || e->rejects.len >= FLUSH_AT) {
         status =
             flush(&e->rejects, e->io->write_rejects, e->io->rejects_ctx, &e->counts->bytes_rejects);
         if (status != DX_OK)
-            fail(e, status, "writing the rejects failed: %s", status_text(status));
+            clean_fail(e, status, "writing the rejects failed: %s", status_text(status));
     }
 }
 
@@ -799,8 +324,8 @@ static void map_columns(engine *e)
         if (column < 0) {
             e->pass[e->npass++] = i;
         } else if (e->column_at[column] >= 0) {
-            fail(e, DX_ERR_INVALID, "duplicate column: %s (columns %d and %zu)",
-                 vocab_column_name((vocab_column)column), e->column_at[column] + 1, i + 1);
+            clean_fail(e, DX_ERR_INVALID, "duplicate column: %s (columns %d and %zu)",
+                       vocab_column_name((vocab_column)column), e->column_at[column] + 1, i + 1);
             return;
         } else {
             e->column_at[column] = (int)i;
@@ -808,8 +333,8 @@ static void map_columns(engine *e)
     }
     for (int c = 0; c < VOCAB_COLUMNS; c++) {
         if (vocab_column_required((vocab_column)c) && e->column_at[c] < 0) {
-            fail(e, DX_ERR_INVALID, "missing required column: %s",
-                 vocab_column_name((vocab_column)c));
+            clean_fail(e, DX_ERR_INVALID, "missing required column: %s",
+                       vocab_column_name((vocab_column)c));
             return;
         }
     }
@@ -821,22 +346,22 @@ static void process_header(engine *e)
     int cp1252 = e->cp1252;
 
     if (e->row_over) {
-        fail(e, DX_ERR_INVALID, "header field too long: over 1 MiB");
+        clean_fail(e, DX_ERR_INVALID, "header field too long: over 1 MiB");
         return;
     }
     /* Trailing delimiters leave empty cells that name nothing. */
     while (n > 0 && e->fields[n - 1].len == 0)
         n--;
     e->ncols = n;
-    if (decode_record(e, n, cp1252) < 0) {
-        fail(e, DX_ERR_NOMEM, "out of memory reading the header");
+    if (clean_text_decode(e, n, cp1252) < 0) {
+        clean_fail(e, DX_ERR_NOMEM, "out of memory reading the header");
         return;
     }
     map_columns(e);
     if (e->status != DX_OK)
         return;
     if (write_clean_header(e) < 0 || write_rejects_header(e, cp1252) < 0) {
-        fail(e, DX_ERR_NOMEM, "out of memory writing the header");
+        clean_fail(e, DX_ERR_NOMEM, "out of memory writing the header");
         return;
     }
     e->have_header = 1;
@@ -863,7 +388,7 @@ static void reject(engine *e, reject_reason why, int with_fields)
         goto nomem;
     return;
 nomem:
-    fail(e, DX_ERR_NOMEM, "out of memory writing the rejects");
+    clean_fail(e, DX_ERR_NOMEM, "out of memory writing the rejects");
 }
 
 /* A positive integer of ASCII digits, as in "12" or "007"; returns 0 or -1. */
@@ -1045,7 +570,9 @@ static reject_reason write_clean_row(engine *e, int *nomem)
         status_case = CASE_KEEP;
     }
 
-    /* The canonical columns in output order, then order_time and total. */
+    /* The canonical columns in the order of vocab_column (the clean
+     * header's), then total: positional, so that the count below ties them
+     * to the enum. */
     const cell cells[] = {
         {v[VOCAB_ORDER_ID], CASE_KEEP},
         {{date.date, 10, 1}, CASE_KEEP},
@@ -1061,6 +588,8 @@ static reject_reason write_clean_row(engine *e, int *nomem)
         {{total_text, money_format(total, total_text), 1}, CASE_KEEP},
     };
     size_t ncells = sizeof(cells) / sizeof(cells[0]);
+    _Static_assert(sizeof(cells) / sizeof(cells[0]) == VOCAB_COLUMNS + 1,
+                   "one cell per vocab_column, then total");
 
     /* One size check for the whole row, then plain stores. */
     for (size_t k = 0; k < ncells; k++)
@@ -1105,15 +634,15 @@ static void process_row(engine *e)
         reject(e, REJECT_FIELD_COUNT, 1);
         return;
     }
-    if (decode_record(e, n, e->cp1252) < 0) {
-        fail(e, DX_ERR_NOMEM, "out of memory cleaning line %llu",
-             (unsigned long long)e->record_line);
+    if (clean_text_decode(e, n, e->cp1252) < 0) {
+        clean_fail(e, DX_ERR_NOMEM, "out of memory cleaning line %llu",
+                   (unsigned long long)e->record_line);
         return;
     }
     why = write_clean_row(e, &nomem);
     if (nomem) {
-        fail(e, DX_ERR_NOMEM, "out of memory writing line %llu",
-             (unsigned long long)e->record_line);
+        clean_fail(e, DX_ERR_NOMEM, "out of memory writing line %llu",
+                   (unsigned long long)e->record_line);
         return;
     }
     if (why != REJECT_NONE) {
@@ -1127,17 +656,16 @@ static void process_row(engine *e)
         resolve_pending(e);
 }
 
-/* Releases a row buffer that one huge row inflated, so that one bad row
- * does not keep its memory for the rest of the file. */
-static void trim_buffer(csvout *buf)
+/* Releasing a buffer that one huge row inflated keeps one bad row from
+ * holding its memory for the rest of the file. */
+void clean_trim_buffer(csvout *buf)
 {
     if (buf->cap > KEEP_AT)
         csvout_finish(buf);
     buf->len = 0;
 }
 
-/* Cleans the records of a batch, then applies why parsing stopped. */
-static void clean_batch(engine *e, const batch *b)
+void clean_batch(engine *e, const batch *b)
 {
     for (size_t i = 0; i < b->nrecords && e->status == DX_OK; i++) {
         const record *r = &b->records[i];
@@ -1155,559 +683,16 @@ static void clean_batch(engine *e, const batch *b)
             process_row(e);
         else
             process_header(e);
-        flush_full(e, 0);
-        trim_buffer(&e->decoded);
-        trim_buffer(&e->clean);
+        clean_flush(e, 0);
+        clean_trim_buffer(&e->decoded);
+        clean_trim_buffer(&e->clean);
     }
     if (b->last && b->failure.status != DX_OK)
-        fail(e, b->failure.status, "%s", b->failure.reason);
-}
-
-/* ------------------------------------------------------------------ */
-/* Pipeline                                                             */
-
-/*
- * Parsing (libcsv) and cleaning each take about half of the work, so they
- * run on two threads: the engine's thread (the caller's) reads blocks and
- * cleans and writes batches of records, a parser thread turns blocks into
- * batches.  All callbacks of clean_io are called on the caller's thread,
- * exactly as without the parser thread.  Records reach the engine in input
- * order and it flushes at the same rows, so the output bytes do not depend
- * on how the threads run; memory is the fixed BLOCKS and BATCHES buffers.
- * A failure found while reading (a NUL byte, a read error) is queued after
- * the blocks before it, and one found by the parser after the records before
- * it, so that the first failure in input order wins, as it would in one
- * thread.  Only bytes_in may then count a few blocks read ahead.
- */
-
-/* Parser side: the next block to parse, or NULL once the engine stopped. */
-static block *pipeline_next_block(pipeline *q)
-{
-    block *b = NULL;
-
-    pthread_mutex_lock(&q->lock);
-    while (q->block_count == 0 && !q->stop)
-        pthread_cond_wait(&q->parser_wake, &q->lock);
-    if (!q->stop)
-        b = &q->blocks[q->block_head];
-    pthread_mutex_unlock(&q->lock);
-    return b;
-}
-
-/* Parser side: the block from pipeline_next_block() is parsed. */
-static void pipeline_done_block(pipeline *q)
-{
-    pthread_mutex_lock(&q->lock);
-    q->block_head = (q->block_head + 1) % BLOCKS;
-    q->block_count--;
-    pthread_cond_signal(&q->engine_wake);
-    pthread_mutex_unlock(&q->lock);
-}
-
-/* The batch the parser fills: the slot after the published ones. */
-static batch *filling_batch(pipeline *q)
-{
-    return &q->batches[(q->batch_head + q->batch_count) % BATCHES];
-}
-
-static void reset_batch(batch *b)
-{
-    b->raw.len = 0;
-    b->nfields = 0;
-    b->nrecords = 0;
-    b->last = 0;
-    b->failure.status = DX_OK;
-}
-
-/*
- * Parser side: publishes the batch being filled and returns the next one,
- * empty, once a slot is free; NULL once the engine stopped, or after the
- * last batch.
- */
-static batch *pipeline_publish(pipeline *q)
-{
-    batch *next = NULL;
-    int last;
-
-    pthread_mutex_lock(&q->lock);
-    last = filling_batch(q)->last;
-    q->batch_count++;
-    pthread_cond_signal(&q->engine_wake);
-    while (!last && q->batch_count == BATCHES && !q->stop)
-        pthread_cond_wait(&q->parser_wake, &q->lock);
-    if (!last && !q->stop)
-        next = filling_batch(q);
-    pthread_mutex_unlock(&q->lock);
-    if (next != NULL)
-        reset_batch(next);
-    return next;
-}
-
-/* Engine side: the parser returns at its next wait (the engine failed, or
- * has its last batch). */
-static void pipeline_stop(pipeline *q)
-{
-    pthread_mutex_lock(&q->lock);
-    q->stop = 1;
-    pthread_cond_signal(&q->parser_wake);
-    pthread_mutex_unlock(&q->lock);
-}
-
-/* ------------------------------------------------------------------ */
-/* Parser: libcsv callbacks and feeding                                 */
-
-/* 1 when every field of the record is empty: a spreadsheet's ";;;;" row. */
-static int record_is_blank(const parser *p)
-{
-    const batch *b = p->batch;
-
-    if (p->row_over || p->nfields_seen > b->nfields - p->record_first)
-        return 0;
-    for (size_t i = p->record_first; i < b->nfields; i++) {
-        if (b->fields[i].len > 0)
-            return 0;
-    }
-    return 1;
-}
-
-static void on_field(void *s, size_t len, void *data)
-{
-    parser *p = data;
-    batch *b = p->batch;
-    span *field;
-
-    if (p->failure.status != DX_OK)
-        return;
-    p->nfields_seen++;
-    if (p->field_over || len > MAX_FIELD) {
-        p->field_over = 0;
-        if (!p->row_over)
-            p->row_over = REJECT_FIELD_TOO_LONG;
-        return;
-    }
-    if (p->row_over)
-        return;
-    if (p->nfields_seen > MAX_COLUMNS) {
-        /* Past the limit data rows keep counting (and are rejected), but a
-         * header that wide is not an order file. */
-        if (!p->have_header)
-            set_failure(&p->failure, DX_ERR_INVALID, "too many columns: more than %d", MAX_COLUMNS);
-        return;
-    }
-    if (b->raw.len - p->record_raw + len > MAX_ROW) {
-        p->row_over = REJECT_ROW_TOO_LONG;
-        return;
-    }
-    /* One more byte, so that the buffer exists even for an empty field. */
-    if (csvout_reserve(&b->raw, len + 1) < 0) {
-        set_failure(&p->failure, DX_ERR_NOMEM, "out of memory reading line %llu",
-                    (unsigned long long)p->record_line);
-        return;
-    }
-    /* The engine's thread last read these lines: claiming them ahead of the
-     * stores overlaps the transfers, which otherwise cost the parser thread
-     * as much as libcsv itself. */
-    __builtin_prefetch(b->raw.data + b->raw.len + 256, 1);
-    __builtin_prefetch(&b->fields[b->nfields + 16], 1);
-    field = &b->fields[b->nfields++];
-    field->off = (uint32_t)b->raw.len;
-    field->len = (uint32_t)len;
-    b->shapes[b->nfields - 1] = (unsigned char)copy_field(b->raw.data + b->raw.len, s, len);
-    b->raw.len += len;
-}
-
-/* 1 when the batch must be handed over before the next record. */
-static int batch_full(const batch *b)
-{
-    return b->raw.len >= BATCH_BYTES || BATCH_FIELDS - b->nfields < MAX_COLUMNS ||
-           b->nrecords == BATCH_RECORDS;
-}
-
-static void on_row(int c, void *data)
-{
-    parser *p = data;
-    batch *b = p->batch;
-
-    (void)c;
-    if (p->failure.status != DX_OK)
-        return;
-    if (record_is_blank(p)) {
-        /* Skipped, and not counted: nothing of it is kept. */
-        b->nfields = p->record_first;
-        b->raw.len = p->record_raw;
-    } else {
-        size_t first = p->record_first, n = b->nfields - first;
-
-        b->records[b->nrecords++] = (record){
-            .line = p->record_line,
-            .first = first,
-            .nfields = n,
-            .nfields_seen = p->nfields_seen,
-            .bytes = b->raw.len - p->record_raw,
-            .over = p->row_over,
-            .cp1252 = record_is_cp1252(b->raw.data, b->fields + first, b->shapes + first, n),
-        };
-        p->have_header = 1;
-    }
-    p->nfields_seen = 0;
-    p->field_over = 0;
-    p->row_over = REJECT_NONE;
-    p->record_begun = 0;
-    if (batch_full(b)) {
-        p->batch = pipeline_publish(p->pipe);
-        if (p->batch == NULL) {
-            /* The engine stopped: it reads nothing more. */
-            set_failure(&p->failure, DX_ERR_IO, "stopped");
-            return;
-        }
-    }
-    p->record_first = p->batch->nfields;
-    p->record_raw = p->batch->raw.len;
-}
-
-/*
- * Bounds the field libcsv is accumulating.  libcsv has no call to drop a
- * field in progress, so once it passes MAX_FIELD the row is marked and the
- * parser's buffer rewound through its public struct: entry_pos and spaces
- * are the fields its SUBMIT_FIELD reads, and keeping entry_pos > spaces and
- * spaces' truth value leaves every later parsing decision unchanged.  The
- * buffer thus never holds more than MAX_FIELD plus one read block.
- */
-static void bound_field(parser *p)
-{
-    struct csv_parser *csv = &p->csv;
-
-    if (csv->entry_pos <= MAX_FIELD)
-        return;
-    if (!p->have_header) {
-        set_failure(&p->failure, DX_ERR_INVALID, "header field too long: over 1 MiB");
-        return;
-    }
-    p->field_over = 1;
-    csv->spaces = csv->spaces ? 1 : 0;
-    csv->entry_pos = csv->spaces + 1;
-}
-
-/* 1 when the bytes hold something libcsv would start a record with. */
-static int has_content(const parser *p, const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c != ' ' && c != '\r' && c != '\n' && (c != '\t' || p->delimiter == '\t'))
-            return 1;
-    }
-    return 0;
-}
-
-static size_t find(const char *s, size_t n, size_t from, char c)
-{
-    const char *hit = memchr(s + from, c, n - from);
-
-    return hit ? (size_t)(hit - s) : n;
-}
-
-/*
- * Parses a block.  libcsv does not report positions, so the block is fed one
- * physical line at a time (up to and including its CR or LF): the line
- * number is then known when a record begins, for the rejects file, and the
- * field bound is checked at least once per block.
- */
-static void feed(parser *p, const char *buf, size_t n)
-{
-    size_t pos = 0, next_lf = find(buf, n, 0, '\n'), next_cr = find(buf, n, 0, '\r');
-
-    while (pos < n && p->failure.status == DX_OK) {
-        if (next_lf < pos)
-            next_lf = find(buf, n, pos, '\n');
-        if (next_cr < pos)
-            next_cr = find(buf, n, pos, '\r');
-        size_t eol = next_lf < next_cr ? next_lf : next_cr;
-        /* A CRLF within the block goes in one call (half as many calls for
-         * Windows files); one cut by the block end is joined by prev_cr. */
-        int crlf = eol + 1 < n && buf[eol] == '\r' && buf[eol + 1] == '\n';
-        size_t end = eol < n ? eol + 1 + (size_t)crlf : n;
-
-        if (!p->record_begun && has_content(p, buf + pos, end - pos)) {
-            p->record_begun = 1;
-            p->record_line = p->line;
-        }
-        if (csv_parse(&p->csv, buf + pos, end - pos, on_field, on_row, p) != end - pos)
-            set_failure(&p->failure, DX_ERR_NOMEM, "CSV parser failed at line %llu: %s",
-                        (unsigned long long)p->line, csv_strerror(csv_error(&p->csv)));
-        bound_field(p);
-        if (eol < n) {
-            /* CRLF is one line end: an LF right after a CR adds nothing. */
-            if (crlf || buf[eol] == '\r' || !(p->prev_cr && end - pos == 1))
-                p->line++;
-            p->prev_cr = buf[eol] == '\r' && !crlf;
-        } else {
-            p->prev_cr = 0;
-        }
-        pos = end;
-    }
-}
-
-/*
- * The parser thread: parses blocks until the last one, then publishes the
- * last batch with why it stopped (DX_OK at the end of the input).
- */
-static void *parser_main(void *arg)
-{
-    parser *p = arg;
-    block *b;
-    int last = 0;
-
-    while (!last && (b = pipeline_next_block(p->pipe)) != NULL) {
-        last = b->last;
-        feed(p, b->data + b->start, b->len - b->start);
-        if (last && p->failure.status == DX_OK) {
-            if (b->failure.status != DX_OK)
-                p->failure = b->failure;
-            else
-                csv_fini(&p->csv, on_field, on_row, p);
-        }
-        pipeline_done_block(p->pipe);
-        if (p->failure.status != DX_OK)
-            last = 1;
-    }
-    /* After a stop the engine reads nothing more, and the batch may be gone. */
-    if (last && p->batch != NULL) {
-        p->batch->last = 1;
-        p->batch->failure = p->failure;
-        pipeline_publish(p->pipe);
-    }
-    return NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Reading                                                              */
-
-/* Fills buf as far as the input allows; *eof is set at the end of input.
- * A failure is recorded in f (the block's). */
-static void read_block(engine *e, char *buf, size_t cap, size_t *got, int *eof, failure *f)
-{
-    *got = 0;
-    *eof = 0;
-    while (*got < cap && f->status == DX_OK) {
-        size_t n = 0;
-        dx_status status = e->io->read(e->io->read_ctx, buf + *got, cap - *got, &n);
-
-        if (status != DX_OK) {
-            set_failure(f, status, "reading the input failed: %s", status_text(status));
-        } else if (n > cap - *got) {
-            set_failure(f, DX_ERR_IO, "reading the input failed: read callback overran its buffer");
-        } else if (n == 0) {
-            *eof = 1;
-            break;
-        } else {
-            *got += n;
-            e->counts->bytes_in += n;
-        }
-    }
-}
-
-/* Fails the file on a NUL byte: nothing a client exports as text has one. */
-static void check_binary(const char *buf, size_t n, uint64_t offset, failure *f)
-{
-    const char *nul = memchr(buf, '\0', n);
-
-    if (nul != NULL)
-        set_failure(f, DX_ERR_INVALID, "binary input: NUL byte at offset %llu",
-                    (unsigned long long)(offset + (uint64_t)(nul - buf)));
-}
-
-/* Reads a block as far as the input allows; a read failure is recorded in
- * the block. */
-static void read_into(engine *e, block *b)
-{
-    int eof;
-
-    b->start = 0;
-    b->failure.status = DX_OK;
-    read_block(e, b->data, READ_BLOCK, &b->len, &eof, &b->failure);
-    b->last = eof;
-}
-
-/* Reads and checks the next block.  A failing block ends the input, with
- * nothing of it parsed. */
-static void fill_block(engine *e, block *b)
-{
-    uint64_t offset = e->counts->bytes_in;
-
-    read_into(e, b);
-    if (b->failure.status == DX_OK)
-        check_binary(b->data, b->len, offset, &b->failure);
-    if (b->failure.status != DX_OK) {
-        b->last = 1;
-        b->len = 0;
-    }
-}
-
-/* The most frequent candidate outside quotes on the first non-blank line. */
-static unsigned char detect_delimiter(const char *s, size_t n)
-{
-    static const char candidates[] = {',', ';', '\t', '|'};
-    size_t count[4] = {0, 0, 0, 0}, i = 0, best = 0;
-    int quoted = 0;
-
-    while (i < n && (s[i] == '\r' || s[i] == '\n' || s[i] == ' '))
-        i++;
-    for (; i < n; i++) {
-        if (s[i] == '"')
-            quoted = !quoted;
-        else if (!quoted && (s[i] == '\r' || s[i] == '\n'))
-            break;
-        for (size_t k = 0; !quoted && k < 4; k++)
-            count[k] += s[i] == candidates[k];
-    }
-    for (size_t k = 1; k < 4; k++) {
-        if (count[k] > count[best])
-            best = k;
-    }
-    return (unsigned char)candidates[best];
-}
-
-/*
- * The engine's side of the pipeline: keeps the parser supplied with blocks
- * and cleans its batches as they come, until the last one or a failure.
- */
-static void pump(engine *e, pipeline *q, int input_done)
-{
-    for (;;) {
-        block *free_block = NULL;
-        batch *ready = NULL;
-        int done;
-
-        pthread_mutex_lock(&q->lock);
-        for (;;) {
-            /* Reading first, so that the parser never waits for input. */
-            if (!input_done && q->block_count < BLOCKS) {
-                free_block = &q->blocks[(q->block_head + q->block_count) % BLOCKS];
-                break;
-            }
-            if (q->batch_count > 0) {
-                ready = &q->batches[q->batch_head];
-                break;
-            }
-            pthread_cond_wait(&q->engine_wake, &q->lock);
-        }
-        pthread_mutex_unlock(&q->lock);
-
-        if (free_block != NULL) {
-            fill_block(e, free_block);
-            input_done = free_block->last;
-            pthread_mutex_lock(&q->lock);
-            q->block_count++;
-            pthread_cond_signal(&q->parser_wake);
-            pthread_mutex_unlock(&q->lock);
-            continue;
-        }
-        clean_batch(e, ready);
-        done = ready->last || e->status != DX_OK;
-        trim_buffer(&ready->raw);
-        pthread_mutex_lock(&q->lock);
-        q->batch_head = (q->batch_head + 1) % BATCHES;
-        q->batch_count--;
-        pthread_cond_signal(&q->parser_wake);
-        pthread_mutex_unlock(&q->lock);
-        if (done)
-            return;
-    }
-}
-
-static void run(engine *e, pipeline *q, parser *p)
-{
-    block *first = &q->blocks[0];
-    pthread_t thread;
-    int err;
-
-    /* The first block holds the header line, whose delimiter is needed
-     * before parsing starts. */
-    read_into(e, first);
-    if (first->failure.status != DX_OK) {
-        fail(e, first->failure.status, "%s", first->failure.reason);
-        return;
-    }
-    if (first->len >= 2 && ((first->data[0] == '\xFF' && first->data[1] == '\xFE') ||
-                            (first->data[0] == '\xFE' && first->data[1] == '\xFF'))) {
-        fail(e, DX_ERR_INVALID, "unsupported encoding: UTF-16");
-        return;
-    }
-    check_binary(first->data, first->len, 0, &first->failure);
-    if (first->failure.status != DX_OK) {
-        fail(e, first->failure.status, "%s", first->failure.reason);
-        return;
-    }
-    if (first->len >= 3 && memcmp(first->data, "\xEF\xBB\xBF", 3) == 0)
-        first->start = 3;
-    p->delimiter = detect_delimiter(first->data + first->start, first->len - first->start);
-    csv_set_delim(&p->csv, p->delimiter);
-    q->block_count = 1;
-    p->batch = filling_batch(q);
-
-    err = pthread_create(&thread, NULL, parser_main, p);
-    if (err != 0) {
-        fail(e, DX_ERR_NOMEM, "cannot start the parser thread: %s", strerror(err));
-        return;
-    }
-    pump(e, q, first->last);
-    pipeline_stop(q);
-    pthread_join(thread, NULL);
-    if (e->status != DX_OK)
-        return;
-    if (!e->have_header)
-        fail(e, DX_ERR_INVALID, "empty file");
-    flush_full(e, 1);
-}
-
-/* Allocates the pipeline and the parser's libcsv; returns 0 or -1. */
-static int pipeline_start(pipeline *q, parser *p)
-{
-    q->blocks = calloc(BLOCKS, sizeof(block));
-    q->batches = calloc(BATCHES, sizeof(batch));
-    if (q->blocks == NULL || q->batches == NULL)
-        return -1;
-    for (size_t i = 0; i < BATCHES; i++) {
-        csvout_init(&q->batches[i].raw);
-        q->batches[i].fields = calloc(BATCH_FIELDS, sizeof(span));
-        q->batches[i].shapes = calloc(BATCH_FIELDS, 1);
-        q->batches[i].records = calloc(BATCH_RECORDS, sizeof(record));
-        if (q->batches[i].fields == NULL || q->batches[i].shapes == NULL ||
-            q->batches[i].records == NULL)
-            return -1;
-    }
-    if (pthread_mutex_init(&q->lock, NULL) != 0)
-        return -1;
-    if (pthread_cond_init(&q->parser_wake, NULL) != 0 ||
-        pthread_cond_init(&q->engine_wake, NULL) != 0)
-        return -1;
-    p->pipe = q;
-    p->line = 1;
-    if (csv_init(&p->csv, 0) != 0)
-        return -1;
-    p->csv_ready = 1;
-    csv_set_blk_size(&p->csv, PARSER_STEP);
-    return 0;
-}
-
-static void pipeline_finish(pipeline *q, parser *p)
-{
-    if (p->csv_ready)
-        csv_free(&p->csv);
-    if (q->batches != NULL) {
-        for (size_t i = 0; i < BATCHES; i++) {
-            csvout_finish(&q->batches[i].raw);
-            free(q->batches[i].fields);
-            free(q->batches[i].shapes);
-            free(q->batches[i].records);
-        }
-    }
-    free(q->batches);
-    free(q->blocks);
+        clean_fail(e, b->failure.status, "%s", b->failure.reason);
 }
 
 /* Allocates the engine's fixed buffers; returns 0 or -1. */
-static int engine_start(engine *e)
+static int engine_init(engine *e)
 {
     e->value = calloc(MAX_COLUMNS, sizeof(text));
     e->pass = calloc(MAX_COLUMNS, sizeof(size_t));
@@ -1721,7 +706,7 @@ static int engine_start(engine *e)
     return 0;
 }
 
-static void engine_stop(engine *e)
+static void engine_finish(engine *e)
 {
     free(e->value);
     free(e->pass);
@@ -1755,11 +740,11 @@ dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size
     csvout_init(&e.clean);
     csvout_init(&e.out);
     csvout_init(&e.rejects);
-    if (engine_start(&e) < 0 || pipeline_start(&q, &p) < 0)
-        fail(&e, DX_ERR_NOMEM, "out of memory starting the cleaner");
+    if (engine_init(&e) < 0 || clean_pipeline_init(&q, &p) < 0)
+        clean_fail(&e, DX_ERR_NOMEM, "out of memory starting the cleaner");
     else
-        run(&e, &q, &p);
-    pipeline_finish(&q, &p);
-    engine_stop(&e);
+        clean_pipeline_run(&e, &q, &p);
+    clean_pipeline_finish(&q, &p);
+    engine_finish(&e);
     return e.status;
 }

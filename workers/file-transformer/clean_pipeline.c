@@ -1,0 +1,568 @@
+/*
+ * The cleaning engine's pipeline (see clean_private.h): the parser thread,
+ * libcsv callbacks and feeding, and the reading of the input, which hand
+ * batches of records to the rules of clean.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clean_private.h"
+
+static void set_failure(failure *f, dx_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Records the first failure of a thread that cannot reach the engine. */
+static void set_failure(failure *f, dx_status status, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (f->status != DX_OK)
+        return;
+    f->status = status;
+    va_start(ap, fmt);
+    vsnprintf(f->reason, sizeof(f->reason), fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Parsing (libcsv) and cleaning each take about half of the work, so they
+ * run on two threads: the engine's thread (the caller's) reads blocks and
+ * cleans and writes batches of records, a parser thread turns blocks into
+ * batches.  All callbacks of clean_io are called on the caller's thread,
+ * exactly as without the parser thread.  Records reach the engine in input
+ * order and it flushes at the same rows, so the output bytes do not depend
+ * on how the threads run; memory is the fixed BLOCKS and BATCHES buffers.
+ * A failure found while reading (a NUL byte, a read error) is queued after
+ * the blocks before it, and one found by the parser after the records before
+ * it, so that the first failure in input order wins, as it would in one
+ * thread.  Only bytes_in may then count a few blocks read ahead.
+ */
+
+/* Parser side: the next block to parse, or NULL once the engine stopped. */
+static block *pipeline_next_block(pipeline *q)
+{
+    block *b = NULL;
+
+    pthread_mutex_lock(&q->lock);
+    while (q->block_count == 0 && !q->stop)
+        pthread_cond_wait(&q->parser_wake, &q->lock);
+    if (!q->stop)
+        b = &q->blocks[q->block_head];
+    pthread_mutex_unlock(&q->lock);
+    return b;
+}
+
+/* Parser side: the block from pipeline_next_block() is parsed. */
+static void pipeline_done_block(pipeline *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->block_head = (q->block_head + 1) % BLOCKS;
+    q->block_count--;
+    pthread_cond_signal(&q->engine_wake);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* The batch the parser fills: the slot after the published ones. */
+static batch *filling_batch(pipeline *q)
+{
+    return &q->batches[(q->batch_head + q->batch_count) % BATCHES];
+}
+
+static void reset_batch(batch *b)
+{
+    b->raw.len = 0;
+    b->nfields = 0;
+    b->nrecords = 0;
+    b->last = 0;
+    b->failure.status = DX_OK;
+}
+
+/*
+ * Parser side: publishes the batch being filled and returns the next one,
+ * empty, once a slot is free; NULL once the engine stopped, or after the
+ * last batch.
+ */
+static batch *pipeline_publish(pipeline *q)
+{
+    batch *next = NULL;
+    int last;
+
+    pthread_mutex_lock(&q->lock);
+    last = filling_batch(q)->last;
+    q->batch_count++;
+    pthread_cond_signal(&q->engine_wake);
+    while (!last && q->batch_count == BATCHES && !q->stop)
+        pthread_cond_wait(&q->parser_wake, &q->lock);
+    if (!last && !q->stop)
+        next = filling_batch(q);
+    pthread_mutex_unlock(&q->lock);
+    if (next != NULL)
+        reset_batch(next);
+    return next;
+}
+
+/* Engine side: the parser returns at its next wait (the engine failed, or
+ * has its last batch). */
+static void pipeline_stop(pipeline *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->stop = 1;
+    pthread_cond_signal(&q->parser_wake);
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Parser: libcsv callbacks and feeding                                 */
+
+/* 1 when every field of the record is empty: a spreadsheet's ";;;;" row. */
+static int record_is_blank(const parser *p)
+{
+    const batch *b = p->batch;
+
+    if (p->row_over || p->nfields_seen > b->nfields - p->record_first)
+        return 0;
+    for (size_t i = p->record_first; i < b->nfields; i++) {
+        if (b->fields[i].len > 0)
+            return 0;
+    }
+    return 1;
+}
+
+static void on_field(void *s, size_t len, void *data)
+{
+    parser *p = data;
+    batch *b = p->batch;
+    span *field;
+
+    if (p->failure.status != DX_OK)
+        return;
+    p->nfields_seen++;
+    if (p->field_over || len > MAX_FIELD) {
+        p->field_over = 0;
+        if (!p->row_over)
+            p->row_over = REJECT_FIELD_TOO_LONG;
+        return;
+    }
+    if (p->row_over)
+        return;
+    if (p->nfields_seen > MAX_COLUMNS) {
+        /* Past the limit data rows keep counting (and are rejected), but a
+         * header that wide is not an order file. */
+        if (!p->have_header)
+            set_failure(&p->failure, DX_ERR_INVALID, "too many columns: more than %d", MAX_COLUMNS);
+        return;
+    }
+    if (b->raw.len - p->record_raw + len > MAX_ROW) {
+        p->row_over = REJECT_ROW_TOO_LONG;
+        return;
+    }
+    /* One more byte, so that the buffer exists even for an empty field. */
+    if (csvout_reserve(&b->raw, len + 1) < 0) {
+        set_failure(&p->failure, DX_ERR_NOMEM, "out of memory reading line %llu",
+                    (unsigned long long)p->record_line);
+        return;
+    }
+    /* The engine's thread last read these lines: claiming them ahead of the
+     * stores overlaps the transfers, which otherwise cost the parser thread
+     * as much as libcsv itself. */
+    __builtin_prefetch(b->raw.data + b->raw.len + 256, 1);
+    __builtin_prefetch(&b->fields[b->nfields + 16], 1);
+    field = &b->fields[b->nfields++];
+    field->off = (uint32_t)b->raw.len;
+    field->len = (uint32_t)len;
+    b->shapes[b->nfields - 1] =
+        (unsigned char)clean_text_copy_field(b->raw.data + b->raw.len, s, len);
+    b->raw.len += len;
+}
+
+/* 1 when the batch must be handed over before the next record. */
+static int batch_full(const batch *b)
+{
+    return b->raw.len >= BATCH_BYTES || BATCH_FIELDS - b->nfields < MAX_COLUMNS ||
+           b->nrecords == BATCH_RECORDS;
+}
+
+static void on_row(int c, void *data)
+{
+    parser *p = data;
+    batch *b = p->batch;
+
+    (void)c;
+    if (p->failure.status != DX_OK)
+        return;
+    if (record_is_blank(p)) {
+        /* Skipped, and not counted: nothing of it is kept. */
+        b->nfields = p->record_first;
+        b->raw.len = p->record_raw;
+    } else {
+        size_t first = p->record_first, n = b->nfields - first;
+
+        b->records[b->nrecords++] = (record){
+            .line = p->record_line,
+            .first = first,
+            .nfields = n,
+            .nfields_seen = p->nfields_seen,
+            .bytes = b->raw.len - p->record_raw,
+            .over = p->row_over,
+            .cp1252 =
+                clean_text_record_is_cp1252(b->raw.data, b->fields + first, b->shapes + first, n),
+        };
+        p->have_header = 1;
+    }
+    p->nfields_seen = 0;
+    p->field_over = 0;
+    p->row_over = REJECT_NONE;
+    p->record_begun = 0;
+    if (batch_full(b)) {
+        p->batch = pipeline_publish(p->pipe);
+        if (p->batch == NULL) {
+            /* The engine stopped: it reads nothing more. */
+            set_failure(&p->failure, DX_ERR_IO, "stopped");
+            return;
+        }
+    }
+    p->record_first = p->batch->nfields;
+    p->record_raw = p->batch->raw.len;
+}
+
+/*
+ * Bounds the field libcsv is accumulating.  libcsv has no call to drop a
+ * field in progress, so once it passes MAX_FIELD the row is marked and the
+ * parser's buffer rewound through its public struct: entry_pos and spaces
+ * are the fields its SUBMIT_FIELD reads, and keeping entry_pos > spaces and
+ * spaces' truth value leaves every later parsing decision unchanged.  The
+ * buffer thus never holds more than MAX_FIELD plus one read block.
+ */
+static void bound_field(parser *p)
+{
+    struct csv_parser *csv = &p->csv;
+
+    if (csv->entry_pos <= MAX_FIELD)
+        return;
+    if (!p->have_header) {
+        set_failure(&p->failure, DX_ERR_INVALID, "header field too long: over 1 MiB");
+        return;
+    }
+    p->field_over = 1;
+    csv->spaces = csv->spaces ? 1 : 0;
+    csv->entry_pos = csv->spaces + 1;
+}
+
+/* 1 when the bytes hold something libcsv would start a record with. */
+static int has_content(const parser *p, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c != ' ' && c != '\r' && c != '\n' && (c != '\t' || p->delimiter == '\t'))
+            return 1;
+    }
+    return 0;
+}
+
+static size_t find(const char *s, size_t n, size_t from, char c)
+{
+    const char *hit = memchr(s + from, c, n - from);
+
+    return hit ? (size_t)(hit - s) : n;
+}
+
+/*
+ * Parses a block.  libcsv does not report positions, so the block is fed one
+ * physical line at a time (up to and including its CR or LF): the line
+ * number is then known when a record begins, for the rejects file, and the
+ * field bound is checked at least once per block.
+ */
+static void feed(parser *p, const char *buf, size_t n)
+{
+    size_t pos = 0, next_lf = find(buf, n, 0, '\n'), next_cr = find(buf, n, 0, '\r');
+
+    while (pos < n && p->failure.status == DX_OK) {
+        if (next_lf < pos)
+            next_lf = find(buf, n, pos, '\n');
+        if (next_cr < pos)
+            next_cr = find(buf, n, pos, '\r');
+        size_t eol = next_lf < next_cr ? next_lf : next_cr;
+        /* A CRLF within the block goes in one call (half as many calls for
+         * Windows files); one cut by the block end is joined by prev_cr. */
+        int crlf = eol + 1 < n && buf[eol] == '\r' && buf[eol + 1] == '\n';
+        size_t end = eol < n ? eol + 1 + (size_t)crlf : n;
+
+        if (!p->record_begun && has_content(p, buf + pos, end - pos)) {
+            p->record_begun = 1;
+            p->record_line = p->line;
+        }
+        if (csv_parse(&p->csv, buf + pos, end - pos, on_field, on_row, p) != end - pos)
+            set_failure(&p->failure, DX_ERR_NOMEM, "CSV parser failed at line %llu: %s",
+                        (unsigned long long)p->line, csv_strerror(csv_error(&p->csv)));
+        bound_field(p);
+        if (eol < n) {
+            /* CRLF is one line end: an LF right after a CR adds nothing. */
+            if (crlf || buf[eol] == '\r' || !(p->prev_cr && end - pos == 1))
+                p->line++;
+            p->prev_cr = buf[eol] == '\r' && !crlf;
+        } else {
+            p->prev_cr = 0;
+        }
+        pos = end;
+    }
+}
+
+/*
+ * The parser thread: parses blocks until the last one, then publishes the
+ * last batch with why it stopped (DX_OK at the end of the input).
+ */
+static void *parser_main(void *arg)
+{
+    parser *p = arg;
+    block *b;
+    int last = 0;
+
+    while (!last && (b = pipeline_next_block(p->pipe)) != NULL) {
+        last = b->last;
+        feed(p, b->data + b->start, b->len - b->start);
+        if (last && p->failure.status == DX_OK) {
+            if (b->failure.status != DX_OK)
+                p->failure = b->failure;
+            else
+                csv_fini(&p->csv, on_field, on_row, p);
+        }
+        pipeline_done_block(p->pipe);
+        if (p->failure.status != DX_OK)
+            last = 1;
+    }
+    /* After a stop the engine reads nothing more, and the batch may be gone. */
+    if (last && p->batch != NULL) {
+        p->batch->last = 1;
+        p->batch->failure = p->failure;
+        pipeline_publish(p->pipe);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                              */
+
+/* Fills buf as far as the input allows; *eof is set at the end of input.
+ * A failure is recorded in f (the block's). */
+static void read_block(engine *e, char *buf, size_t cap, size_t *got, int *eof, failure *f)
+{
+    *got = 0;
+    *eof = 0;
+    while (*got < cap && f->status == DX_OK) {
+        size_t n = 0;
+        dx_status status = e->io->read(e->io->read_ctx, buf + *got, cap - *got, &n);
+
+        if (status != DX_OK) {
+            set_failure(f, status, "reading the input failed: %s", status_text(status));
+        } else if (n > cap - *got) {
+            set_failure(f, DX_ERR_IO, "reading the input failed: read callback overran its buffer");
+        } else if (n == 0) {
+            *eof = 1;
+            break;
+        } else {
+            *got += n;
+            e->counts->bytes_in += n;
+        }
+    }
+}
+
+/* Fails the file on a NUL byte: nothing a client exports as text has one. */
+static void check_binary(const char *buf, size_t n, uint64_t offset, failure *f)
+{
+    const char *nul = memchr(buf, '\0', n);
+
+    if (nul != NULL)
+        set_failure(f, DX_ERR_INVALID, "binary input: NUL byte at offset %llu",
+                    (unsigned long long)(offset + (uint64_t)(nul - buf)));
+}
+
+/* Reads a block as far as the input allows; a read failure is recorded in
+ * the block. */
+static void read_into(engine *e, block *b)
+{
+    int eof;
+
+    b->start = 0;
+    b->failure.status = DX_OK;
+    read_block(e, b->data, READ_BLOCK, &b->len, &eof, &b->failure);
+    b->last = eof;
+}
+
+/* Reads and checks the next block.  A failing block ends the input, with
+ * nothing of it parsed. */
+static void fill_block(engine *e, block *b)
+{
+    uint64_t offset = e->counts->bytes_in;
+
+    read_into(e, b);
+    if (b->failure.status == DX_OK)
+        check_binary(b->data, b->len, offset, &b->failure);
+    if (b->failure.status != DX_OK) {
+        b->last = 1;
+        b->len = 0;
+    }
+}
+
+/* The most frequent candidate outside quotes on the first non-blank line. */
+static unsigned char detect_delimiter(const char *s, size_t n)
+{
+    static const char candidates[] = {',', ';', '\t', '|'};
+    size_t count[4] = {0, 0, 0, 0}, i = 0, best = 0;
+    int quoted = 0;
+
+    while (i < n && (s[i] == '\r' || s[i] == '\n' || s[i] == ' '))
+        i++;
+    for (; i < n; i++) {
+        if (s[i] == '"')
+            quoted = !quoted;
+        else if (!quoted && (s[i] == '\r' || s[i] == '\n'))
+            break;
+        for (size_t k = 0; !quoted && k < 4; k++)
+            count[k] += s[i] == candidates[k];
+    }
+    for (size_t k = 1; k < 4; k++) {
+        if (count[k] > count[best])
+            best = k;
+    }
+    return (unsigned char)candidates[best];
+}
+
+/*
+ * The engine's side of the pipeline: keeps the parser supplied with blocks
+ * and cleans its batches as they come, until the last one or a failure.
+ */
+static void pump(engine *e, pipeline *q, int input_done)
+{
+    for (;;) {
+        block *free_block = NULL;
+        batch *ready = NULL;
+        int done;
+
+        pthread_mutex_lock(&q->lock);
+        for (;;) {
+            /* Reading first, so that the parser never waits for input. */
+            if (!input_done && q->block_count < BLOCKS) {
+                free_block = &q->blocks[(q->block_head + q->block_count) % BLOCKS];
+                break;
+            }
+            if (q->batch_count > 0) {
+                ready = &q->batches[q->batch_head];
+                break;
+            }
+            pthread_cond_wait(&q->engine_wake, &q->lock);
+        }
+        pthread_mutex_unlock(&q->lock);
+
+        if (free_block != NULL) {
+            fill_block(e, free_block);
+            input_done = free_block->last;
+            pthread_mutex_lock(&q->lock);
+            q->block_count++;
+            pthread_cond_signal(&q->parser_wake);
+            pthread_mutex_unlock(&q->lock);
+            continue;
+        }
+        clean_batch(e, ready);
+        done = ready->last || e->status != DX_OK;
+        clean_trim_buffer(&ready->raw);
+        pthread_mutex_lock(&q->lock);
+        q->batch_head = (q->batch_head + 1) % BATCHES;
+        q->batch_count--;
+        pthread_cond_signal(&q->parser_wake);
+        pthread_mutex_unlock(&q->lock);
+        if (done)
+            return;
+    }
+}
+
+void clean_pipeline_run(engine *e, pipeline *q, parser *p)
+{
+    block *first = &q->blocks[0];
+    pthread_t thread;
+    int err;
+
+    /* The first block holds the header line, whose delimiter is needed
+     * before parsing starts. */
+    read_into(e, first);
+    if (first->failure.status != DX_OK) {
+        clean_fail(e, first->failure.status, "%s", first->failure.reason);
+        return;
+    }
+    if (first->len >= 2 && ((first->data[0] == '\xFF' && first->data[1] == '\xFE') ||
+                            (first->data[0] == '\xFE' && first->data[1] == '\xFF'))) {
+        clean_fail(e, DX_ERR_INVALID, "unsupported encoding: UTF-16");
+        return;
+    }
+    check_binary(first->data, first->len, 0, &first->failure);
+    if (first->failure.status != DX_OK) {
+        clean_fail(e, first->failure.status, "%s", first->failure.reason);
+        return;
+    }
+    if (first->len >= 3 && memcmp(first->data, "\xEF\xBB\xBF", 3) == 0)
+        first->start = 3;
+    p->delimiter = detect_delimiter(first->data + first->start, first->len - first->start);
+    csv_set_delim(&p->csv, p->delimiter);
+    q->block_count = 1;
+    p->batch = filling_batch(q);
+
+    err = pthread_create(&thread, NULL, parser_main, p);
+    if (err != 0) {
+        clean_fail(e, DX_ERR_NOMEM, "cannot start the parser thread: %s", strerror(err));
+        return;
+    }
+    pump(e, q, first->last);
+    pipeline_stop(q);
+    pthread_join(thread, NULL);
+    if (e->status != DX_OK)
+        return;
+    if (!e->have_header)
+        clean_fail(e, DX_ERR_INVALID, "empty file");
+    clean_flush(e, 1);
+}
+
+int clean_pipeline_init(pipeline *q, parser *p)
+{
+    q->blocks = calloc(BLOCKS, sizeof(block));
+    q->batches = calloc(BATCHES, sizeof(batch));
+    if (q->blocks == NULL || q->batches == NULL)
+        return -1;
+    for (size_t i = 0; i < BATCHES; i++) {
+        csvout_init(&q->batches[i].raw);
+        q->batches[i].fields = calloc(BATCH_FIELDS, sizeof(span));
+        q->batches[i].shapes = calloc(BATCH_FIELDS, 1);
+        q->batches[i].records = calloc(BATCH_RECORDS, sizeof(record));
+        if (q->batches[i].fields == NULL || q->batches[i].shapes == NULL ||
+            q->batches[i].records == NULL)
+            return -1;
+    }
+    if (pthread_mutex_init(&q->lock, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&q->parser_wake, NULL) != 0 ||
+        pthread_cond_init(&q->engine_wake, NULL) != 0)
+        return -1;
+    p->pipe = q;
+    p->line = 1;
+    if (csv_init(&p->csv, 0) != 0)
+        return -1;
+    p->csv_ready = 1;
+    csv_set_blk_size(&p->csv, PARSER_STEP);
+    return 0;
+}
+
+void clean_pipeline_finish(pipeline *q, parser *p)
+{
+    if (p->csv_ready)
+        csv_free(&p->csv);
+    if (q->batches != NULL) {
+        for (size_t i = 0; i < BATCHES; i++) {
+            csvout_finish(&q->batches[i].raw);
+            free(q->batches[i].fields);
+            free(q->batches[i].shapes);
+            free(q->batches[i].records);
+        }
+    }
+    free(q->batches);
+    free(q->blocks);
+}

@@ -1,0 +1,249 @@
+/*
+ * Field text for the cleaning engine (see clean_private.h): fields are
+ * classified eight bytes at a time as they are copied out of libcsv, and
+ * only those that need it are trimmed, collapsed and transcoded.
+ */
+#include <string.h>
+
+#include "clean_private.h"
+#include "encoding.h"
+
+/* Length of the whitespace character at s, or 0: ASCII blanks and line
+ * breaks, and the Unicode spaces spreadsheets put in numbers and names. */
+static size_t space_length(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+
+    if (c == ' ' || (c >= '\t' && c <= '\r'))
+        return 1;
+    if (c == 0xC2 && n >= 2 && s[1] == 0xA0)
+        return 2; /* no-break space */
+    if (c == 0xE2 && n >= 3) {
+        if (s[1] == 0x80 &&
+            ((s[2] >= 0x80 && s[2] <= 0x8A) || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF))
+            return 3; /* en/em/thin spaces, line separators, narrow no-break */
+        if (s[1] == 0x81 && s[2] == 0x9F)
+            return 3; /* medium mathematical space */
+    }
+    if (c == 0xE3 && n >= 3 && s[1] == 0x80 && s[2] == 0x80)
+        return 3; /* ideographic space */
+    return 0;
+}
+
+/*
+ * Trims s[0..n) and collapses its whitespace runs into one space, writing
+ * UTF-8 to out; when cp1252 the input is Windows-1252 and is transcoded on
+ * the way (3 * n bytes of out suffice, n when not cp1252).  Returns the new
+ * length, and sets *plain when the result needs no quotes in the output.
+ * A stray byte order mark inside a UTF-8 field, left by concatenated
+ * exports, is dropped.
+ */
+static size_t collapse(const char *in, size_t n, char *out, int cp1252, int *plain)
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t w = 0, i = 0, space;
+    int gap = 0, quotes = 0;
+
+    while (i < n) {
+        unsigned char c = s[i];
+
+        if (c > ' ' && c < 0x80) {
+            if (gap) {
+                out[w++] = ' ';
+                gap = 0;
+            }
+            quotes |= c == ',' || c == '"';
+            out[w++] = (char)c;
+            i++;
+            continue;
+        }
+        if (cp1252 && c >= 0x80) {
+            space = c == 0xA0; /* the no-break space */
+        } else if ((space = space_length(s + i, n - i)) == 0 && c == 0xEF && n - i >= 3 &&
+                   s[i + 1] == 0xBB && s[i + 2] == 0xBF) {
+            i += 3;
+            continue;
+        }
+        if (space > 0) {
+            gap = w > 0;
+            i += space;
+            continue;
+        }
+        if (gap) {
+            out[w++] = ' ';
+            gap = 0;
+        }
+        if (cp1252) {
+            w += encoding_cp1252_to_utf8((const char *)s + i, 1, out + w);
+        } else {
+            out[w++] = (char)c;
+        }
+        i++;
+    }
+    *plain = !quotes;
+    return w;
+}
+
+#define ONES  UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+#define LOWS  UINT64_C(0x7F7F7F7F7F7F7F7F)
+
+/* High bit of each byte of v set when v has a zero byte somewhere; exact for
+ * "any", not per byte. */
+static uint64_t any_zero(uint64_t v)
+{
+    return (v - ONES) & ~v & HIGHS;
+}
+
+/* High bit set in exactly the zero bytes of v. */
+static uint64_t zero_bytes(uint64_t v)
+{
+    return ~(((v & LOWS) + LOWS) | v | LOWS);
+}
+
+/* What clean_text_copy_field() gathers from the words of a field: the high bit of a
+ * byte is set for each property some byte of the field has. */
+typedef struct shape_bits {
+    uint64_t high;    /* a byte over 0x7F */
+    uint64_t control; /* a byte under 0x20 */
+    uint64_t doubled; /* two spaces in a row */
+    uint64_t quotes;  /* a ',' or '"' */
+} shape_bits;
+
+/* Adds a word of the field; pairs_ok masks the byte pairs of the word that
+ * are neighbours in the field. */
+static inline void shape_word(shape_bits *b, uint64_t w, uint64_t pairs_ok)
+{
+    uint64_t spaces = zero_bytes(w ^ (' ' * ONES));
+
+    b->high |= w;
+    b->control |= (w - ' ' * ONES) & ~w;
+    b->doubled |= spaces & (spaces << 8) & pairs_ok;
+    b->quotes |= any_zero(w ^ (',' * ONES)) | any_zero(w ^ ('"' * ONES));
+}
+
+/*
+ * Copies a field to dst and classifies it on the way (SHAPE_*), eight bytes
+ * at a time where cleaning goes one by one: most fields of real files are
+ * clean, and then the raw bytes (transcoded for Windows-1252) are the value.
+ * The copy's loads serve the classification, so the field is read once.
+ * Words overlap at the end of the field rather than read past it; a byte
+ * seen twice changes nothing, and pairs across words are checked apart.
+ */
+unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    shape_bits b = {0, 0, 0, 0};
+    uint64_t w;
+
+    if (n == 0)
+        return SHAPE_CLEAN | SHAPE_PLAIN;
+    if (n >= 8) {
+        size_t i;
+
+        for (i = 0; i + 8 <= n; i += 8) {
+            memcpy(&w, s + i, sizeof(w));
+            memcpy(dst + i, &w, sizeof(w));
+            shape_word(&b, w, ~UINT64_C(0));
+            if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
+                b.doubled = HIGHS;
+        }
+        if (i < n) {
+            memcpy(&w, s + n - 8, sizeof(w));
+            memcpy(dst + n - 8, &w, sizeof(w));
+            shape_word(&b, w, ~UINT64_C(0));
+        }
+    } else if (n >= 4) {
+        uint32_t head, tail;
+
+        /* Two overlapping halves in one word; their bytes meeting in the
+         * middle are not neighbours in the field. */
+        memcpy(&head, s, sizeof(head));
+        memcpy(&tail, s + n - 4, sizeof(tail));
+        memcpy(dst, &head, sizeof(head));
+        memcpy(dst + n - 4, &tail, sizeof(tail));
+        shape_word(&b, (uint64_t)head | (uint64_t)tail << 32, ~(UINT64_C(0x80) << 32));
+    } else {
+        /* Up to three bytes, under letters, which no test flags. */
+        w = 'a' * ONES;
+        for (size_t i = 0; i < n; i++) {
+            dst[i] = src[i];
+            w = w << 8 | s[i];
+        }
+        shape_word(&b, w, ~UINT64_C(0));
+    }
+    if ((b.control | b.doubled) & HIGHS || s[0] == ' ' || s[n - 1] == ' ')
+        return (b.high & HIGHS) ? SHAPE_HIGH : 0;
+    return ((b.high & HIGHS) ? SHAPE_HIGH : 0) | SHAPE_CLEAN |
+           ((b.quotes & HIGHS) ? 0 : SHAPE_PLAIN);
+}
+
+/* 1 when a record's fields must be read as Windows-1252: when one of
+ * them, having a byte over 0x7F, is not UTF-8. */
+int clean_text_record_is_cp1252(const char *raw, const span *fields, const unsigned char *shapes,
+                                size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((shapes[i] & SHAPE_HIGH) && !encoding_utf8_valid(raw + fields[i].off, fields[i].len))
+            return 1;
+    }
+    return 0;
+}
+
+/*
+ * 1 when a field that clean_text_copy_field() found clean but for bytes over 0x7F
+ * reads the same cleaned: in Windows-1252 when it has no no-break space
+ * (0xA0); in UTF-8 when it has none of the lead bytes of the Unicode spaces
+ * and byte order mark collapse() looks for (0xC2, 0xE2, 0xE3, 0xEF).
+ */
+static int high_is_clean(const char *in, size_t n, int cp1252)
+{
+    const unsigned char *s = (const unsigned char *)in;
+
+    if (cp1252)
+        return memchr(s, 0xA0, n) == NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF)
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * Sets value[0..count) to the record's fields cleaned: clean fields point
+ * into the raw record, the others are transcoded from Windows-1252 when
+ * cp1252, trimmed and collapsed into the clean buffer.  Returns 0, or -1
+ * when memory is short.
+ */
+int clean_text_decode(engine *e, size_t count, int cp1252)
+{
+    char *clean;
+
+    /* Reserved up front (Windows-1252 triples at most) so that the pointers
+     * taken below stay valid for the whole row. */
+    e->clean.len = 0;
+    if (csvout_reserve(&e->clean, 3 * e->raw_len + 1) < 0)
+        return -1;
+    clean = e->clean.data;
+    for (size_t i = 0; i < count; i++) {
+        const char *s = e->raw + e->fields[i].off;
+        size_t n = e->fields[i].len;
+        unsigned shape = e->shape[i];
+        text *t = &e->value[i];
+
+        if ((shape & SHAPE_CLEAN) && (!(shape & SHAPE_HIGH) || high_is_clean(s, n, cp1252))) {
+            /* Transcoding cannot make a quote or a comma: plain stays plain. */
+            if ((shape & SHAPE_HIGH) && cp1252) {
+                *t = (text){clean, encoding_cp1252_to_utf8(s, n, clean), shape & SHAPE_PLAIN};
+                clean += t->len;
+            } else {
+                *t = (text){s, n, shape & SHAPE_PLAIN};
+            }
+            continue;
+        }
+        t->s = clean;
+        t->len = collapse(s, n, clean, cp1252, &t->plain);
+        clean += t->len;
+    }
+    return 0;
+}

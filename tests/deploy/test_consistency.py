@@ -525,6 +525,9 @@ def check_security(c, objs, where):
                 c.check(not (sc.get("capabilities") or {}).get("add"), f"{n} adds no capability")
             c.check(bool((ctr.get("resources") or {}).get("limits", {}).get("memory")), f"{n} has a memory limit")
             c.check(":" in ctr["image"] and not ctr["image"].endswith(":latest"), f"{n} image is pinned to a tag", ctr["image"])
+            # A short name resolves differently per runtime (podman and
+            # CRI-O: localhost/ or a prompt); a full name means one image.
+            c.check("." in ctr["image"].split("/")[0] and "/" in ctr["image"], f"{n} image has its full name (registry host)", ctr["image"])
 
 
 def check_network(c, objs, where, extra_allowed_pods):

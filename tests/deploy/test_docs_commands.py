@@ -15,6 +15,7 @@ Reads the shell blocks of README.md, docs/*.md and deploy/README.md and:
 - requires every trace id in an example to be one the workers accept
   (32 hex characters, not all zero).
 
+Needs kubectl and PyYAML (through test_consistency's Checks).
 Usage: test_docs_commands.py --source-dir DIR [--kubectl PATH]
 Prints one line per check and 'N passed, N failed'; exit 1 on any failure.
 """
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 
+from test_consistency import Checks
+
 TRACE_ID = re.compile(r'"trace_id":\s*"([^"]*)"')
 VALID_TRACE = re.compile(r"^[0-9a-f]{32}$")
 PREFIXED_LOGS = [
@@ -38,20 +41,6 @@ PREFIXED_LOGS = [
     '[pod/file-transformer-6b7/file-transformer] {"ts": "2026-11-24T08:00:00.500Z", "trace_id": "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0", "msg": "other run"}',
     '[pod/file-transformer-6b7/file-transformer] {"ts": "2026-11-24T08:00:02.000Z", "trace_id": "TRACE", "msg": "file ready"}',
 ]
-
-
-class Checks:
-    def __init__(self):
-        self.passed = self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {what}")
-        else:
-            self.failed += 1
-            print(f"FAIL {what}" + (f": {detail}" if detail else ""))
-        return ok
 
 
 def shell_lines(path):

@@ -18,8 +18,6 @@ and /home are this test's copies, so nothing of the machine changes.
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +25,7 @@ import time
 
 import harness
 from harness import SAMPLE_ORDERS
-from sshd import SSHD, free_port, keygen
+from sshd import SSHD, Sshd, keygen
 
 DATE = "2026-11-24"
 SFTP_DIR = os.path.join(harness.SOURCE_DIR, "deploy", "k8s", "base", "sftp")
@@ -35,24 +33,16 @@ PIPELINE_UID = 10001
 CLIENTS = {"US1": 20001, "US2": 20002}
 
 
-class AccountsServer:
-    """sshd with the SFTP pod's configuration and accounts."""
+class AccountsServer(Sshd):
+    """sshd with the SFTP pod's configuration and accounts; started, stopped
+    and removed as sshd.Sshd is."""
 
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="dx-sftp-accounts-")
+        super().__init__()
         os.chmod(self.dir, 0o755)
         self.home = os.path.join(self.dir, "home")  # /home for sshd
-        self.port = free_port()
-        self.host_key = keygen(os.path.join(self.dir, "host_key"), "dx-test-host")
         self.keys = {name: keygen(os.path.join(self.dir, f"{name}_key"), name)
                      for name in ["dataretailx", *CLIENTS]}
-        with open(self.host_key + ".pub") as f:
-            kind, blob = f.read().split()[:2]
-        self.known_hosts = os.path.join(self.dir, "known_hosts")
-        with open(self.known_hosts, "w") as f:
-            f.write(f"[127.0.0.1]:{self.port} {kind} {blob}\n")
-        self.log_path = os.path.join(self.dir, "sshd.log")
-        self.proc = None
 
     def write_files(self, clients_conf_lines):
         # The pipeline's account and its key, as atmoz/sftp makes them.
@@ -77,7 +67,8 @@ class AccountsServer:
         for name, text in (("passwd", passwd), ("group", group)):
             with open(os.path.join(self.dir, name), "w") as f:
                 f.write(text)
-        # The repository's sshd_config, with this test's port, key and pid file.
+        # The repository's sshd_config, with this test's port, key and pid
+        # file, in place of the one sshd.Sshd wrote.
         with open(os.path.join(SFTP_DIR, "sshd_config")) as f:
             lines = f.read().splitlines()
         replaced = {"Port": str(self.port), "HostKey": self.host_key,
@@ -87,7 +78,6 @@ class AccountsServer:
             word = line.split(" ", 1)[0]
             out.append(f"{word} {replaced[word]}" if word in replaced else line)
         out.insert(0, "ListenAddress 127.0.0.1")
-        self.config = os.path.join(self.dir, "sshd_config")
         with open(self.config, "w") as f:
             f.write("\n".join(out) + "\n")
 
@@ -104,31 +94,9 @@ class AccountsServer:
             stderr=subprocess.STDOUT, timeout=60)
         return res.returncode, res.stdout.decode(errors="replace")
 
-    def start(self):
-        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            ["unshare", "-m", "sh", "-c", self.namespace_script(f"exec {SSHD} -D -e -f {self.config}")],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("sshd exited at start:\n" + self.log_tail())
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    if s.recv(64).startswith(b"SSH-"):
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("sshd did not answer:\n" + self.log_tail())
-
-    def log_tail(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-30:])
-        except OSError:
-            return ""
+    def command(self):
+        return ["unshare", "-m", "sh", "-c",
+                self.namespace_script(f"exec {SSHD} -D -e -f {self.config}")]
 
     def path(self, rel):
         """Local path of rel under the pipeline's home (its chroot)."""
@@ -146,21 +114,6 @@ class AccountsServer:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60,
             cwd=self.dir)
         return res.returncode, res.stdout.decode(errors="replace")
-
-    def stop(self):
-        if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait()
-            self.proc = None
-            self.log.close()
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def client_lines(server):
     lines = []

@@ -111,30 +111,44 @@ def recipe(options):
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def make_base(podman, name, options, workdir):
-    """Makes base image name from the Debian archive unless podman already
-    holds one made from the same recipe.  Returns True when it was made."""
-    digest = recipe(options)
-    if podman.label(name, RECIPE_LABEL) == digest:
-        return False
-    tarball = os.path.join(workdir, "rootfs.tar")
-    started = time.time()
-    log(f"making {name} with mmdebstrap (not in podman's storage yet)")
+def mmdebstrap_command(options, tarball):
     cmd = ["mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
            f"--hook-dir={MERGED_USR_HOOK}"]
     cmd += [f"--dpkgopt={opt}" for opt in options]
-    cmd += ["bookworm", tarball, *SUITES]
-    subprocess.run(cmd, check=True)
-    podman.run("import", "--change", 'CMD ["bash"]',
-               "--change", f"LABEL {RECIPE_LABEL}={digest}", tarball, name)
-    os.unlink(tarball)
-    log(f"made {name} in {time.time() - started:.0f}s")
-    return True
+    return cmd + ["bookworm", tarball, *SUITES]
 
 
 def make_bases(podman, workdir):
-    for name, options in BASES.items():
-        make_base(podman, name, options, workdir)
+    """Makes each base image from the Debian archive unless podman already
+    holds one made from the same recipe; the missing ones are made side by
+    side (mostly unpacking: two cores, two images)."""
+    started = time.time()
+    jobs = []
+    for i, (name, options) in enumerate(BASES.items()):
+        digest = recipe(options)
+        if podman.label(name, RECIPE_LABEL) == digest:
+            continue
+        tarball = os.path.join(workdir, f"rootfs-{i}.tar")
+        log(f"making {name} with mmdebstrap (not in podman's storage yet)")
+        jobs.append((name, digest, tarball,
+                     subprocess.Popen(mmdebstrap_command(options, tarball))))
+    failed = []
+    try:
+        for name, digest, tarball, proc in jobs:
+            if proc.wait() != 0:
+                failed.append(f"{name} (mmdebstrap exited {proc.returncode})")
+                continue
+            podman.run("import", "--change", 'CMD ["bash"]',
+                       "--change", f"LABEL {RECIPE_LABEL}={digest}", tarball, name)
+            os.unlink(tarball)
+            log(f"made {name} in {time.time() - started:.0f}s")
+    finally:
+        for _, _, _, proc in jobs:  # only when the loop was left early
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if failed:
+        raise RuntimeError("base images not made: " + ", ".join(failed))
 
 
 def image_name(worker, tag=TAG):

@@ -12,8 +12,9 @@ them.
    tmpfs at all, --user 10001:10001, --cap-drop ALL, --security-opt
    no-new-privileges, the SFTP key and known_hosts bind-mounted read-only at
    /var/openfaas/secrets/; daily-checker --once -> file-transformer ->
-   status-checker over sftp://.  Inside, no path is writable, no capability
-   is held, no_new_privs is set.
+   status-checker over sftp://, then daily-checker as a service with its
+   own SCHEDULE.  Inside, no path is writable, no capability is held,
+   no_new_privs is set.
 4. Function mode (OpenFaaS): the same containers with stack.yml's own
    environment (only the cluster addresses and the port replaced, as
    `faas-cli deploy --env` would), SUBSCRIBE=0, invoked over HTTP the way the
@@ -239,7 +240,11 @@ def test_service_mode(t, p):
                 f"service: status-checker lists {client}'s 2 depot files")
     with open(os.path.join(p.depot, "US1", DATE, "input.csv")) as f:
         t.check(f.read().count("\n") == 4, "service: US1's output holds its header and 3 rows")
-    for worker in ("status-checker", "file-transformer"):
+    # daily-checker as the standalone Deployment runs it: its own SCHEDULE.
+    p.start_worker("daily-checker", SCHEDULE="0 8 * * *", CATCHUP_MAX_DAYS="7")
+    code, body = harness.http_get(p.ports["daily-checker"], "/metrics")
+    t.check(code == 200 and b"dx_" in body, "service: daily-checker with SCHEDULE serves /metrics")
+    for worker in ("status-checker", "file-transformer", "daily-checker"):
         check_confinement(t, p, worker)
     code, body = harness.http_get(p.ports["file-transformer"], "/metrics")
     t.check(code == 200 and b"# TYPE" in body, "service: file-transformer serves /metrics")

@@ -6,6 +6,7 @@
 # Usage:
 #   deploy/k8s/create-secrets.sh --target openfaas|standalone \
 #       --sftp-host-key FILE --sftp-user-key FILE [--nats-creds FILE] \
+#       [--nats-tls-ca FILE] [--nats-tls-cert FILE --nats-tls-key FILE] \
 #       [--sftp-host NAME]... [--dry-run]
 #
 #   --sftp-host-key FILE  private ed25519 host key of the SFTP server
@@ -18,6 +19,12 @@
 #                         created empty (the in-cluster NATS of the base has
 #                         no client authentication: the nats-connector cannot
 #                         present credentials; NetworkPolicies keep it private)
+#   --nats-tls-ca FILE    PEM CA certificates that sign the NATS server's
+#                         certificate (a private CA; NATS_TLS_CA_FILE)
+#   --nats-tls-cert FILE  PEM client certificate and its private key, for a
+#   --nats-tls-key FILE   NATS server that requires mutual TLS
+#                         (NATS_TLS_CERT_FILE, NATS_TLS_KEY_FILE); each of
+#                         the three secrets is created empty when not given
 #   --sftp-host NAME      a name the workers use for the SFTP server, for
 #                         known_hosts (default: the Service's names)
 #   --dry-run             print the Secret manifests instead of applying them
@@ -27,7 +34,8 @@
 #   namespace dataretailx:          sftp-host-keys (ssh_host_ed25519_key),
 #                                   sftp-authorized-keys (dataretailx.pub)
 #   worker namespace (openfaas-fn for --target openfaas, dataretailx for
-#   --target standalone):           sftp-key, sftp-known-hosts, nats-creds
+#   --target standalone):           sftp-key, sftp-known-hosts, nats-creds,
+#                                   nats-tls-ca, nats-tls-cert, nats-tls-key
 set -eu
 
 usage() {
@@ -36,12 +44,16 @@ usage() {
 }
 
 fn_label= target= host_key= user_key= nats_creds= dry_run=0 hosts=
+nats_tls_ca= nats_tls_cert= nats_tls_key=
 while [ $# -gt 0 ]; do
     case "$1" in
         --target) target=${2-}; shift 2 ;;
         --sftp-host-key) host_key=${2-}; shift 2 ;;
         --sftp-user-key) user_key=${2-}; shift 2 ;;
         --nats-creds) nats_creds=${2-}; shift 2 ;;
+        --nats-tls-ca) nats_tls_ca=${2-}; shift 2 ;;
+        --nats-tls-cert) nats_tls_cert=${2-}; shift 2 ;;
+        --nats-tls-key) nats_tls_key=${2-}; shift 2 ;;
         --sftp-host) hosts="${hosts:+$hosts,}${2-}"; shift 2 ;;
         --dry-run) dry_run=1; shift ;;
         -h|--help) usage ;;
@@ -54,7 +66,12 @@ case "$target" in
     standalone) fn_ns=dataretailx ;;
     *) echo "create-secrets: --target must be openfaas or standalone" >&2; exit 2 ;;
 esac
-for f in "$host_key" "$user_key" ${nats_creds:+"$nats_creds"}; do
+if { [ -n "$nats_tls_cert" ] && [ -z "$nats_tls_key" ]; } || { [ -z "$nats_tls_cert" ] && [ -n "$nats_tls_key" ]; }; then
+    echo "create-secrets: --nats-tls-cert and --nats-tls-key go together" >&2
+    exit 2
+fi
+for f in "$host_key" "$user_key" ${nats_creds:+"$nats_creds"} ${nats_tls_ca:+"$nats_tls_ca"} \
+         ${nats_tls_cert:+"$nats_tls_cert"} ${nats_tls_key:+"$nats_tls_key"}; do
     if [ -z "$f" ] || [ ! -r "$f" ]; then
         echo "create-secrets: missing or unreadable file: '${f}' (see --help)" >&2
         exit 2
@@ -79,11 +96,14 @@ if ! ssh-keygen -y -f "$user_key" > "$work/dataretailx.pub" 2>/dev/null; then
 fi
 # known_hosts: "name1,name2 <type> <key>" (port 22: no [host]:port form).
 printf '%s %s\n' "$hosts" "$(cut -d' ' -f1,2 "$work/host.pub")" > "$work/known_hosts"
-if [ -n "$nats_creds" ]; then
-    cp "$nats_creds" "$work/nats-creds"
-else
-    : > "$work/nats-creds"
-fi
+# Optional files: the secret holds the file, or nothing.
+optional_file() {
+    if [ -n "$1" ]; then cp "$1" "$work/$2"; else : > "$work/$2"; fi
+}
+optional_file "$nats_creds" nats-creds
+optional_file "$nats_tls_ca" nats-tls-ca
+optional_file "$nats_tls_cert" nats-tls-cert
+optional_file "$nats_tls_key" nats-tls-key
 
 # One secret: name, namespace, then key=file pairs.
 secret() {
@@ -122,3 +142,6 @@ secret sftp-authorized-keys dataretailx "dataretailx.pub=$work/dataretailx.pub"
 secret sftp-key "$fn_ns" "sftp-key=$user_key"
 secret sftp-known-hosts "$fn_ns" "sftp-known-hosts=$work/known_hosts"
 secret nats-creds "$fn_ns" "nats-creds=$work/nats-creds"
+for name in nats-tls-ca nats-tls-cert nats-tls-key; do
+    secret "$name" "$fn_ns" "$name=$work/$name"
+done

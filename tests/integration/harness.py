@@ -121,16 +121,22 @@ class NatsServer:
         self.store = os.path.join(workdir, "jetstream")
         self.extra_args = list(extra_args)
         self.proc = None
+        # Set both before start() for a server with user/password authorisation.
+        self.user = None
+        self.password = None
 
     @property
     def url(self):
-        return f"nats://127.0.0.1:{self.port}"
+        """The URL the workers get: with the credentials when there are some."""
+        auth = f"{self.user}:{self.password}@" if self.user else ""
+        return f"nats://{auth}127.0.0.1:{self.port}"
 
     def start(self):
         os.makedirs(self.store, exist_ok=True)
+        auth = ["--user", self.user, "--pass", self.password] if self.user else []
         self.proc = start_process(
             [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", self.store]
-            + self.extra_args,
+            + auth + self.extra_args,
             os.path.join(self.workdir, f"nats-{self.port}.log"))
         wait_port(self.port)
         return self
@@ -144,12 +150,14 @@ class NatsServer:
 class NatsClient:
     """A plain NATS protocol client: PUB/HPUB and request-reply."""
 
-    def __init__(self, port):
+    def __init__(self, port, user=None, password=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.buf = b""
         self._read_line()  # INFO
-        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
-                          b'"name":"test-client"}\r\nPING\r\n')
+        connect = {"verbose": False, "pedantic": False, "headers": True, "name": "test-client"}
+        if user:
+            connect.update(user=user, **{"pass": password})
+        self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
         self._expect_pong()
         self.sid = 0
 
@@ -432,7 +440,26 @@ class Pipeline:
         return wait_until(done, timeout=timeout, what=f"runs of {clients} for {order_date}")
 
     def client(self):
-        return NatsClient(self.nats.port)
+        return NatsClient(self.nats.port, self.nats.user, self.nats.password)
+
+    def secret_leaks(self, secret):
+        """Where secret shows: the workers' logs (the servers' own logs are
+        not ours), their /metrics, and status-checker's /status and page."""
+        found = []
+        for name in sorted(os.listdir(self.workdir)):
+            if name.endswith(".log") and not name.startswith("nats-"):
+                with open(os.path.join(self.workdir, name), "rb") as f:
+                    if secret.encode() in f.read():
+                        found.append(name)
+        for worker, proc in self.workers.items():
+            port = self.ports.get(worker)
+            if port is None or proc.poll() is not None:
+                continue
+            paths = ["/metrics"] + (["/status", "/"] if worker == "status-checker" else [])
+            for path in paths:
+                if secret.encode() in http_get(port, path)[1]:
+                    found.append(f"{worker} {path}")
+        return found
 
     def stop(self):
         for proc in list(self.workers.values()):

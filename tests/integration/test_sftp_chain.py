@@ -14,6 +14,9 @@ the results directly on disk.
    is left in the depot, and the transformer's memory stays bounded.
 4. Wrong host key and wrong user key: FileFailed with permanent=true and the
    reason, the drop kept in the inbox.
+5. Secrets: no SFTP key material in the logs (4.), and nats-server runs with
+   user/password authorisation: the NATS password never appears in any
+   worker's log, /metrics, /status or the page (issue 11, item 6).
 """
 
 import json
@@ -28,6 +31,7 @@ from harness import SAMPLE_ORDERS
 from sshd import Sshd
 
 DATE = "2026-11-24"
+NATS_PASSWORD = "Nats-Secret-4711"
 BIG_ROWS = 1_200_000  # about 100 MB at ~88 bytes a row
 # The transformer's own baseline (nats.c, libssh, OpenSSL, the cleaner) is
 # about 30 MB; a drop held in memory would add its 100 MB.
@@ -207,6 +211,11 @@ def test_bad_credentials(p, t, server):
         harness.stop_process(p.workers.pop(f"file-transformer-{client}"))
 
 
+def test_no_nats_secret(p, t):
+    found = p.secret_leaks(NATS_PASSWORD)
+    t.check(found == [], f"the NATS password never appears ({found})")
+
+
 def main():
     t = harness.TestRun("test_sftp_chain")
     server = Sshd()
@@ -218,6 +227,7 @@ def main():
         p = harness.Pipeline("sftp-chain", inbox_url=server.url("inbox"),
                              depot_url=server.url("depot"),
                              extra_env=dict(server.env(), ACK_WAIT="30", MAX_DELIVER="20"))
+        p.nats.user, p.nats.password = "dataretailx", NATS_PASSWORD
         # The workers reach the folders through sshd; the test reads them on disk.
         p.inbox = server.path("inbox")
         p.depot = server.path("depot")
@@ -228,6 +238,7 @@ def main():
         test_hostile_clients(p, t)
         test_big_drop_server_restart(p, t, server, big, ref_out, ref_rejects)
         test_bad_credentials(p, t, server)
+        test_no_nats_secret(p, t)
     except Exception as e:  # a crash of the test is a failure, with logs
         t.check(False, f"exception: {e!r}")
     finally:

@@ -5,9 +5,23 @@
 #include "testing.h"
 #include "util.h"
 
-static const char *vars[] = {"NATS_URL",    "INBOX_URL",      "DEPOT_URL",      "PORT",
-                             "LOG_LEVEL",   "CLIENT_PATTERN", "EVENT_ENCODING", "SUBSCRIBE",
-                             "MAX_DELIVER", "HTTP_ADDR",      "DROP_MIN_AGE",   "SCHEDULE"};
+static const char *vars[] = {"NATS_URL",
+                             "INBOX_URL",
+                             "DEPOT_URL",
+                             "PORT",
+                             "LOG_LEVEL",
+                             "CLIENT_PATTERN",
+                             "EVENT_ENCODING",
+                             "SUBSCRIBE",
+                             "MAX_DELIVER",
+                             "HTTP_ADDR",
+                             "DROP_MIN_AGE",
+                             "SCHEDULE",
+                             "TZ",
+                             "NATS_CREDS_FILE",
+                             "NATS_TLS_CA_FILE",
+                             "NATS_TLS_CERT_FILE",
+                             "NATS_TLS_KEY_FILE"};
 
 static void clear(void)
 {
@@ -47,10 +61,29 @@ int main(void)
     static const struct {
         const char *name, *value;
     } bad[] = {
-        {"PORT", "80a"},        {"PORT", "70000"},         {"PORT", "-1"},
-        {"LOG_LEVEL", "loud"},  {"EVENT_ENCODING", "xml"}, {"SUBSCRIBE", "maybe"},
-        {"MAX_DELIVER", "0"},   {"INBOX_URL", "/abs"},     {"DEPOT_URL", "http://x/"},
+        {"PORT", "80a"},
+        {"PORT", "70000"},
+        {"PORT", "-1"},
+        {"LOG_LEVEL", "loud"},
+        {"EVENT_ENCODING", "xml"},
+        {"SUBSCRIBE", "maybe"},
+        {"MAX_DELIVER", "0"},
+        {"INBOX_URL", "/abs"},
+        {"DEPOT_URL", "http://x/"},
         {"DROP_MIN_AGE", "1m"},
+        {"TZ", "Europe/Pari"},
+        {"TZ", "Paris"},
+        {"TZ", "Europe"},
+        {"TZ", "../../../etc/passwd"},
+        {"TZ", "/etc/passwd"},
+        {"NATS_URL", "garbage"},
+        {"NATS_URL", "http://127.0.0.1:4222"},
+        {"NATS_CREDS_FILE", "/nonexistent/nats.creds"},
+        {"NATS_TLS_CA_FILE", "/nonexistent/ca.pem"},
+        {"NATS_TLS_CERT_FILE", "/nonexistent/cert.pem"},
+        {"HTTP_ADDR", "localhost"},
+        {"HTTP_ADDR", "256.0.0.1"},
+        {"HTTP_ADDR", "::1"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
@@ -60,6 +93,32 @@ int main(void)
             testing_fail(__FILE__, __LINE__, "%s=%s: \"%s\" does not name it", bad[i].name,
                          bad[i].value, err);
     }
+    /* Zones of the tz database, UTC and POSIX rules are taken. */
+    static const char *zones[] = {"Europe/Paris",
+                                  ":Europe/Paris",
+                                  "UTC",
+                                  "America/New_York",
+                                  "CET-1CEST,M3.5.0,M10.5.0/3",
+                                  "<+0330>-3:30",
+                                  ""};
+    for (size_t i = 0; i < sizeof(zones) / sizeof(zones[0]); i++) {
+        err[0] = '\0';
+        if (config_check_tz(zones[i], err, sizeof(err)) != DX_OK)
+            testing_fail(__FILE__, __LINE__, "TZ=%s refused: %s", zones[i], err);
+        testing_checks++;
+    }
+    /* The credentials in NATS_URL are kept for nats.c, never for display. */
+    CHECK_EQ_INT(load_with("NATS_URL", "nats://alice:TopSecret9@127.0.0.1:4222", &cfg, err), DX_OK);
+    CHECK_EQ_STR(cfg.nats_url, "nats://alice:TopSecret9@127.0.0.1:4222");
+    CHECK_EQ_STR(cfg.nats_url_display, "nats://alice:***@127.0.0.1:4222");
+    /* A client certificate without its key, and the other way round. */
+    CHECK_EQ_INT(load_with("NATS_TLS_CERT_FILE", "meson.build", &cfg, err), DX_ERR_INVALID);
+    CHECK(strstr(err, "NATS_TLS_KEY_FILE") != NULL);
+    CHECK_EQ_INT(load_with("NATS_TLS_KEY_FILE", "meson.build", &cfg, err), DX_ERR_INVALID);
+    CHECK(strstr(err, "NATS_TLS_CERT_FILE") != NULL);
+    CHECK_EQ_INT(load_with("NATS_TLS_CA_FILE", "meson.build", &cfg, err), DX_OK);
+    CHECK_EQ_STR(cfg.nats_tls_ca_file, "meson.build");
+
     CHECK(util_date_valid("2024-02-29"));
     CHECK(!util_date_valid("2026-02-29"));
     CHECK(!util_date_valid("2026-04-31"));

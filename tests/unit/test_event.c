@@ -88,6 +88,43 @@ static void json_input_forms(void)
     CHECK_EQ_INT(fr.rows_in, 42);
 }
 
+/* A body of depth levels of {"a": ... } around an empty object (caller frees). */
+static char *nested(int depth, int with_strings)
+{
+    const char *open = with_strings ? "{\"a{[\":" : "{\"a\":";
+    size_t open_len = strlen(open), len = (size_t)depth * (open_len + 1) + 3;
+    char *body = malloc(len);
+    size_t used = 0;
+
+    for (int i = 0; i < depth; i++, used += open_len)
+        memcpy(body + used, open, open_len);
+    memcpy(body + used, "{}", 2);
+    used += 2;
+    memset(body + used, '}', (size_t)depth);
+    body[used + (size_t)depth] = '\0';
+    return body;
+}
+
+/* Issue 11 §9: a deep body says so, instead of "not a JSON object". */
+static void too_deep(void)
+{
+    event_order_date ev;
+    char err[256] = "";
+    char *body = nested(60000, 0);
+
+    CHECK_EQ_INT(event_decode(EVENT_ORDER_DATE, body, strlen(body), NULL, &ev, err, sizeof(err)),
+                 DX_ERR_INVALID);
+    CHECK(strstr(err, "nested too deeply") != NULL);
+    free(body);
+    /* Brackets inside strings are text, not nesting. */
+    body = nested(1, 1);
+    err[0] = '\0';
+    CHECK_EQ_INT(event_decode(EVENT_ORDER_DATE, body, strlen(body), NULL, &ev, err, sizeof(err)),
+                 DX_ERR_INVALID);
+    CHECK(strstr(err, "nested too deeply") == NULL);
+    free(body);
+}
+
 static void malformed(void)
 {
     static const struct {
@@ -157,6 +194,7 @@ int main(void)
     roundtrip_file_failed();
     json_input_forms();
     malformed();
+    too_deep();
     json_output_names();
     return testing_finish("test_event");
 }

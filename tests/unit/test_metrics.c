@@ -391,6 +391,7 @@ static void test_standard(void)
                        "dx_invalid_input_total{kind=\"invalid_event\"} 0\n"
                        "dx_invalid_input_total{kind=\"not_regular_file\"} 0\n"
                        "dx_invalid_input_total{kind=\"oversized\"} 1\n"
+                       "dx_invalid_input_total{kind=\"slow_request\"} 0\n"
                        "dx_invalid_input_total{kind=\"undecodable\"} 0\n"
                        "dx_invalid_input_total{kind=\"unusable_file\"} 0\n") != NULL);
     CHECK(strstr(text, "\ndx_nats_reconnects_total 1\n") != NULL);

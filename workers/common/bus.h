@@ -57,6 +57,13 @@ typedef bus_verdict (*bus_handler)(void *ctx, const bus_delivery *d, int64_t *na
  */
 dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err, size_t err_len);
 
+/*
+ * Builds the connection options from cfg without connecting (the TLS files
+ * are loaded), so that a bad setting is refused at start.  Returns
+ * DX_ERR_INVALID with a one-line reason naming the variable.
+ */
+dx_status bus_check_config(const config *cfg, char *err, size_t err_len);
+
 /* Drains the connection (in-flight acks and publishes are flushed) and frees
  * the bus.  Accepts NULL. */
 void bus_destroy(bus *b);

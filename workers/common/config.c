@@ -1,11 +1,17 @@
 #include "config.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "natsurl.h"
 
 static dx_status get_string(const char *name, const char *fallback, char *out, size_t out_len,
                             char *err, size_t err_len)
@@ -68,17 +74,144 @@ static dx_status check_storage_url(const char *name, const char *url, char *err,
     return DX_ERR_INVALID;
 }
 
+/* True when path is a regular file that starts like a compiled tz zone. */
+static int is_tzif(const char *path)
+{
+    char magic[4];
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int ok = 0;
+
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read(fd, magic, 4) == 4)
+        ok = memcmp(magic, "TZif", 4) == 0;
+    close(fd);
+    return ok;
+}
+
+/* True for a POSIX TZ rule: a 3+ letter (or <quoted>) name, then an offset. */
+static int is_posix_rule(const char *tz)
+{
+    const char *p = tz;
+
+    if (*p == '<') {
+        p = strchr(p, '>');
+        if (p == NULL)
+            return 0;
+        p++;
+    } else {
+        while (isalpha((unsigned char)*p))
+            p++;
+        if (p - tz < 3)
+            return 0;
+    }
+    if (*p == '+' || *p == '-')
+        p++;
+    return isdigit((unsigned char)*p);
+}
+
+dx_status config_check_tz(const char *tz, char *err, size_t err_len)
+{
+    const char *dir = getenv("TZDIR");
+    char path[1024];
+
+    if (tz == NULL || tz[0] == '\0' || strcmp(tz, "UTC") == 0)
+        return DX_OK;
+    if (tz[0] == ':')
+        tz++;
+    if (is_posix_rule(tz))
+        return DX_OK;
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/usr/share/zoneinfo";
+    /* glibc would read any file a relative name reaches; only zones count. */
+    if (tz[0] == '/')
+        snprintf(path, sizeof(path), "%s", tz);
+    else if (strstr(tz, "..") == NULL)
+        snprintf(path, sizeof(path), "%s/%s", dir, tz);
+    else
+        path[0] = '\0';
+    if (path[0] != '\0' && is_tzif(path))
+        return DX_OK;
+    snprintf(err, err_len,
+             "TZ \"%.64s\" names no zone of the tz database (e.g. Europe/Paris, America/New_York, "
+             "UTC)",
+             tz);
+    return DX_ERR_INVALID;
+}
+
+/* Refuses a file variable whose file cannot be opened for reading. */
+static dx_status check_readable(const char *name, const char *path, char *err, size_t err_len)
+{
+    int fd;
+
+    if (path[0] == '\0')
+        return DX_OK;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: cannot read %s: %s", name, path, strerror(errno));
+        return DX_ERR_INVALID;
+    }
+    close(fd);
+    return DX_OK;
+}
+
+static dx_status load_nats(config *cfg, char *err, size_t err_len)
+{
+    dx_status s = get_string("NATS_URL", "nats://127.0.0.1:4222", cfg->nats_url,
+                             sizeof(cfg->nats_url), err, err_len);
+
+    if (s == DX_OK)
+        s = natsurl_check(cfg->nats_url, err, err_len);
+    if (s == DX_OK)
+        natsurl_redact(cfg->nats_url, cfg->nats_url_display, sizeof(cfg->nats_url_display));
+    if (s == DX_OK)
+        s = get_string("NATS_CREDS_FILE", "", cfg->nats_creds_file, sizeof(cfg->nats_creds_file),
+                       err, err_len);
+    if (s == DX_OK)
+        s = get_string("NATS_TLS_CA_FILE", "", cfg->nats_tls_ca_file, sizeof(cfg->nats_tls_ca_file),
+                       err, err_len);
+    if (s == DX_OK)
+        s = get_string("NATS_TLS_CERT_FILE", "", cfg->nats_tls_cert_file,
+                       sizeof(cfg->nats_tls_cert_file), err, err_len);
+    if (s == DX_OK)
+        s = get_string("NATS_TLS_KEY_FILE", "", cfg->nats_tls_key_file,
+                       sizeof(cfg->nats_tls_key_file), err, err_len);
+    if (s == DX_OK && (cfg->nats_tls_cert_file[0] == '\0') != (cfg->nats_tls_key_file[0] == '\0')) {
+        snprintf(err, err_len, "NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE go together: set both");
+        s = DX_ERR_INVALID;
+    }
+    if (s == DX_OK)
+        s = check_readable("NATS_CREDS_FILE", cfg->nats_creds_file, err, err_len);
+    if (s == DX_OK)
+        s = check_readable("NATS_TLS_CA_FILE", cfg->nats_tls_ca_file, err, err_len);
+    if (s == DX_OK)
+        s = check_readable("NATS_TLS_CERT_FILE", cfg->nats_tls_cert_file, err, err_len);
+    if (s == DX_OK)
+        s = check_readable("NATS_TLS_KEY_FILE", cfg->nats_tls_key_file, err, err_len);
+    return s;
+}
+
+static dx_status check_http_addr(const char *addr, char *err, size_t err_len)
+{
+    struct in_addr parsed;
+
+    if (inet_pton(AF_INET, addr, &parsed) == 1)
+        return DX_OK;
+    snprintf(err, err_len, "HTTP_ADDR \"%.64s\" is not an IPv4 address (e.g. 0.0.0.0 or 127.0.0.1)",
+             addr);
+    return DX_ERR_INVALID;
+}
+
 dx_status config_load(config *cfg, char *err, size_t err_len)
 {
     char encoding[16];
     dx_status s;
 
     memset(cfg, 0, sizeof(*cfg));
-    s = get_string("NATS_URL", "nats://127.0.0.1:4222", cfg->nats_url, sizeof(cfg->nats_url), err,
-                   err_len);
+    s = config_check_tz(getenv("TZ"), err, err_len);
     if (s == DX_OK)
-        s = get_string("NATS_CREDS_FILE", "", cfg->nats_creds_file, sizeof(cfg->nats_creds_file),
-                       err, err_len);
+        s = load_nats(cfg, err, err_len);
     if (s == DX_OK)
         s = get_string("INBOX_URL", "", cfg->inbox_url, sizeof(cfg->inbox_url), err, err_len);
     if (s == DX_OK)
@@ -90,6 +223,8 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
     if (s == DX_OK)
         s = get_string("HTTP_ADDR", "127.0.0.1", cfg->http_addr, sizeof(cfg->http_addr), err,
                        err_len);
+    if (s == DX_OK)
+        s = check_http_addr(cfg->http_addr, err, err_len);
     if (s == DX_OK)
         s = get_int("PORT", 8080, 0, 65535, &cfg->port, err, err_len);
     if (s == DX_OK)

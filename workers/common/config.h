@@ -11,29 +11,42 @@
  * that reads them.
  */
 typedef struct config {
-    char nats_url[512];        /* NATS_URL */
-    char nats_creds_file[512]; /* NATS_CREDS_FILE ("" for none) */
-    char inbox_url[1024];      /* INBOX_URL */
-    char depot_url[1024];      /* DEPOT_URL */
-    char http_addr[64];        /* HTTP_ADDR */
-    int port;                  /* PORT */
-    char log_level[16];        /* LOG_LEVEL */
-    char client_pattern[256];  /* CLIENT_PATTERN */
-    int emit_json;             /* EVENT_ENCODING=json */
-    int subscribe;             /* SUBSCRIBE */
-    char schedule[512];        /* SCHEDULE ("" for none) */
-    int catchup_max_days;      /* CATCHUP_MAX_DAYS */
-    int drop_min_age;          /* DROP_MIN_AGE, seconds */
-    int max_deliver;           /* MAX_DELIVER */
-    int ack_wait;              /* ACK_WAIT, seconds */
-    int max_event_bytes;       /* MAX_EVENT_BYTES */
-    int shutdown_grace;        /* SHUTDOWN_GRACE, seconds */
-    int stream_replicas;       /* STREAM_REPLICAS */
+    char nats_url[512];           /* NATS_URL */
+    char nats_creds_file[512];    /* NATS_CREDS_FILE ("" for none) */
+    char nats_tls_ca_file[512];   /* NATS_TLS_CA_FILE ("" for the system CAs) */
+    char nats_tls_cert_file[512]; /* NATS_TLS_CERT_FILE ("" for no client certificate) */
+    char nats_tls_key_file[512];  /* NATS_TLS_KEY_FILE (set with NATS_TLS_CERT_FILE) */
+    char nats_url_display[512];   /* NATS_URL with credentials replaced by *** */
+    char inbox_url[1024];         /* INBOX_URL */
+    char depot_url[1024];         /* DEPOT_URL */
+    char http_addr[64];           /* HTTP_ADDR */
+    int port;                     /* PORT */
+    char log_level[16];           /* LOG_LEVEL */
+    char client_pattern[256];     /* CLIENT_PATTERN */
+    int emit_json;                /* EVENT_ENCODING=json */
+    int subscribe;                /* SUBSCRIBE */
+    char schedule[512];           /* SCHEDULE ("" for none) */
+    int catchup_max_days;         /* CATCHUP_MAX_DAYS */
+    int drop_min_age;             /* DROP_MIN_AGE, seconds */
+    int max_deliver;              /* MAX_DELIVER */
+    int ack_wait;                 /* ACK_WAIT, seconds */
+    int max_event_bytes;          /* MAX_EVENT_BYTES */
+    int shutdown_grace;           /* SHUTDOWN_GRACE, seconds */
+    int stream_replicas;          /* STREAM_REPLICAS */
 } config;
 
 /*
  * Fills cfg from the environment, with defaults for what is unset.  Returns
  * DX_ERR_INVALID with a one-line reason naming the variable when a value is
- * malformed (the caller prints it and exits 2).
+ * malformed, a file named by a variable cannot be read, or TZ names no zone
+ * of the tz database (the caller prints it and exits 2).
  */
 dx_status config_load(config *cfg, char *err, size_t err_len);
+
+/*
+ * Checks the TZ variable: unset, empty, "UTC", a zone of the tz database
+ * (a TZif file under TZDIR or /usr/share/zoneinfo, optionally written with a
+ * leading ':') or a POSIX rule with an offset ("CET-1CEST,M3.5.0,M10.5.0/3").
+ * Returns DX_ERR_INVALID with a one-line reason naming TZ otherwise.
+ */
+dx_status config_check_tz(const char *tz, char *err, size_t err_len);

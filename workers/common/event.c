@@ -195,6 +195,38 @@ static int json_has_nul(const char *s, size_t len)
     return 0;
 }
 
+/*
+ * Events are flat objects: a few levels of nesting are plenty.  cJSON stops
+ * at its own limit (1000) and then only says "cannot parse", so the depth is
+ * measured first, brackets inside strings not counted, and the scan stops
+ * at the first level over the limit (a hostile body costs no more).
+ */
+#define JSON_MAX_DEPTH 32
+
+static int json_too_deep(const char *s, size_t len)
+{
+    int depth = 0, in_string = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > JSON_MAX_DEPTH)
+                return 1;
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 static dx_status decode_json(const message_desc *m, const void *data, size_t len, void *ev,
                              char *err, size_t err_len)
 {
@@ -203,6 +235,11 @@ static dx_status decode_json(const message_desc *m, const void *data, size_t len
 
     if (json_has_nul(data, len)) {
         snprintf(err, err_len, "undecodable %s: JSON holds a NUL character", m->name);
+        return DX_ERR_INVALID;
+    }
+    if (json_too_deep(data, len)) {
+        snprintf(err, err_len, "undecodable %s: JSON nested too deeply (more than %d levels)",
+                 m->name, JSON_MAX_DEPTH);
         return DX_ERR_INVALID;
     }
     root = cJSON_ParseWithLength(data, len);

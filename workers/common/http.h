@@ -9,10 +9,25 @@
  * contract and the operators' endpoints.  http.c answers GET /_/health,
  * GET /_/ready (through the worker's ready callback) and GET /metrics itself;
  * every other request goes to the worker's handler with its whole body
- * (bounded: a larger body is answered 413 without reaching the handler).
+ * (bounded: a larger body is answered 413 without reaching the handler, and
+ * at once, before the body is read, when Content-Length announces it).
  * Each connection has its own thread, so a long invocation never blocks the
  * probes.
+ *
+ * A slow or hostile client cannot take the worker offline (slowloris): a
+ * request's headers and body must arrive within HTTP_READ_DEADLINE_S of the
+ * connection (or of the previous answer on a kept-alive connection), an idle
+ * connection is closed after HTTP_IDLE_TIMEOUT_S, one client address holds
+ * at most HTTP_MAX_PER_IP connections and the server HTTP_MAX_CONNECTIONS.
+ * Kubernetes probes come from the node's address and connector invocations
+ * from the connectors' pods, so an attacker's cap never applies to them.
+ * The time spent in the handler is not bounded (a run takes what it takes).
  */
+
+#define HTTP_READ_DEADLINE_S 10
+#define HTTP_IDLE_TIMEOUT_S  10
+#define HTTP_MAX_PER_IP      32
+#define HTTP_MAX_CONNECTIONS 1024
 
 typedef struct http_server http_server;
 

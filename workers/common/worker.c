@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -66,12 +67,47 @@ dx_status worker_init(worker *w, const char *name, int need_inbox, int need_depo
     metrics_define_standard(name);
     s = config_load(&w->cfg, err, err_len);
     if (s == DX_OK)
+        s = bus_check_config(&w->cfg, err, err_len);
+    if (s == DX_OK)
         s = clientid_rule_create(&w->clients, w->cfg.client_pattern, err, err_len);
     if (s == DX_OK && need_inbox)
         s = open_storage("INBOX_URL", w->cfg.inbox_url, &w->inbox, err, err_len);
     if (s == DX_OK && need_depot)
         s = open_storage("DEPOT_URL", w->cfg.depot_url, &w->depot, err, err_len);
     return s;
+}
+
+/* The storage's display URL (no secret); "" for one this worker does not use. */
+static const char *storage_shown(const storage *st)
+{
+    return st != NULL ? storage_display_url(st) : "";
+}
+
+void worker_log_settings(const worker *w, const cron_schedule *schedule)
+{
+    cJSON *fields = cJSON_CreateObject();
+    const char *tz = getenv("TZ");
+    char next_run[64] = "";
+    time_t next;
+
+    if (schedule != NULL && cron_next(schedule, time(NULL), &next) == DX_OK) {
+        struct tm tm;
+
+        localtime_r(&next, &tm);
+        strftime(next_run, sizeof(next_run), "%Y-%m-%dT%H:%M:%S%z %Z", &tm);
+    }
+    cJSON_AddStringToObject(fields, "tz", tz && tz[0] ? tz : "UTC");
+    cJSON_AddStringToObject(fields, "nats_servers", w->cfg.nats_url_display);
+    cJSON_AddBoolToObject(fields, "nats_tls_ca", w->cfg.nats_tls_ca_file[0] != '\0');
+    cJSON_AddBoolToObject(fields, "nats_tls_client_cert", w->cfg.nats_tls_cert_file[0] != '\0');
+    cJSON_AddStringToObject(fields, "inbox", storage_shown(w->inbox));
+    cJSON_AddStringToObject(fields, "depot", storage_shown(w->depot));
+    cJSON_AddStringToObject(fields, "schedule", cron_describe(schedule));
+    if (next_run[0] != '\0')
+        cJSON_AddStringToObject(fields, "next_run", next_run);
+    else
+        cJSON_AddNullToObject(fields, "next_run");
+    log_write(LOG_LEVEL_INFO, NULL, "settings", fields);
 }
 
 dx_status worker_connect_bus(worker *w, int64_t timeout_ms)

@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "clientid.h"
 #include "config.h"
+#include "cron.h"
 #include "http.h"
 #include "log.h"
 #include "status.h"
@@ -46,6 +47,13 @@ void worker_install_signals(void);
  */
 dx_status worker_init(worker *w, const char *name, int need_inbox, int need_depot, char *err,
                       size_t err_len);
+
+/*
+ * Logs the one line of effective settings every worker writes at start: TZ,
+ * the NATS servers (credentials replaced by ***), inbox, depot, and the
+ * schedule with its next run in local time (schedule may be NULL).
+ */
+void worker_log_settings(const worker *w, const cron_schedule *schedule);
 
 /*
  * Connects the bus, retrying with backoff (logging each failure) until it

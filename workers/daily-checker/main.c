@@ -157,11 +157,12 @@ int main(int argc, char **argv)
         ret = 2;
         goto done;
     }
+    worker_log_settings(&w, schedule);
     if (opt.once) {
         cJSON *published = cJSON_CreateArray();
 
         if (worker_connect_bus(&w, 30000) != DX_OK) {
-            fprintf(stderr, "daily-checker: cannot reach NATS at %s\n", w.cfg.nats_url);
+            fprintf(stderr, "daily-checker: cannot reach NATS at %s\n", w.cfg.nats_url_display);
         } else if (run_check(&w, opt.date, opt.client, NULL, "manual", published, err,
                              sizeof(err)) != DX_OK) {
             fprintf(stderr, "daily-checker: %s\n", err);

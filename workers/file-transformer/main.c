@@ -181,6 +181,7 @@ static int run_service(void)
         ret = 2;
         goto done;
     }
+    worker_log_settings(&w, NULL);
     if (worker_start_http(&w, on_http, err, sizeof(err)) != DX_OK) {
         log_printf(LOG_LEVEL_ERROR, NULL, "%s", err);
         goto done;

@@ -74,10 +74,12 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
         files = -1; /* the event is recorded all the same */
     cJSON_AddStringToObject(fields, "event", is_failure ? "file-failed" : "file-ready");
     cJSON_AddBoolToObject(fields, "duplicate", !added);
-    if (files >= 0)
+    if (files >= 0) {
         cJSON_AddNumberToObject(fields, "files_in_depot", files);
-    else
+    } else {
         cJSON_AddNullToObject(fields, "files_in_depot");
+        cJSON_AddStringToObject(fields, "depot_error", err);
+    }
     if (!is_failure)
         cJSON_AddStringToObject(fields, "output", ready.output);
     log_write(LOG_LEVEL_INFO, &lc,
@@ -123,7 +125,12 @@ static void prime_depot_counts(status_checker *sc)
     int files = 0;
 
     cJSON_Delete(state_to_json(sc->state, &sc->w, &files, err, sizeof(err)));
-    log_printf(LOG_LEVEL_INFO, NULL, "%d files in the depot", files);
+    /* state_to_json() sets files to -1 and err to the reason when the depot
+     * cannot be listed: that is worth a warning, not a count. */
+    if (files < 0)
+        log_printf(LOG_LEVEL_WARN, NULL, "%s", err);
+    else
+        log_printf(LOG_LEVEL_INFO, NULL, "%d files in the depot", files);
 }
 
 static void serve_status(status_checker *sc, http_response *resp, int html)
@@ -204,6 +211,7 @@ int main(int argc, char **argv)
         ret = 2;
         goto done;
     }
+    worker_log_settings(&sc.w, NULL);
     sc.w.warming_up = 1;
     sc.state = state_create();
     if (sc.state == NULL)

@@ -21,6 +21,8 @@
 # Each apt layer cleans its own caches: an imported or third-party bookworm
 # base may not carry the official image's docker-clean setting, and then
 # about 80 MB of /var/cache/apt stays in the image.
+# Every image also holds dxctl, the operator's command, beside the worker
+# (`kubectl exec deploy/status-checker -- dxctl status`).
 
 ARG DEBIAN_IMAGE=docker.io/library/debian:bookworm
 ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
@@ -39,15 +41,17 @@ WORKDIR /src
 COPY meson.build meson_options.txt ./
 COPY proto/ proto/
 COPY workers/ workers/
-# /out/<worker>/ is the file tree of each worker's image.  The operator
-# command (dxctl) belongs in every image: once it exists, build it here too
-# and install it into each /out/<worker>/usr/local/bin/.
+# /out/<worker>/ is the file tree of each worker's image: the worker, its
+# `worker` link and dxctl.
 RUN meson setup /build --buildtype=release --prefix=/usr/local -Dtests=false \
  && ninja -C /build workers/daily-checker/daily-checker \
       workers/file-transformer/file-transformer workers/status-checker/status-checker \
+      workers/dxctl/dxctl \
+ && strip --strip-unneeded /build/workers/dxctl/dxctl \
  && for w in daily-checker file-transformer status-checker; do \
       install -D -m 0755 "/build/workers/$w/$w" "/out/$w/usr/local/bin/$w" \
       && strip --strip-unneeded "/out/$w/usr/local/bin/$w" \
+      && install -m 0755 /build/workers/dxctl/dxctl "/out/$w/usr/local/bin/dxctl" \
       && ln -s "$w" "/out/$w/usr/local/bin/worker" || exit 1; \
     done
 # Only from here on does the build depend on WORKER.

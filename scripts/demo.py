@@ -4,9 +4,11 @@ Starts nats-server (JetStream, temporary store, free loopback port) and an
 OpenSSH sshd (generated host and user keys, free loopback port) serving a
 temporary tree, writes sample drops for US1 and US2 into its inbox, starts
 status-checker and file-transformer with INBOX_URL and DEPOT_URL on sftp://
-(as DataRetailX runs them), runs `daily-checker --once`, waits until
-status-checker reports both clients, prints the status JSON and the output
-paths, and stops everything it started (also on failure or Ctrl-C).
+(as DataRetailX runs them), gives US2 (a US export with MM/DD/YYYY dates)
+its client profile with `dxctl client set` (date_order MDY), runs
+`daily-checker --once`, waits until status-checker reports both clients,
+prints the status JSON, the output paths and both clean files, and stops
+everything it started (also on failure or Ctrl-C).
 """
 
 import json
@@ -20,6 +22,7 @@ os.environ.setdefault("DX_BUILD_DIR", os.path.join(os.path.dirname(os.path.abspa
                                                    "..", "build"))
 
 import harness  # noqa: E402
+from dxctl_run import dxctl  # noqa: E402
 from sshd import Sshd  # noqa: E402
 
 US1 = (
@@ -63,6 +66,15 @@ def main():
         p.start()
         print(f"nats-server on {p.nats.url}; status-checker on "
               f"http://127.0.0.1:{p.ports['status-checker']}/status")
+        # US2 writes US dates (11/24/2026): its profile says so, in the
+        # clients bucket, with no restart; without it that row is rejected.
+        code, out, err = dxctl(p, "client", "set", "US2", "date_order=MDY",
+                               "default_currency=USD", 'description="US export, MM/DD/YYYY"')
+        if code != 0:
+            raise RuntimeError(f"dxctl client set exited {code}: {err}")
+        print(f"$ dxctl client set US2 date_order=MDY default_currency=USD ...\n{out}", end="")
+        code, out, err = dxctl(p, "client", "list")
+        print(f"$ dxctl client list\n{out}")
         code, out = p.run_checker("--once", "--date", ORDER_DATE)
         for line in out.splitlines():
             if "order-date published" in line:
@@ -75,10 +87,16 @@ def main():
         for client in ("US1", "US2"):
             for name in status["clients"][client]["files"]:
                 print(f"  {p.depot_url}/{name}  (on disk: {os.path.join(p.depot, name)})")
-        for name in ("input.csv", "input.rejects.csv"):
-            print(f"\n{p.depot_url}/US1/{ORDER_DATE}/{name}:")
-            with open(os.path.join(p.depot, "US1", ORDER_DATE, name), encoding="utf-8") as f:
+        for client, name in (("US1", "input.csv"), ("US1", "input.rejects.csv"),
+                             ("US2", "input.csv")):
+            print(f"\n{p.depot_url}/{client}/{ORDER_DATE}/{name}:")
+            with open(os.path.join(p.depot, client, ORDER_DATE, name), encoding="utf-8") as f:
                 print(f.read(), end="")
+        us2 = status["clients"]["US2"]["dates"][ORDER_DATE]
+        if us2["rows_out"] != 3 or us2.get("profile_revision", 0) < 1:
+            raise RuntimeError(f"US2 was not cleaned under its MDY profile: {us2}")
+        print(f"\nUS2: 3 rows out of 3 under profile revision {us2['profile_revision']} "
+              f"(11/24/2026 read as MDY)")
         ok = True
     except Exception as e:  # noqa: BLE001 - report any failure, then clean up
         print(f"demo failed: {e}", file=sys.stderr)

@@ -13,6 +13,9 @@
  *   - a clean output that is not valid UTF-8 or holds a NUL byte;
  *   - a second run over the same bytes, read in other sizes, giving another
  *     result or other output bytes (the output must be deterministic).
+ * Profile dimension: the input is cleaned once more under one of a few client
+ * profiles (aliases, date orders, separators, default currency), chosen by
+ * its last byte, and the same invariants must hold.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -120,46 +123,87 @@ static int valid_utf8(const uint8_t *s, size_t n)
     return 1;
 }
 
-static dx_status clean_once(const uint8_t *data, size_t size, size_t first_step, sink *out,
-                            sink *rejects, clean_counts *counts, char *reason, size_t reason_len)
+static dx_status clean_once(const uint8_t *data, size_t size, size_t first_step,
+                            const profile *client, sink *out, sink *rejects, clean_counts *counts,
+                            char *reason, size_t reason_len)
 {
     source src = {data, size, 0, first_step};
     clean_io io = {read_source, &src, write_sink, out, write_sink, rejects};
-    dx_status s = clean_run(&io, counts, reason, reason_len);
+    dx_status s = clean_run_profile(&io, client, counts, reason, reason_len);
 
     if (s == DX_OK && src.pos != size)
         fail("DX_OK before the end of the input");
     return s;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    sink out = {0}, rejects = {0}, out2 = {0}, rejects2 = {0};
-    clean_counts counts, counts2;
-    char reason[512], reason2[512];
-    dx_status s, s2;
+static const char *const profile_documents[] = {
+    "{\"aliases\":{\"Prix unitaire TTC\":\"unit_price\",\"id\":\"order_id\",\"a\":\"quantity\"}}",
+    "{\"date_order\":\"MDY\",\"default_currency\":\"USD\"}",
+    "{\"date_order\":\"YMD\",\"decimal_separator\":\".\",\"thousands_separator\":\",\"}",
+    "{\"decimal_separator\":\",\",\"thousands_separator\":\".\"}",
+    "{\"thousands_separator\":\"none\",\"aliases\":{\"date\":\"order_time\",\"x\":\"order_date\"}}",
+    "{\"thousands_separator\":\" \",\"decimal_separator\":\"auto\"}",
+    "{\"decimal_separator\":\".\",\"thousands_separator\":\"'\",\"default_currency\":\"CHF\"}",
+    "{\"aliases\":{\"\\u00e9\":\"unit_price\",\"ref\":\"order_id\"},\"date_order\":\"MDY\"}",
+};
+#define PROFILES (sizeof(profile_documents) / sizeof(profile_documents[0]))
 
-    s = clean_once(data, size, 64 * 1024, &out, &rejects, &counts, reason, sizeof(reason));
+/* The profiles, parsed once; a document the parser refuses is a bug here. */
+static const profile *profile_for(uint8_t selector)
+{
+    static profile parsed[PROFILES];
+    static int ready;
+    char reason[256];
+
+    if (!ready) {
+        for (size_t i = 0; i < PROFILES; i++) {
+            if (profile_parse(&parsed[i], profile_documents[i], strlen(profile_documents[i]),
+                              reason, sizeof(reason)) != DX_OK) {
+                fprintf(stderr, "fuzz_clean: profile %zu refused: %s\n", i, reason);
+                abort();
+            }
+        }
+        ready = 1;
+    }
+    return &parsed[selector % PROFILES];
+}
+
+/* Checks the invariants of one run's result. */
+static void check_result(dx_status s, const char *reason, const clean_counts *counts,
+                         const sink *out, const sink *rejects, size_t size)
+{
     if (s != DX_OK && s != DX_ERR_INVALID)
         fail("clean_run returned neither DX_OK nor DX_ERR_INVALID with callbacks that never fail");
     if (s == DX_ERR_INVALID && (reason[0] == '\0' || strchr(reason, '\n') != NULL))
         fail("DX_ERR_INVALID without a one-line reason");
     if (s == DX_OK) {
-        if (counts.rows_in != counts.rows_out + counts.rows_rejected + counts.rows_duplicate)
+        if (counts->rows_in != counts->rows_out + counts->rows_rejected + counts->rows_duplicate)
             fail("rows_in != rows_out + rows_rejected + rows_duplicate");
-        if (counts.bytes_out != out.len)
+        if (counts->bytes_out != out->len)
             fail("bytes_out is not the size of the clean output");
-        if (counts.bytes_rejects != rejects.len)
+        if (counts->bytes_rejects != rejects->len)
             fail("bytes_rejects is not the size of the rejects output");
-        if (counts.bytes_in != size)
+        if (counts->bytes_in != size)
             fail("bytes_in is not the size of the input");
-        if (!valid_utf8(out.data, out.len))
+        if (!valid_utf8(out->data, out->len))
             fail("the clean output is not valid UTF-8");
-        if (out.len > 0 && memchr(out.data, '\0', out.len) != NULL)
+        if (out->len > 0 && memchr(out->data, '\0', out->len) != NULL)
             fail("the clean output holds a NUL byte");
     }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    sink out = {0}, rejects = {0}, out2 = {0}, rejects2 = {0}, out3 = {0}, rejects3 = {0};
+    clean_counts counts, counts2, counts3;
+    char reason[512], reason2[512], reason3[512];
+    const profile *client = profile_for(size > 0 ? data[size - 1] : 0);
+    dx_status s, s2, s3;
+
+    s = clean_once(data, size, 64 * 1024, NULL, &out, &rejects, &counts, reason, sizeof(reason));
+    check_result(s, reason, &counts, &out, &rejects, size);
     /* The same bytes read one to a few bytes at a time give the same result. */
-    s2 = clean_once(data, size, 1, &out2, &rejects2, &counts2, reason2, sizeof(reason2));
+    s2 = clean_once(data, size, 1, NULL, &out2, &rejects2, &counts2, reason2, sizeof(reason2));
     if (s2 != s)
         fail("the result depends on how the input is cut into reads");
     if (s == DX_OK && (out.len != out2.len || (out.len && memcmp(out.data, out2.data, out.len)) ||
@@ -169,9 +213,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("the output depends on how the input is cut into reads");
     if (s == DX_ERR_INVALID && strcmp(reason, reason2) != 0)
         fail("the reason depends on how the input is cut into reads");
+    /* Under a client profile, the same invariants. */
+    s3 = clean_once(data, size, 4096, client, &out3, &rejects3, &counts3, reason3, sizeof(reason3));
+    check_result(s3, reason3, &counts3, &out3, &rejects3, size);
     free(out.data);
     free(rejects.data);
     free(out2.data);
     free(rejects2.data);
+    free(out3.data);
+    free(rejects3.data);
     return 0;
 }

@@ -90,9 +90,14 @@ static const char *text_of(const sink *s)
     return s->data ? s->data : "";
 }
 
+/* The client profile the runs use: NULL (no profile) unless a test sets it. */
+static const profile *current_profile;
+
 static void run_with(const clean_io *io, result *r)
 {
-    r->status = clean_run(io, &r->counts, r->reason, sizeof(r->reason));
+    r->status = current_profile != NULL ? clean_run_profile(io, current_profile, &r->counts,
+                                                            r->reason, sizeof(r->reason))
+                                        : clean_run(io, &r->counts, r->reason, sizeof(r->reason));
     if (r->status == DX_OK) {
         CHECK_EQ_INT(r->counts.rows_in,
                      r->counts.rows_out + r->counts.rows_rejected + r->counts.rows_duplicate);
@@ -414,11 +419,16 @@ static const unusable_case unusable_cases[] = {
     {"only a byte order mark", "\xEF\xBB\xBF", 0, "empty file"},
     {"only empty rows", ";;;\n;;;\n", 0, "empty file"},
     {"missing order_id", "date;quantity;unit_price\n05/03/2024;1;1\n", 0,
-     "missing required column: order_id"},
+     "missing required column: order_id (header found: \"date\", \"quantity\", \"unit_price\")"},
     {"missing unit_price", "order_id;order_date;quantity;price_total\nA1;05/03/2024;1;1\n", 0,
-     "missing required column: unit_price"},
+     "missing required column: unit_price (header found: \"order_id\", \"order_date\", "
+     "\"quantity\", \"price_total\")"},
     {"missing quantity, header only", "order_id,order_date,unit_price\n", 0,
-     "missing required column: quantity"},
+     "missing required column: quantity (header found: \"order_id\", \"order_date\", "
+     "\"unit_price\")"},
+    {"missing three", "Réf;Prix unitaire TTC\nA1;1\n", 0,
+     "missing required columns: order_id, order_date, quantity, unit_price (header found: "
+     "\"Réf\", \"Prix unitaire TTC\")"},
     {"duplicate column", "order_id;Date;quantity;unit_price;Order Date\n", 0,
      "duplicate column: order_date (columns 2 and 5)"},
     {"UTF-16", "\xFF\xFEo\0r\0", 6, "unsupported encoding: UTF-16"},
@@ -768,7 +778,12 @@ static void test_golden(void)
         if (in == NULL || out == NULL || rejects == NULL) {
             testing_fail(__FILE__, __LINE__, "golden files for %s missing", names[i]);
         } else {
-            run_all(in, in_len, &r);
+            /* Under a profile, one read size: the read sizes were checked
+             * without it, and the sanitizer build must stay in its time. */
+            if (current_profile != NULL)
+                run_chunked(in, in_len, 65536, &r);
+            else
+                run_all(in, in_len, &r);
             CHECK_EQ_INT(r.status, DX_OK);
             if (r.out.len != out_len || memcmp(text_of(&r.out), out, out_len) != 0)
                 testing_fail(__FILE__, __LINE__, "%s: output differs from %s.out.csv", names[i],
@@ -785,6 +800,117 @@ static void test_golden(void)
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* Client profiles                                                      */
+
+typedef struct profile_case {
+    const char *name;
+    const char *profile; /* the JSON document */
+    const char *input;   /* a whole file */
+    const char *clean;   /* the expected first clean row, or NULL when rejected or unusable */
+    const char *problem; /* the reject reason, or the start of the unusable file's reason */
+} profile_case;
+
+#define PROFILE_HEADER "order_id;order_date;quantity;unit_price;currency\n"
+
+static const profile_case profile_cases[] = {
+    {"no profile is the defaults", "{}", PROFILE_HEADER "A1;03/04/2026;1;2,50;\n",
+     "A1,2026-04-03,,,,,1,2.50,,,,2.50", NULL},
+    {"alias after folding", "{\"aliases\":{\"Prix unitaire TTC\":\"unit_price\"}}",
+     "order_id;order_date;quantity;PRIX  UNITAIRE ttc\nA1;03/04/2026;2;1,25\n",
+     "A1,2026-04-03,,,,,2,1.25,,,,2.50", NULL},
+    {"without the alias the file is unusable", "{}",
+     "order_id;order_date;quantity;Prix unitaire TTC\nA1;03/04/2026;2;1,25\n", NULL,
+     "missing required column: unit_price (header found: \"order_id\", \"order_date\", "
+     "\"quantity\", \"Prix unitaire TTC\")"},
+    {"an alias beats the built-in vocabulary",
+     "{\"aliases\":{\"date\":\"order_time\","
+     "\"placed\":\"order_date\"}}",
+     "order_id;placed;date;quantity;unit_price\nA1;03/04/2026;10:30;1;1\n",
+     "A1,2026-04-03,,,,,1,1.00,,,10:30:00,1.00", NULL},
+    {"MDY", "{\"date_order\":\"MDY\"}", PROFILE_HEADER "A1;03/04/2026;1;1;\n",
+     "A1,2026-03-04,,,,,1,1.00,,,,1.00", NULL},
+    {"MDY, a day over 12 in the middle", "{\"date_order\":\"MDY\"}",
+     PROFILE_HEADER "A1;12/31/2026 08:05;1;1;\n", "A1,2026-12-31,,,,,1,1.00,,,08:05:00,1.00", NULL},
+    {"MDY refuses a DMY date", "{\"date_order\":\"MDY\"}", PROFILE_HEADER "A1;31/12/2026;1;1;\n",
+     NULL, "invalid_date"},
+    {"MDY keeps ISO dates", "{\"date_order\":\"MDY\"}", PROFILE_HEADER "A1;2026-03-04;1;1;\n",
+     "A1,2026-03-04,,,,,1,1.00,,,,1.00", NULL},
+    {"YMD accepts year first", "{\"date_order\":\"YMD\"}", PROFILE_HEADER "A1;2026/03/04;1;1;\n",
+     "A1,2026-03-04,,,,,1,1.00,,,,1.00", NULL},
+    {"YMD refuses day first", "{\"date_order\":\"YMD\"}", PROFILE_HEADER "A1;03/04/2026;1;1;\n",
+     NULL, "invalid_date"},
+    {"comma decimal, dot thousands: 1.234 is a thousand",
+     "{\"decimal_separator\":\",\",\"thousands_separator\":\".\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1.234;\n", "A1,2026-04-03,,,,,1,1234.00,,,,1234.00", NULL},
+    {"comma decimal, dot thousands: 1.234,5",
+     "{\"decimal_separator\":\",\",\"thousands_separator\":\".\"}",
+     PROFILE_HEADER "A1;03/04/2026;2;1.234,5;\n", "A1,2026-04-03,,,,,2,1234.50,,,,2469.00", NULL},
+    {"comma decimal refuses a dot decimal",
+     "{\"decimal_separator\":\",\",\"thousands_separator\":\".\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;12.50;\n", NULL, "invalid_price"},
+    {"without the profile 1.234 is ambiguous", "{}", PROFILE_HEADER "A1;03/04/2026;1;1.234;\n",
+     NULL, "invalid_price"},
+    {"dot decimal, thousands auto", "{\"decimal_separator\":\".\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1,234;\n", "A1,2026-04-03,,,,,1,1234.00,,,,1234.00", NULL},
+    {"dot decimal refuses three decimals", "{\"decimal_separator\":\".\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1.234;\n", NULL, "invalid_price"},
+    {"no thousands separator", "{\"thousands_separator\":\"none\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1 234;\n", NULL, "invalid_price"},
+    {"no thousands separator, comma decimal", "{\"thousands_separator\":\"none\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1234,5;\n", "A1,2026-04-03,,,,,1,1234.50,,,,1234.50", NULL},
+    {"space thousands", "{\"thousands_separator\":\" \",\"decimal_separator\":\",\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1 234,50 €;\n", "A1,2026-04-03,,,,,1,1234.50,EUR,,,1234.50",
+     NULL},
+    {"default currency fills an empty one", "{\"default_currency\":\"USD\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1;\n", "A1,2026-04-03,,,,,1,1.00,USD,,,1.00", NULL},
+    {"default currency leaves a given one", "{\"default_currency\":\"USD\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1;gbp\n", "A1,2026-04-03,,,,,1,1.00,GBP,,,1.00", NULL},
+    {"a euro sign beats the default currency", "{\"default_currency\":\"USD\"}",
+     PROFILE_HEADER "A1;03/04/2026;1;1 €;\n", "A1,2026-04-03,,,,,1,1.00,EUR,,,1.00", NULL},
+    {"default currency without a currency column", "{\"default_currency\":\"CAD\"}",
+     "order_id;order_date;quantity;unit_price\nA1;03/04/2026;1;1\n",
+     "A1,2026-04-03,,,,,1,1.00,CAD,,,1.00", NULL},
+};
+
+static void test_profiles(void)
+{
+    for (size_t i = 0; i < sizeof(profile_cases) / sizeof(profile_cases[0]); i++) {
+        const profile_case *c = &profile_cases[i];
+        char reason[256], want[1024];
+        profile p;
+        result r;
+
+        if (profile_parse(&p, c->profile, strlen(c->profile), reason, sizeof(reason)) != DX_OK) {
+            testing_fail(__FILE__, __LINE__, "%s: profile refused: %s", c->name, reason);
+            continue;
+        }
+        /* One read size: the rules do not depend on it (checked above
+         * without a profile), and the sanitizer build must stay in its time. */
+        current_profile = &p;
+        run_chunked(c->input, strlen(c->input), 4096, &r);
+        current_profile = NULL;
+        if (c->clean != NULL) {
+            snprintf(want, sizeof(want), "%s\n%s\n", OUT_HEADER, c->clean);
+            if (r.status != DX_OK || strcmp(text_of(&r.out), want) != 0)
+                testing_fail(__FILE__, __LINE__, "%s: %s %s, got\n%s", c->name,
+                             status_text(r.status), r.reason, text_of(&r.out));
+        } else if (r.status != DX_OK) {
+            if (strcmp(r.reason, c->problem) != 0)
+                testing_fail(__FILE__, __LINE__, "%s: reason \"%s\"", c->name, r.reason);
+        } else {
+            const char *second = strchr(text_of(&r.rejects), '\n');
+
+            snprintf(want, sizeof(want), "2,%s,", c->problem);
+            if (second == NULL || strncmp(second + 1, want, strlen(want)) != 0)
+                testing_fail(__FILE__, __LINE__, "%s: expected %s, rejects\n%s", c->name,
+                             c->problem, text_of(&r.rejects));
+        }
+        testing_checks++;
+        result_free(&r);
+    }
+}
+
 int main(void)
 {
     test_row_rules();
@@ -796,5 +922,20 @@ int main(void)
     test_counts_add_up();
     test_callback_failures();
     test_golden();
+    test_profiles();
+    {
+        /* A profile that changes nothing the engine does gives the golden
+         * bytes too (daily-checker-only fields set). */
+        static const char doc[] = "{\"enabled\":false,\"order_date_offset_days\":-1,"
+                                  "\"done_marker\":\".ok\",\"expected_drop_time\":\"07:00\"}";
+        char reason[256];
+        profile p;
+
+        CHECK_EQ_INT(profile_parse(&p, doc, strlen(doc), reason, sizeof(reason)), DX_OK);
+        CHECK(profile_engine_default(&p));
+        current_profile = &p;
+        test_golden();
+        current_profile = NULL;
+    }
     return testing_finish("clean");
 }

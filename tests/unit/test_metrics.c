@@ -389,6 +389,7 @@ static void test_standard(void)
                        "dx_sftp_errors_total{kind=\"timeout\"} 1\n") != NULL);
     CHECK(strstr(text, "dx_invalid_input_total{kind=\"invalid_client\"} 0\n"
                        "dx_invalid_input_total{kind=\"invalid_event\"} 0\n"
+                       "dx_invalid_input_total{kind=\"invalid_profile\"} 0\n"
                        "dx_invalid_input_total{kind=\"not_regular_file\"} 0\n"
                        "dx_invalid_input_total{kind=\"oversized\"} 1\n"
                        "dx_invalid_input_total{kind=\"slow_request\"} 0\n"

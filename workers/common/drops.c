@@ -66,3 +66,18 @@ void drops_stem(const char *name, char *stem, size_t stem_len)
         len -= 4;
     snprintf(stem, stem_len, "%.*s", (int)len, name);
 }
+
+int drops_marker_name(const char *name, const char *marker, char *out, size_t out_len)
+{
+    return snprintf(out, out_len, "%s%s", name, marker) < (int)out_len ? 0 : -1;
+}
+
+int drops_has_marker(storage *inbox, const char *client_id, const char *name, const char *marker)
+{
+    char path[1024];
+    storage_entry e;
+
+    if (snprintf(path, sizeof(path), "%s/%s%s", client_id, name, marker) >= (int)sizeof(path))
+        return 0;
+    return storage_stat(inbox, path, &e) == DX_OK && e.kind == STORAGE_FILE;
+}

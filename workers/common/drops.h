@@ -26,3 +26,13 @@ dx_status drops_list(storage *inbox, const char *client_id, storage_entry **entr
 
 /* Writes the name without its ".csv" suffix into stem (size stem_len). */
 void drops_stem(const char *name, char *stem, size_t stem_len);
+
+/*
+ * Completion markers (a client profile's done_marker): the drop "input.csv"
+ * with the marker ".done" is complete once "input.csv.done" exists.
+ * drops_marker_name() writes that name into out; -1 when it does not fit.
+ */
+int drops_marker_name(const char *name, const char *marker, char *out, size_t out_len);
+
+/* 1 when client_id/<name><marker> exists in the inbox as a regular file. */
+int drops_has_marker(storage *inbox, const char *client_id, const char *name, const char *marker);

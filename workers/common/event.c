@@ -54,6 +54,8 @@ static const field_desc file_ready_fields[] = {
     U64(event_file_ready, rows_duplicate, "rowsDuplicate"),
     U64(event_file_ready, bytes_out, "bytesOut"),
     STR(event_file_ready, sha256, "sha256"),
+    U64(event_file_ready, profile_revision, "profileRevision"),
+    STR(event_file_ready, triggered_by, "triggeredBy"),
 };
 
 static const field_desc file_failed_fields[] = {

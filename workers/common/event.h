@@ -47,6 +47,8 @@ typedef struct event_file_ready {
     uint64_t rows_duplicate;
     uint64_t bytes_out;
     char sha256[72];
+    uint64_t profile_revision; /* the client profile's revision used, 0 when none */
+    char triggered_by[32];     /* the OrderDate's triggered_by */
 } event_file_ready;
 
 typedef struct event_file_failed {

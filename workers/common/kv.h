@@ -30,6 +30,14 @@ typedef struct kv kv;
 dx_status kv_open(kv **out, bus *b, const char *bucket, int replicas, int64_t ttl_s, char *err,
                   size_t err_len);
 
+/*
+ * Like kv_open() for a bucket whose entries never expire and which keeps the
+ * last `history` values of each key (at most 64), so that a change can be
+ * inspected and rolled back.
+ */
+dx_status kv_open_versioned(kv **out, bus *b, const char *bucket, int replicas, int history,
+                            char *err, size_t err_len);
+
 /* Frees the handle (the bucket and its entries stay).  Accepts NULL. */
 void kv_destroy(kv *k);
 
@@ -57,3 +65,31 @@ dx_status kv_update(kv *k, const char *key, const char *value, uint64_t last, ui
 
 /* The bucket's name (borrowed, valid until kv_destroy()). */
 const char *kv_bucket(const kv *k);
+
+/* Writes key whatever its revision.  DX_ERR_IO when the bucket is unreachable. */
+dx_status kv_put(kv *k, const char *key, const char *value, uint64_t *revision);
+
+/* Deletes key (its history stays).  DX_ERR_IO when the bucket is unreachable. */
+dx_status kv_delete(kv *k, const char *key);
+
+/*
+ * The keys that have a value, in no particular order.  On DX_OK *keys is a
+ * new array of *count new strings, freed with kv_keys_free().
+ */
+dx_status kv_keys(kv *k, char ***keys, size_t *count);
+void kv_keys_free(char **keys, size_t count);
+
+typedef struct kv_version {
+    uint64_t revision;
+    int64_t created_ms; /* when it was written, Unix milliseconds */
+    int deleted;        /* a delete or purge marker: value is "" */
+    char *value;
+} kv_version;
+
+/*
+ * Every value key still has in the bucket, oldest first.  On DX_OK
+ * *versions is a new array the caller frees with kv_history_free().
+ * DX_ERR_NOT_FOUND when the key never existed.
+ */
+dx_status kv_history(kv *k, const char *key, kv_version **versions, size_t *count);
+void kv_history_free(kv_version *versions, size_t count);

@@ -726,9 +726,9 @@ char *metrics_render(void)
 void metrics_define_standard(const char *worker)
 {
     static const char *const sftp_kinds[] = {"connect", "auth", "host_key", "io", "timeout"};
-    static const char *const input_kinds[] = {"undecodable", "invalid_event", "invalid_client",
-                                              "oversized",   "unusable_file", "not_regular_file",
-                                              "slow_request"};
+    static const char *const input_kinds[] = {"undecodable",  "invalid_event",  "invalid_client",
+                                              "oversized",    "unusable_file",  "not_regular_file",
+                                              "slow_request", "invalid_profile"};
     static const char *const subjects[] = {EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,
                                            EVENT_SUBJECT_FILE_FAILED};
     static const char *const event_families[] = {
@@ -774,7 +774,7 @@ void metrics_define_standard(const char *worker)
     metrics_define(
         "dx_invalid_input_total", METRIC_COUNTER,
         "Input refused, by kind (undecodable, invalid_event, invalid_client, not_regular_file, "
-        "oversized, unusable_file, slow_request).",
+        "oversized, unusable_file, slow_request, invalid_profile).",
         "kind", NULL, 0);
     metrics_define("dx_build_info", METRIC_GAUGE, "Always 1; names the worker and its version.",
                    "worker,version", NULL, 0);

@@ -6,14 +6,16 @@
 
 #include "drops.h"
 #include "metrics.h"
+#include "profile_store.h"
 #include "util.h"
 
-/* The candidate drops of every client considered, from one listing. */
-/* One client's candidate drops, from one listing. */
+/* One client's candidate drops, from one listing, and its profile. */
 typedef struct client_drops {
     char *client_id;
     storage_entry *drops;
     size_t count;
+    profile profile;
+    int profile_invalid; /* the document is invalid: the transformer holds its drops */
 } client_drops;
 
 /* The candidate drops of every client considered, from one listing. */
@@ -32,6 +34,40 @@ static void snapshot_free(snapshot *snap)
     memset(snap, 0, sizeof(*snap));
 }
 
+/* The clients bucket, opened on first use and kept; used under work_lock. */
+static kv *profiles;
+
+void checker_finish(void)
+{
+    kv_destroy(profiles);
+    profiles = NULL;
+}
+
+/*
+ * Reads client_id's profile into entry.  An invalid document is logged and
+ * the client is handled as without a profile: its event is still published,
+ * so that file-transformer holds the drops with a failure /status shows.
+ */
+static dx_status read_profile(worker *w, const char *client_id, client_drops *entry)
+{
+    char reason[512] = "", err[256] = "";
+    dx_status s = DX_OK;
+
+    if (profiles == NULL)
+        s = profile_store_open(&profiles, w->bus, w->cfg.stream_replicas, err, sizeof(err));
+    if (s != DX_OK) {
+        log_printf(LOG_LEVEL_ERROR, &(log_ctx){NULL, NULL, client_id, NULL}, "%s", err);
+        return s;
+    }
+    s = profile_store_get(profiles, client_id, &entry->profile, reason, sizeof(reason));
+    if (s == DX_ERR_INVALID) {
+        log_printf(LOG_LEVEL_ERROR, &(log_ctx){NULL, NULL, client_id, NULL}, "%s", reason);
+        entry->profile_invalid = 1;
+        s = DX_OK;
+    }
+    return s;
+}
+
 static dx_status snapshot_add(snapshot *snap, worker *w, const char *client_id)
 {
     client_drops entry = {0};
@@ -40,8 +76,12 @@ static dx_status snapshot_add(snapshot *snap, worker *w, const char *client_id)
 
     if (s == DX_ERR_NOT_FOUND)
         return DX_OK; /* no folder: nothing pending */
-    if (s != DX_OK)
+    if (s == DX_OK)
+        s = read_profile(w, client_id, &entry);
+    if (s != DX_OK) {
+        storage_entries_free(entry.drops, entry.count);
         return s;
+    }
     entry.client_id = strdup(client_id);
     grown = realloc(snap->clients, (snap->count + 1) * sizeof(*grown));
     if (entry.client_id == NULL || grown == NULL) {
@@ -87,11 +127,36 @@ static const storage_entry *find_drop(const snapshot *snap, const char *client_i
     return NULL;
 }
 
-/* Counts the drops of client that are unchanged since before. */
-static size_t stable_drops(const snapshot *before, const client_drops *client, const log_ctx *lc)
+/* Counts the drops of a client with a done_marker whose marker exists. */
+static size_t marked_drops(worker *w, const client_drops *client, const log_ctx *lc)
+{
+    size_t marked = 0;
+
+    for (size_t j = 0; j < client->count; j++) {
+        const char *name = client->drops[j].name;
+
+        if (drops_has_marker(w->inbox, client->client_id, name, client->profile.done_marker)) {
+            marked++;
+        } else {
+            cJSON *fields = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(fields, "drop", name);
+            cJSON_AddStringToObject(fields, "reason", "drop_not_marked");
+            log_write(LOG_LEVEL_INFO, lc,
+                      "drop_not_marked: no completion marker yet, left for next run", fields);
+        }
+    }
+    return marked;
+}
+
+/* Counts the drops of client that are complete: marked, or unchanged since before. */
+static size_t stable_drops(worker *w, const snapshot *before, const client_drops *client,
+                           const log_ctx *lc)
 {
     size_t stable = 0;
 
+    if (client->profile.done_marker[0] != '\0')
+        return marked_drops(w, client, lc);
     for (size_t j = 0; j < client->count; j++) {
         const storage_entry *cur = &client->drops[j];
         const storage_entry *old = find_drop(before, client->client_id, cur->name);
@@ -112,7 +177,7 @@ static size_t stable_drops(const snapshot *before, const client_drops *client, c
 
 /* Publishes the OrderDate of one client; its event id goes to event_id. */
 static dx_status publish_order_date(worker *w, const checker_request *req, const char *client_id,
-                                    const char *trace_id, cJSON *published,
+                                    const char *order_date, const char *trace_id, cJSON *published,
                                     char event_id[EVENT_ID_MAX])
 {
     event_order_date ev = {0};
@@ -125,7 +190,7 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
     util_uuid(ev.event_id);
     util_copy(event_id, EVENT_ID_MAX, ev.event_id);
     util_copy(ev.trace_id, sizeof(ev.trace_id), trace_id);
-    util_copy(ev.order_date, sizeof(ev.order_date), req->order_date);
+    util_copy(ev.order_date, sizeof(ev.order_date), order_date);
     util_copy(ev.client_id, sizeof(ev.client_id), client_id);
     util_copy(ev.triggered_by, sizeof(ev.triggered_by), req->triggered_by);
     util_rfc3339(ev.created_at, util_now_ms());
@@ -133,7 +198,7 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
      * (or a restarted one) publishing the same run is dropped by the stream's
      * duplicate window.  A manual run is always new. */
     if (strcmp(req->triggered_by, "schedule") == 0 || strcmp(req->triggered_by, "catch-up") == 0)
-        snprintf(msg_id, sizeof(msg_id), "order-date:%s:%s", client_id, req->order_date);
+        snprintf(msg_id, sizeof(msg_id), "order-date:%s:%s", client_id, order_date);
     else
         snprintf(msg_id, sizeof(msg_id), "%s", ev.event_id);
     s = event_encode(EVENT_ORDER_DATE, &ev, w->cfg.emit_json, &data, &len);
@@ -152,6 +217,49 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
     log_write(LOG_LEVEL_INFO, &lc, "order-date published", fields);
     cJSON_AddItemToArray(published, event_to_json(EVENT_ORDER_DATE, &ev));
     return DX_OK;
+}
+
+/* Writes date + days (YYYY-MM-DD) into out; a valid date stays valid. */
+static void add_days(const char *date, int days, char out[16])
+{
+    struct tm tm = {0};
+    time_t t;
+
+    if (days == 0 || sscanf(date, "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) != 3) {
+        util_copy(out, 16, date);
+        return;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    tm.tm_hour = 12;
+    t = timegm(&tm) + (time_t)days * 86400;
+    gmtime_r(&t, &tm);
+    strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+/* 1 when some client of the snapshot needs the DROP_MIN_AGE stability wait. */
+static int needs_stability_wait(const snapshot *snap)
+{
+    for (size_t i = 0; i < snap->count; i++) {
+        if (snap->clients[i].count > 0 && snap->clients[i].profile.done_marker[0] == '\0')
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 when the client is paused (logged); its drops stay in the inbox. */
+static int client_paused(const client_drops *client, const log_ctx *lc)
+{
+    cJSON *fields;
+
+    if (client->profile.enabled || client->profile_invalid)
+        return 0;
+    fields = cJSON_CreateObject();
+    cJSON_AddStringToObject(fields, "reason", "client_paused");
+    cJSON_AddNumberToObject(fields, "drops", (double)client->count);
+    cJSON_AddNumberToObject(fields, "profile_revision", (double)client->profile.revision);
+    log_write(LOG_LEVEL_INFO, lc, "client paused by its profile (enabled: false), skipped", fields);
+    return 1;
 }
 
 dx_status checker_run(worker *w, const checker_request *req, cJSON *published, char *err,
@@ -176,7 +284,7 @@ dx_status checker_run(worker *w, const checker_request *req, cJSON *published, c
     pthread_mutex_lock(&w->work_lock);
     s = take_snapshot(w, req, &before);
     pthread_mutex_unlock(&w->work_lock);
-    if (s == DX_OK && w->cfg.drop_min_age > 0)
+    if (s == DX_OK && w->cfg.drop_min_age > 0 && needs_stability_wait(&before))
         worker_sleep((int64_t)w->cfg.drop_min_age * 1000);
     if (s == DX_OK) {
         pthread_mutex_lock(&w->work_lock);
@@ -188,11 +296,17 @@ dx_status checker_run(worker *w, const checker_request *req, cJSON *published, c
         goto done;
     }
     for (size_t i = 0; i < now.count && s == DX_OK; i++) {
-        log_ctx client_lc = {trace_id, NULL, now.clients[i].client_id, req->order_date};
-        char event_id[EVENT_ID_MAX];
+        const client_drops *client = &now.clients[i];
+        char event_id[EVENT_ID_MAX], order_date[16];
+        log_ctx client_lc;
         claim cl;
 
-        if (stable_drops(&before, &now.clients[i], &client_lc) == 0) {
+        add_days(req->order_date, req->run_date ? client->profile.order_date_offset_days : 0,
+                 order_date);
+        client_lc = (log_ctx){trace_id, NULL, client->client_id, order_date};
+        if (client_paused(client, &client_lc))
+            continue;
+        if (stable_drops(w, &before, client, &client_lc) == 0) {
             log_printf(LOG_LEVEL_INFO, &client_lc, "no pending drop for %s",
                        now.clients[i].client_id);
             continue;
@@ -209,7 +323,8 @@ dx_status checker_run(worker *w, const checker_request *req, cJSON *published, c
                 break;
             }
         }
-        s = publish_order_date(w, req, now.clients[i].client_id, trace_id, published, event_id);
+        s = publish_order_date(w, req, now.clients[i].client_id, order_date, trace_id, published,
+                               event_id);
         if (s != DX_OK)
             snprintf(err, err_len, "cannot publish order-date for %s", now.clients[i].client_id);
         else if (req->claims != NULL)

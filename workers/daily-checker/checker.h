@@ -14,7 +14,10 @@
  * A drop is pending only when it is complete: it must be a candidate by name
  * (drops.h) and keep the same size and modification time across two
  * listings DROP_MIN_AGE seconds apart.  A drop still changing is logged as
- * drop_not_stable and left for the next run.
+ * drop_not_stable and left for the next run.  A client whose profile has a
+ * done_marker is the exception: its drop is pending as soon as its marker
+ * exists, and never before, without waiting DROP_MIN_AGE.  A client whose
+ * profile says enabled: false is paused: skipped, and logged as such.
  */
 
 typedef struct checker_request {
@@ -26,6 +29,10 @@ typedef struct checker_request {
      * that replicas publish it once (claims.h).  NULL for --once and HTTP. */
     claims *claims;
     time_t scheduled_at; /* the scheduled instant the run is for, with claims */
+    /* order_date is the run date, not one asked for: each client's profile
+     * offset (order_date_offset_days) applies.  An explicit --date is the
+     * order date itself. */
+    int run_date;
 } checker_request;
 
 /*
@@ -36,3 +43,8 @@ typedef struct checker_request {
  */
 dx_status checker_run(worker *w, const checker_request *req, cJSON *published, char *err,
                       size_t err_len);
+
+/* Releases what checker_run() keeps between runs (the clients bucket
+ * handle).  Call after worker_finish(), once no thread can handle an
+ * event; nats.c keeps the connection alive for the handle. */
+void checker_finish(void);

@@ -78,6 +78,7 @@ static dx_status run_check(worker *w, const char *date, const char *client, cons
         util_copy(req.order_date, sizeof(req.order_date), date);
     else
         util_today(req.order_date);
+    req.run_date = date == NULL;
     if (client != NULL && util_copy(req.client_id, sizeof(req.client_id), client) != 0) {
         snprintf(err, err_len, "client id refused: too long");
         return DX_ERR_INVALID;
@@ -188,5 +189,6 @@ int main(int argc, char **argv)
 done:
     cron_destroy(schedule);
     worker_finish(&w);
+    checker_finish();
     return ret;
 }

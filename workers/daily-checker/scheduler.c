@@ -205,8 +205,10 @@ static dx_status sched_open(sched *s, char *err, size_t err_len)
 static dx_status run_once(sched *s, const char *order_date, time_t scheduled_at,
                           const char *triggered_by)
 {
-    checker_request req = {
-        .triggered_by = triggered_by, .claims = s->claims, .scheduled_at = scheduled_at};
+    checker_request req = {.triggered_by = triggered_by,
+                           .claims = s->claims,
+                           .scheduled_at = scheduled_at,
+                           .run_date = 1};
     cJSON *published = cJSON_CreateArray();
     char err[512] = "";
     dx_status st;

@@ -309,8 +309,70 @@ static int write_rejects_header(engine *e, int cp1252)
 }
 
 /* Maps each header cell onto a column; fails the file on a duplicate. */
+/* The column a folded header key names: the client's aliases first, so
+ * that a profile can also give a built-in spelling another meaning. */
+static int column_of(const engine *e, const char *key)
+{
+    char alias[256];
+
+    for (size_t a = 0; a < e->profile->alias_count; a++) {
+        const profile_alias *pa = &e->profile->aliases[a];
+
+        fold_key(pa->header, strlen(pa->header), alias, sizeof(alias));
+        if (strcmp(alias, key) == 0)
+            return (int)pa->column;
+    }
+    return vocab_column_of(key);
+}
+
+/* Appends s to out (of size len, used bytes at *used), truncated with "...". */
+static void append(char *out, size_t len, size_t *used, const char *s, size_t n)
+{
+    if (*used + 4 >= len)
+        return;
+    if (*used + n + 4 >= len) {
+        n = len - *used - 4;
+        memcpy(out + *used, s, n);
+        memcpy(out + *used + n, "...", 4);
+        *used = len - 1;
+        return;
+    }
+    memcpy(out + *used, s, n);
+    *used += n;
+    out[*used] = '\0';
+}
+
+/*
+ * Fails the file naming every missing required column and the header as it
+ * was found, so that one reading of the reason is enough to write the alias
+ * that fixes it.
+ */
+static void fail_missing(engine *e, const int *missing, size_t nmissing)
+{
+    char names[128] = "", header[REASON_MAX] = "";
+    size_t used = 0, hused = 0;
+
+    for (size_t m = 0; m < nmissing; m++) {
+        const char *name = vocab_column_name((vocab_column)missing[m]);
+
+        append(names, sizeof(names), &used, ", ", m ? 2 : 0);
+        append(names, sizeof(names), &used, name, strlen(name));
+    }
+    for (size_t i = 0; i < e->ncols; i++) {
+        append(header, sizeof(header), &hused, ", ", i ? 2 : 0);
+        append(header, sizeof(header), &hused, "\"", 1);
+        append(header, sizeof(header), &hused, e->value[i].s, e->value[i].len);
+        append(header, sizeof(header), &hused, "\"", 1);
+    }
+    clean_fail(e, DX_ERR_INVALID, "missing required column%s: %s (header found: %s)",
+               nmissing > 1 ? "s" : "", names, header);
+}
+
 static void map_columns(engine *e)
 {
+    int missing[VOCAB_COLUMNS];
+    size_t nmissing = 0;
+
     for (int c = 0; c < VOCAB_COLUMNS; c++)
         e->column_at[c] = -1;
     e->npass = 0;
@@ -320,7 +382,7 @@ static void map_columns(engine *e)
         int column;
 
         fold_key(cell->s, cell->len, key, sizeof(key));
-        column = vocab_column_of(key);
+        column = column_of(e, key);
         if (column < 0) {
             e->pass[e->npass++] = i;
         } else if (e->column_at[column] >= 0) {
@@ -329,15 +391,15 @@ static void map_columns(engine *e)
             return;
         } else {
             e->column_at[column] = (int)i;
+            e->counts->columns_found |= 1u << column;
         }
     }
     for (int c = 0; c < VOCAB_COLUMNS; c++) {
-        if (vocab_column_required((vocab_column)c) && e->column_at[c] < 0) {
-            clean_fail(e, DX_ERR_INVALID, "missing required column: %s",
-                       vocab_column_name((vocab_column)c));
-            return;
-        }
+        if (vocab_column_required((vocab_column)c) && e->column_at[c] < 0)
+            missing[nmissing++] = c;
     }
+    if (nmissing > 0)
+        fail_missing(e, missing, nmissing);
 }
 
 static void process_header(engine *e)
@@ -538,7 +600,8 @@ static reject_reason write_clean_row(engine *e, int *nomem)
         return REJECT_MISSING_ORDER_ID;
     if (v[VOCAB_ORDER_DATE].len == 0)
         return REJECT_MISSING_ORDER_DATE;
-    if (csvdate_parse(v[VOCAB_ORDER_DATE].s, v[VOCAB_ORDER_DATE].len, &date) < 0)
+    if (csvdate_parse_order(v[VOCAB_ORDER_DATE].s, v[VOCAB_ORDER_DATE].len, e->profile->date_order,
+                            &date) < 0)
         return REJECT_INVALID_DATE;
     if (date.time[0] == '\0' && v[VOCAB_ORDER_TIME].len > 0 &&
         csvdate_parse_time(v[VOCAB_ORDER_TIME].s, v[VOCAB_ORDER_TIME].len, date.time) < 0)
@@ -549,7 +612,9 @@ static reject_reason write_clean_row(engine *e, int *nomem)
         return REJECT_INVALID_QUANTITY;
     if (v[VOCAB_UNIT_PRICE].len == 0)
         return REJECT_MISSING_UNIT_PRICE;
-    if (money_parse(v[VOCAB_UNIT_PRICE].s, v[VOCAB_UNIT_PRICE].len, &cents, &euro) < 0)
+    if (money_parse_with(v[VOCAB_UNIT_PRICE].s, v[VOCAB_UNIT_PRICE].len,
+                         e->profile->decimal_separator, e->profile->thousands_separator, &cents,
+                         &euro) < 0)
         return REJECT_INVALID_PRICE;
     currency = v[VOCAB_CURRENCY];
     currency_is_euro = is_euro(currency);
@@ -562,6 +627,9 @@ static reject_reason write_clean_row(engine *e, int *nomem)
 
     if (currency_is_euro || (euro && currency.len == 0)) {
         currency = (text){"EUR", 3, 1};
+        currency_case = CASE_KEEP;
+    } else if (currency.len == 0 && e->profile->default_currency[0] != '\0') {
+        currency = (text){e->profile->default_currency, 3, 1};
         currency_case = CASE_KEEP;
     }
     status = v[VOCAB_STATUS];
@@ -674,6 +742,7 @@ void clean_batch(engine *e, const batch *b)
         e->fields = b->fields + r->first;
         e->shape = b->shapes + r->first;
         e->cp1252 = r->cp1252;
+        e->counts->records_cp1252 += r->cp1252 != 0;
         e->nfields = r->nfields;
         e->nfields_seen = r->nfields_seen;
         e->raw_len = r->bytes;
@@ -722,6 +791,13 @@ static void engine_finish(engine *e)
 
 dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size_t reason_len)
 {
+    return clean_run_profile(io, NULL, counts, reason, reason_len);
+}
+
+dx_status clean_run_profile(const clean_io *io, const profile *client, clean_counts *counts,
+                            char *reason, size_t reason_len)
+{
+    profile defaults;
     engine e;
     pipeline q;
     parser p;
@@ -733,6 +809,11 @@ dx_status clean_run(const clean_io *io, clean_counts *counts, char *reason, size
     if (reason_len > 0)
         reason[0] = '\0';
     e.io = io;
+    if (client == NULL) {
+        profile_init(&defaults);
+        client = &defaults;
+    }
+    e.profile = client;
     e.counts = counts;
     e.reason = reason;
     e.reason_len = reason_len;

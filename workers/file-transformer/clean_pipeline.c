@@ -503,6 +503,8 @@ void clean_pipeline_run(engine *e, pipeline *q, parser *p)
     if (first->len >= 3 && memcmp(first->data, "\xEF\xBB\xBF", 3) == 0)
         first->start = 3;
     p->delimiter = detect_delimiter(first->data + first->start, first->len - first->start);
+    e->counts->delimiter = (char)p->delimiter;
+    e->counts->utf8_bom = first->start == 3;
     csv_set_delim(&p->csv, p->delimiter);
     q->block_count = 1;
     p->batch = filling_batch(q);

@@ -179,6 +179,7 @@ typedef struct parser {
 
 typedef struct engine {
     const clean_io *io;
+    const profile *profile; /* the client's settings; never NULL */
     clean_counts *counts;
     dx_status status; /* the first failure; nothing is done once set */
     char *reason;

@@ -85,8 +85,11 @@ static int parse_offset(cursor *c)
     return 0;
 }
 
-/* The date part; *year_first tells which family matched. */
-static int parse_day(cursor *c, int *year, int *month, int *day, int *year_first)
+/* The date part; *year_first tells which family matched.  order says which
+ * of day and month comes first when the year is last, and YMD refuses that
+ * family altogether. */
+static int parse_day(cursor *c, profile_date_order order, int *year, int *month, int *day,
+                     int *year_first)
 {
     size_t start = c->i;
     int first = digits(c, 1, 4);
@@ -101,11 +104,14 @@ static int parse_day(cursor *c, int *year, int *month, int *day, int *year_first
         if ((*month = digits(c, 1, 2)) < 0 || !accept(c, sep) || (*day = digits(c, 1, 2)) < 0)
             return -1;
     } else {
-        if (c->i - start > 3) /* a three-digit first group */
+        int second;
+
+        if (c->i - start > 3 || order == PROFILE_YMD) /* a three-digit first group */
             return -1;
-        *day = first;
-        if ((*month = digits(c, 1, 2)) < 0 || !accept(c, sep) || (*year = digits(c, 4, 4)) < 0)
+        if ((second = digits(c, 1, 2)) < 0 || !accept(c, sep) || (*year = digits(c, 4, 4)) < 0)
             return -1;
+        *day = order == PROFILE_MDY ? second : first;
+        *month = order == PROFILE_MDY ? first : second;
     }
     /* A fifth digit means a longer year, not a date we understand. */
     if (c->i < c->n && c->s[c->i] >= '0' && c->s[c->i] <= '9')
@@ -118,10 +124,15 @@ static int parse_day(cursor *c, int *year, int *month, int *day, int *year_first
 
 int csvdate_parse(const char *s, size_t n, csvdate *out)
 {
+    return csvdate_parse_order(s, n, PROFILE_DMY, out);
+}
+
+int csvdate_parse_order(const char *s, size_t n, profile_date_order order, csvdate *out)
+{
     cursor c = {s, n, 0};
     int year, month, day, year_first;
 
-    if (parse_day(&c, &year, &month, &day, &year_first) < 0)
+    if (parse_day(&c, order, &year, &month, &day, &year_first) < 0)
         return -1;
     out->time[0] = '\0';
     if (c.i < n) {

@@ -2,6 +2,8 @@
 
 #include <stddef.h>
 
+#include "profile.h"
+
 /*
  * Order dates as clients write them, parsed into ISO form.  Pure functions on
  * caller-owned buffers; nothing here allocates.
@@ -26,6 +28,13 @@ typedef struct csvdate {
  * times (24:00, 12:60).  Returns 0, or -1 when the value is not a date.
  */
 int csvdate_parse(const char *s, size_t n, csvdate *out);
+
+/*
+ * csvdate_parse() with a client's date order: PROFILE_DMY is csvdate_parse()
+ * itself; PROFILE_MDY reads MM/DD/YYYY (and MM-DD-YYYY, MM.DD.YYYY) instead
+ * of DD/MM/YYYY; PROFILE_YMD accepts only the year-first forms.
+ */
+int csvdate_parse_order(const char *s, size_t n, profile_date_order order, csvdate *out);
 
 /* Parses a lone time HH:MM or HH:MM:SS into out ("HH:MM:SS"); returns 0 or -1. */
 int csvdate_parse_time(const char *s, size_t n, char out[9]);

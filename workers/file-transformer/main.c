@@ -199,6 +199,7 @@ static int run_service(void)
     ret = 0;
 done:
     worker_finish(&w);
+    transform_finish();
     return ret;
 }
 

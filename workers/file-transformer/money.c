@@ -119,16 +119,13 @@ static int parse_units(const char *s, size_t n, char thousands, int64_t *units)
     return 0;
 }
 
-int money_parse(const char *s, size_t n, int64_t *cents, int *euro)
+/* The amount once its decimal position (n when none) and thousands
+ * separator (0 when none) are known. */
+static int parse_amount(const char *s, size_t n, size_t decimal, char thousands, int64_t *cents)
 {
-    size_t decimal;
-    char thousands;
     int64_t units, fraction = 0;
     size_t decimals;
 
-    strip_currency(&s, &n, euro);
-    if (n == 0 || find_separators(s, n, &decimal, &thousands) < 0)
-        return -1;
     if (parse_units(s, decimal, thousands, &units) < 0)
         return -1;
     decimals = decimal < n ? n - decimal - 1 : 0;
@@ -146,6 +143,75 @@ int money_parse(const char *s, size_t n, int64_t *cents, int *euro)
         return -1;
     *cents = units;
     return 0;
+}
+
+int money_parse(const char *s, size_t n, int64_t *cents, int *euro)
+{
+    size_t decimal;
+    char thousands;
+
+    strip_currency(&s, &n, euro);
+    if (n == 0 || find_separators(s, n, &decimal, &thousands) < 0)
+        return -1;
+    return parse_amount(s, n, decimal, thousands, cents);
+}
+
+static int is_grouping(char c)
+{
+    return c == '.' || c == ',' || c == ' ' || c == '\'';
+}
+
+/*
+ * The separators under a client's rule: the one it names is the only
+ * meaning that character has, so "1.234" with decimal "," is a thousand and
+ * not ambiguous.  An unnamed decimal is the one '.' or ',' that is not the
+ * thousands separator; an unnamed thousands separator is any one grouping
+ * character other than the decimal one.
+ */
+static int find_fixed_separators(const char *s, size_t n, char decimal_sep, char thousands_sep,
+                                 size_t *decimal, char *thousands)
+{
+    char d = decimal_sep, t = thousands_sep == PROFILE_SEP_NONE ? 0 : thousands_sep;
+    int t_auto = thousands_sep == PROFILE_SEP_AUTO;
+
+    if (d == PROFILE_SEP_AUTO && (t == '.' || t == ','))
+        d = t == '.' ? ',' : '.';
+    *decimal = n;
+    *thousands = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (is_digit(c))
+            continue;
+        if (d == PROFILE_SEP_AUTO && !t_auto && (c == '.' || c == ',') && c != t)
+            d = c;
+        if (c == d) {
+            if (*decimal != n)
+                return -1;
+            *decimal = i;
+        } else if (t_auto && is_grouping(c) && (*thousands == 0 || *thousands == c)) {
+            *thousands = c;
+        } else if (!t_auto && t != 0 && c == t) {
+            *thousands = c;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int money_parse_with(const char *s, size_t n, char decimal_sep, char thousands_sep, int64_t *cents,
+                     int *euro)
+{
+    size_t decimal;
+    char thousands;
+
+    if (decimal_sep == PROFILE_SEP_AUTO && thousands_sep == PROFILE_SEP_AUTO)
+        return money_parse(s, n, cents, euro);
+    strip_currency(&s, &n, euro);
+    if (n == 0 || find_fixed_separators(s, n, decimal_sep, thousands_sep, &decimal, &thousands) < 0)
+        return -1;
+    return parse_amount(s, n, decimal, thousands, cents);
 }
 
 size_t money_format(int64_t cents, char *out)

@@ -3,6 +3,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "profile.h"
+
 /*
  * Money in exact fixed point: integer cents, never binary floating point.
  * Pure functions on caller-owned buffers; nothing here allocates.
@@ -20,6 +22,16 @@
  * signs, and amounts over INT64_MAX cents.  Returns 0, or -1.
  */
 int money_parse(const char *s, size_t n, int64_t *cents, int *euro);
+
+/*
+ * money_parse() under a client's separators (profile.h): decimal_sep is
+ * PROFILE_SEP_AUTO, '.' or ','; thousands_sep PROFILE_SEP_AUTO,
+ * PROFILE_SEP_NONE, ',', '.', ' ' or '\''.  Both AUTO is money_parse().  A
+ * named separator has that one meaning, so "1.234" with decimal ',' is 1234.00
+ * and "1,234.5" with decimal ',' is refused.  Returns 0, or -1.
+ */
+int money_parse_with(const char *s, size_t n, char decimal_sep, char thousands_sep, int64_t *cents,
+                     int *euro);
 
 /* Longest output of money_format(), with its NUL. */
 #define MONEY_FORMAT_MAX 24

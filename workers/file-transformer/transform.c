@@ -7,6 +7,7 @@
 #include "clean.h"
 #include "drops.h"
 #include "metrics.h"
+#include "profile_store.h"
 #include "util.h"
 
 /* Tell JetStream we are alive every this many bytes read, so that a large
@@ -33,8 +34,9 @@ typedef struct run_ctx {
     const bus_delivery *delivery;
     int last_attempt;
     int transient_failures;
-    cJSON *files;    /* FileReady events published */
-    cJSON *failures; /* FileFailed events published or pending */
+    const profile *profile; /* the profile of the client being processed */
+    cJSON *files;           /* FileReady events published */
+    cJSON *failures;        /* FileFailed events published or pending */
 } run_ctx;
 
 static dx_status read_drop(void *ctx, void *buf, size_t cap, size_t *got)
@@ -82,14 +84,17 @@ static dx_status publish_event(worker *w, event_type type, const void *ev, const
 }
 
 /*
- * Records a failed drop: published as FileFailed at once when permanent or
- * on the last attempt; otherwise only counted, and the event is retried.
+ * Records a failure: published as FileFailed at once when permanent, on the
+ * last attempt, or when publish_now asks for it (a transient failure an
+ * operator must see before the retries run out); otherwise only counted,
+ * and the event is retried.
  */
-static void drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, const char *source,
-                        const char *reason, int permanent)
+static void report_failure(run_ctx *run, const log_ctx *lc, const char *client_id,
+                           const char *source, const char *reason, int permanent, int publish_now)
 {
     event_file_failed failed = {0};
-    int publish = permanent || run->last_attempt;
+    int publish = permanent || run->last_attempt || publish_now;
+    char msg_id[EVENT_PATH_MAX * 2];
     cJSON *fields = cJSON_CreateObject();
 
     util_uuid(failed.event_id);
@@ -114,29 +119,52 @@ static void drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, 
         return;
     }
     metrics_add("dx_files_failed_total", client_id, 1);
-    if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED,
-                      failed.event_id) != DX_OK &&
+    /* A failure published before the last attempt comes again with every
+     * redelivery: the same reason for the same run is published once. */
+    if (publish_now && !permanent && !run->last_attempt)
+        snprintf(msg_id, sizeof(msg_id), "file-failed:%s:%s:%s", client_id, run->ev->event_id,
+                 reason);
+    else
+        snprintf(msg_id, sizeof(msg_id), "%s", failed.event_id);
+    if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED, msg_id) !=
+            DX_OK &&
         permanent)
         run->transient_failures++; /* not published: the event must come back */
     cJSON_AddItemToArray(run->failures, event_to_json(EVENT_FILE_FAILED, &failed));
 }
 
+static void drop_failed(run_ctx *run, const log_ctx *lc, const char *client_id, const char *source,
+                        const char *reason, int permanent)
+{
+    report_failure(run, lc, client_id, source, reason, permanent, 0);
+}
+
 /*
  * Moves a processed drop into <client>/<folder>/<date>/, choosing a free
- * name if an earlier drop of the same name was archived the same day.
+ * name if an earlier drop of the same name was archived the same day.  Its
+ * completion marker, when the profile has one, follows it under the same
+ * name plus the marker, so that the marker never announces a later drop.
  */
 static dx_status move_drop(storage *inbox, const char *client_id, const char *name,
-                           const char *folder, const char *order_date)
+                           const char *folder, const char *order_date, const char *marker)
 {
     char from[EVENT_PATH_MAX], to[EVENT_PATH_MAX + 32], stem[256];
+    char marker_from[EVENT_PATH_MAX + PROFILE_MARKER_MAX],
+        marker_to[sizeof(to) + PROFILE_MARKER_MAX];
     storage_entry existing;
+    dx_status s;
 
     snprintf(from, sizeof(from), "%s/%s", client_id, name);
     snprintf(to, sizeof(to), "%s/%s/%s/%s", client_id, folder, order_date, name);
     drops_stem(name, stem, sizeof(stem));
     for (int n = 1; storage_stat(inbox, to, &existing) == DX_OK && n < 1000; n++)
         snprintf(to, sizeof(to), "%s/%s/%s/%s.%d.csv", client_id, folder, order_date, stem, n);
-    return storage_rename(inbox, from, to);
+    s = storage_rename(inbox, from, to);
+    if (s != DX_OK || marker == NULL || marker[0] == '\0')
+        return s;
+    snprintf(marker_from, sizeof(marker_from), "%s%s", from, marker);
+    snprintf(marker_to, sizeof(marker_to), "%s%s", to, marker);
+    return storage_rename(inbox, marker_from, marker_to);
 }
 
 /* Streams one drop through the cleaner into two atomic depot writes. */
@@ -167,7 +195,7 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
     out_ctx = (write_ctx){.wr = out, .sha = sha};
     rejects_ctx = (write_ctx){.wr = rejects, .sha = NULL};
     io = (clean_io){read_drop, &rc, write_file, &out_ctx, write_file, &rejects_ctx};
-    s = clean_run(&io, &counts, reason, reason_len);
+    s = clean_run_profile(&io, run->profile, &counts, reason, reason_len);
     /* The storage's own reason ("No space left on device") beats the
      * cleaner's status name. */
     if (s != DX_OK && (out_ctx.failed || rejects_ctx.failed))
@@ -228,12 +256,21 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     const event_order_date *ev = run->ev;
     log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
     event_file_ready ready = {0};
-    char stem[256], reason[EVENT_PATH_MAX] = "", msg_id[EVENT_PATH_MAX + 128];
+    char stem[256], reason[EVENT_PATH_MAX] = "", msg_id[EVENT_PATH_MAX + 256];
     cJSON *fields;
     dx_status s;
 
+    if (run->profile->done_marker[0] != '\0' &&
+        !drops_has_marker(w->inbox, client_id, name, run->profile->done_marker)) {
+        /* Without its marker the drop may still be uploading: it waits. */
+        log_printf(LOG_LEVEL_INFO, &lc, "%s/%s waits for its completion marker %s%s", client_id,
+                   name, name, run->profile->done_marker);
+        return;
+    }
     drops_stem(name, stem, sizeof(stem));
     util_uuid(ready.event_id);
+    ready.profile_revision = run->profile->revision;
+    util_copy(ready.triggered_by, sizeof(ready.triggered_by), ev->triggered_by);
     util_copy(ready.trace_id, sizeof(ready.trace_id), ev->trace_id);
     util_copy(ready.caused_by, sizeof(ready.caused_by), ev->event_id);
     util_copy(ready.client_id, sizeof(ready.client_id), client_id);
@@ -249,7 +286,8 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         metrics_add("dx_invalid_input_total", "unusable_file", 1);
         drop_failed(run, &lc, client_id, ready.source, reason, 1);
         if (drop_unchanged(w->inbox, ready.source, drop) &&
-            move_drop(w->inbox, client_id, name, "failed", ev->order_date) != DX_OK)
+            move_drop(w->inbox, client_id, name, "failed", ev->order_date,
+                      run->profile->done_marker) != DX_OK)
             log_printf(LOG_LEVEL_WARN, &lc, "could not move unusable drop %s aside: %s",
                        ready.source, storage_last_error(w->inbox));
         return;
@@ -258,8 +296,11 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         drop_failed(run, &lc, client_id, ready.source, reason, s == DX_ERR_PERMANENT);
         return;
     }
-    snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s", client_id, ev->order_date,
-             ready.source, ready.sha256);
+    /* A replay asks for the same bytes again on purpose: its own event id
+     * keeps the stream's duplicate window from swallowing it. */
+    snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s%s%s", client_id, ev->order_date,
+             ready.source, ready.sha256, strcmp(ev->triggered_by, "replay") == 0 ? ":replay:" : "",
+             strcmp(ev->triggered_by, "replay") == 0 ? ev->event_id : "");
     if (publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) != DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, "cannot publish file-ready to NATS", 0);
         return;
@@ -270,7 +311,8 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
         log_printf(LOG_LEVEL_WARN, &lc,
                    "%s changed while it was processed: the new version stays in the inbox",
                    ready.source);
-    } else if (move_drop(w->inbox, client_id, name, "archive", ev->order_date) != DX_OK) {
+    } else if (move_drop(w->inbox, client_id, name, "archive", ev->order_date,
+                         run->profile->done_marker) != DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, storage_last_error(w->inbox), 0);
         return;
     }
@@ -292,13 +334,58 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     cJSON_AddItemToArray(run->files, event_to_json(EVENT_FILE_READY, &ready));
 }
 
+/* The clients bucket, opened on first use (the bus may connect after the
+ * worker starts) and kept; used under work_lock only. */
+static kv *profiles;
+
+void transform_finish(void)
+{
+    kv_destroy(profiles);
+    profiles = NULL;
+}
+
+/*
+ * Reads the client's profile afresh, so that a change applies to the next
+ * file without a restart.  When it cannot be used (invalid document, bucket
+ * unreachable) the client's drops are held: a transient failure, published
+ * at once so that /status shows why, once per profile revision and date
+ * (the stream's duplicate window drops the repeats of redeliveries).
+ */
+static int load_profile(run_ctx *run, const char *client_id, profile *p)
+{
+    const event_order_date *ev = run->ev;
+    log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
+    char reason[EVENT_PATH_MAX] = "", err[256] = "";
+    dx_status s = DX_OK;
+
+    if (profiles == NULL)
+        s = profile_store_open(&profiles, run->w->bus, run->w->cfg.stream_replicas, err,
+                               sizeof(err));
+    if (s != DX_OK)
+        snprintf(reason, sizeof(reason), "client profiles unavailable, drops held: %s", err);
+    else
+        s = profile_store_get(profiles, client_id, p, reason, sizeof(reason));
+    if (s == DX_OK)
+        return 1;
+    if (s == DX_ERR_INVALID)
+        metrics_add("dx_invalid_input_total", "invalid_profile", 1);
+    report_failure(run, &lc, client_id, client_id, reason, 0, 1);
+    return 0;
+}
+
 static void process_client(run_ctx *run, const char *client_id)
 {
     const event_order_date *ev = run->ev;
     log_ctx lc = {ev->trace_id, ev->event_id, client_id, ev->order_date};
     storage_entry *drops = NULL;
     size_t count = 0;
-    dx_status s = drops_list(run->w->inbox, client_id, &drops, &count);
+    profile client_profile;
+    dx_status s;
+
+    if (!load_profile(run, client_id, &client_profile))
+        return;
+    run->profile = &client_profile;
+    s = drops_list(run->w->inbox, client_id, &drops, &count);
 
     if (s == DX_ERR_NOT_FOUND) {
         log_printf(LOG_LEVEL_WARN, &lc, "client folder %s not found in the inbox", client_id);
@@ -356,7 +443,7 @@ void transform_handle(worker *w, const event_order_date *ev, const bus_delivery 
                       int last_attempt, transform_outcome *out)
 {
     log_ctx lc = {ev->trace_id, ev->event_id, ev->client_id, ev->order_date};
-    run_ctx run = {w, ev, d, last_attempt, 0, cJSON_CreateArray(), cJSON_CreateArray()};
+    run_ctx run = {w, ev, d, last_attempt, 0, NULL, cJSON_CreateArray(), cJSON_CreateArray()};
 
     out->result = cJSON_CreateObject();
     cJSON_AddStringToObject(out->result, "order_date", ev->order_date);

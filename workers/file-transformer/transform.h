@@ -33,6 +33,11 @@ typedef struct transform_outcome {
 void transform_handle(worker *w, const event_order_date *ev, const bus_delivery *d,
                       int last_attempt, transform_outcome *out);
 
+/* Releases what transform_handle() keeps between events (the clients
+ * bucket handle).  Call after worker_finish(), once no thread can handle an
+ * event; nats.c keeps the connection alive for the handle. */
+void transform_finish(void);
+
 /*
  * Cleans the local file in_path into out_path and rejects_path (each
  * written to a temporary name and renamed into place).  Prints nothing;

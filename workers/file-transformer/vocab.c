@@ -3,11 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const column_names[VOCAB_COLUMNS] = {
-    "order_id", "order_date", "customer_id", "customer_email", "product_sku", "product_name",
-    "quantity", "unit_price", "currency",    "status",         "order_time",
-};
-
 typedef struct alias {
     const char *key;
     vocab_column column;
@@ -203,13 +198,12 @@ int vocab_column_of(const char *key)
 
 const char *vocab_column_name(vocab_column column)
 {
-    return column < VOCAB_COLUMNS ? column_names[column] : "?";
+    return column_name((column_id)column);
 }
 
 int vocab_column_required(vocab_column column)
 {
-    return column == VOCAB_ORDER_ID || column == VOCAB_ORDER_DATE || column == VOCAB_QUANTITY ||
-           column == VOCAB_UNIT_PRICE;
+    return column_required((column_id)column);
 }
 
 static int compare_status(const void *key, const void *entry)

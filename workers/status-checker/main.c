@@ -11,6 +11,7 @@
 #include "event.h"
 #include "metrics.h"
 #include "page.h"
+#include "profiles_view.h"
 #include "state.h"
 #include "util.h"
 #include "worker.h"
@@ -143,6 +144,7 @@ static void serve_status(status_checker *sc, http_response *resp, int html)
         http_error(resp, 503, err);
         return;
     }
+    profiles_view_annotate(doc, &sc->w);
     resp->status = 200;
     if (html) {
         resp->body = page_render(doc);
@@ -236,6 +238,7 @@ int main(int argc, char **argv)
     ret = 0;
 done:
     worker_finish(&sc.w);
+    profiles_view_finish();
     state_destroy(sc.state);
     return ret;
 }

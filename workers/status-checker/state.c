@@ -63,10 +63,13 @@ void state_destroy(state *st)
     free(st);
 }
 
+/* The same run seen twice (a redelivery, the replay at start): a replay of
+ * the same drop is a run of its own, caused by another OrderDate. */
 static int same_run(const event_file_ready *a, const event_file_ready *b)
 {
     return strcmp(a->client_id, b->client_id) == 0 && strcmp(a->order_date, b->order_date) == 0 &&
-           strcmp(a->source, b->source) == 0 && strcmp(a->sha256, b->sha256) == 0;
+           strcmp(a->source, b->source) == 0 && strcmp(a->sha256, b->sha256) == 0 &&
+           strcmp(a->caused_by, b->caused_by) == 0;
 }
 
 int state_add_ready(state *st, const event_file_ready *ev, int64_t at_ms)
@@ -110,7 +113,7 @@ int state_add_failed(state *st, const event_file_failed *ev, int64_t at_ms)
     return added;
 }
 
-static cJSON *client_object(cJSON *clients, const char *client_id)
+cJSON *state_client_entry(cJSON *clients, const char *client_id)
 {
     cJSON *client = cJSON_GetObjectItemCaseSensitive(clients, client_id);
 
@@ -198,7 +201,7 @@ static dx_status list_depot(state *st, worker *w, cJSON *clients, int *total)
 
         if (roots[i].kind != STORAGE_DIR || !clientid_valid(w->clients, client_id))
             continue;
-        client = client_object(clients, client_id);
+        client = state_client_entry(clients, client_id);
         s = list_client(w, client_id, cJSON_GetObjectItemCaseSensitive(client, "files"), &count);
         cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(client, "files_in_depot"), count);
         *total += count;
@@ -232,13 +235,59 @@ dx_status state_recount_client(state *st, worker *w, const char *client_id, int 
     return DX_OK;
 }
 
-static cJSON *run_json(const run_record *r)
+static cJSON *superseded_entry(const char *kind, const char *event_id, int64_t at_ms,
+                               const char *detail_key, const char *detail)
+{
+    cJSON *o = cJSON_CreateObject();
+    char at[32];
+
+    util_rfc3339(at, at_ms);
+    cJSON_AddStringToObject(o, "kind", kind);
+    cJSON_AddStringToObject(o, "event_id", event_id);
+    cJSON_AddStringToObject(o, "at", at);
+    cJSON_AddStringToObject(o, detail_key, detail);
+    return o;
+}
+
+/*
+ * What a replayed run replaces: the earlier runs and failures of the same
+ * client, date and drop.  Only replays are looked at (they are rare), so
+ * that a status of thousands of runs is not quadratic.  Called under lock.
+ */
+static cJSON *superseded_by_replay(const state *st, const run_record *r)
+{
+    cJSON *list = cJSON_CreateArray();
+    const event_file_ready *ev = &r->ev;
+
+    for (size_t i = 0; i < st->run_count && &st->runs[i] != r; i++) {
+        const event_file_ready *old = &st->runs[i].ev;
+
+        if (strcmp(old->client_id, ev->client_id) == 0 &&
+            strcmp(old->order_date, ev->order_date) == 0 && strcmp(old->source, ev->source) == 0)
+            cJSON_AddItemToArray(list, superseded_entry("file-ready", old->event_id,
+                                                        st->runs[i].at_ms, "sha256", old->sha256));
+    }
+    for (size_t i = 0; i < st->failure_count; i++) {
+        const event_file_failed *old = &st->failures[i].ev;
+
+        if (st->failures[i].at_ms <= r->at_ms && strcmp(old->client_id, ev->client_id) == 0 &&
+            strcmp(old->order_date, ev->order_date) == 0 && strcmp(old->source, ev->source) == 0)
+            cJSON_AddItemToArray(list,
+                                 superseded_entry("file-failed", old->event_id,
+                                                  st->failures[i].at_ms, "reason", old->reason));
+    }
+    return list;
+}
+
+static cJSON *run_json(const state *st, const run_record *r)
 {
     cJSON *json = event_to_json(EVENT_FILE_READY, &r->ev);
     char at[32];
 
     util_rfc3339(at, r->at_ms);
     cJSON_AddStringToObject(json, "at", at);
+    if (strcmp(r->ev.triggered_by, "replay") == 0)
+        cJSON_AddItemToObject(json, "supersedes", superseded_by_replay(st, r));
     return json;
 }
 
@@ -282,16 +331,16 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
     /* Oldest first, so that the last assignment per client and date wins. */
     for (size_t i = 0; i < st->run_count; i++) {
         const run_record *r = &st->runs[i];
-        cJSON *client = client_object(clients, r->ev.client_id);
+        cJSON *client = state_client_entry(clients, r->ev.client_id);
         cJSON *dates = cJSON_GetObjectItemCaseSensitive(client, "dates");
 
         cJSON_DeleteItemFromObjectCaseSensitive(dates, r->ev.order_date);
-        cJSON_AddItemToObject(dates, r->ev.order_date, run_json(r));
+        cJSON_AddItemToObject(dates, r->ev.order_date, run_json(st, r));
         cJSON_DeleteItemFromObjectCaseSensitive(client, "last_run");
-        cJSON_AddItemToObject(client, "last_run", run_json(r));
+        cJSON_AddItemToObject(client, "last_run", run_json(st, r));
     }
     for (size_t i = st->run_count; i-- > 0;)
-        cJSON_AddItemToArray(runs, run_json(&st->runs[i]));
+        cJSON_AddItemToArray(runs, run_json(st, &st->runs[i]));
     for (size_t i = st->failure_count; i-- > 0;)
         cJSON_AddItemToArray(failures, failure_json(&st->failures[i]));
     pthread_mutex_unlock(&st->lock);

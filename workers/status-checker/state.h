@@ -48,3 +48,9 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
  */
 dx_status state_recount_client(state *st, worker *w, const char *client_id, int *total, char *err,
                                size_t err_len);
+
+/*
+ * The entry of client_id in a status document's "clients" object, created
+ * empty (no file, no date) when missing; borrowed from clients.
+ */
+cJSON *state_client_entry(cJSON *clients, const char *client_id);

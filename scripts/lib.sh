@@ -12,7 +12,7 @@ DX_PACKAGES_BUILD="gcc libc6-dev pkg-config meson ninja-build protobuf-c-compile
 # Chromium, the pandas reference of the benchmark, manifest validation, the
 # openssl command that makes test_edges's certificates).
 DX_PACKAGES_TEST="clang libclang-rt-14-dev prometheus chromium python3-yaml binutils
-  valgrind util-linux openssl"
+  valgrind util-linux openssl strace"
 
 # What the container suite needs (tests/container): Debian's podman with
 # runc (crun refuses this kind of VM's cgroup layout), mmdebstrap for the

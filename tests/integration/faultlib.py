@@ -4,7 +4,6 @@ inspection, stream counting, log timestamps.  Python standard library only.
 
 import datetime
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -90,11 +89,6 @@ def log_time(record):
     """A log record's ts as seconds since the epoch."""
     ts = record["ts"].replace("Z", "+00:00")
     return datetime.datetime.fromisoformat(ts).timestamp()
-
-
-def records(proc, msg=None):
-    recs = harness.log_records(proc)
-    return [r for r in recs if msg is None or r.get("msg") == msg]
 
 
 def runs_of(status, client, date=None):

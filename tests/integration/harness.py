@@ -98,11 +98,13 @@ def rss_limit_kb(path, limit_kb):
     return RSS_LIMIT_ASAN_KB if built_with_asan(path) else limit_kb
 
 
-def worker_command(name, args=()):
+def worker_command(name, args=(), wrapper=()):
     """The command line that runs worker name: the binary, prefixed by
-    DX_WORKER_WRAPPER when set (e.g. valgrind, for the memory-checked run)."""
+    DX_WORKER_WRAPPER when set (e.g. valgrind, for the memory-checked run),
+    or else by wrapper (e.g. strace, for one worker of a test)."""
     import shlex
-    return shlex.split(os.environ.get("DX_WORKER_WRAPPER", "")) + [binary(name)] + list(args)
+    prefix = shlex.split(os.environ.get("DX_WORKER_WRAPPER", "")) or list(wrapper)
+    return prefix + [binary(name)] + list(args)
 
 
 def binary(name):
@@ -330,21 +332,47 @@ def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def eventually(predicate, timeout=10.0, what="condition"):
+    """True once predicate() is true, False if it is not within timeout: for
+    a check on a step that follows the one the test waited for (a drop is
+    archived after its file-ready is published)."""
+    try:
+        wait_until(predicate, timeout=timeout, what=what)
+        return True
+    except TimeoutError:
+        return False
+
+
 def read_log_lines(proc_or_path):
     path = proc_or_path if isinstance(proc_or_path, str) else proc_or_path.log_path
     with open(path, "rb") as f:
         return [line.decode("utf-8", "replace") for line in f.read().splitlines()]
 
 
-def log_records(proc):
-    """The JSON log records of a worker (non-JSON lines are skipped)."""
+def parse_log_records(text_or_lines, raw=False):
+    """The one parser of the workers' log lines (one JSON object a line, see
+    log.h): the records of a text or a list of lines, in order.  A line that
+    is not a JSON object (a sanitizer's report, a crash) is skipped, or kept
+    as {"raw": line} when raw is true."""
+    lines = text_or_lines.splitlines() if isinstance(text_or_lines, str) else text_or_lines
     out = []
-    for line in read_log_lines(proc):
+    for line in lines:
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except ValueError:
-            pass
+            rec = None
+        if isinstance(rec, dict):
+            out.append(rec)
+        elif raw:
+            out.append({"raw": line})
     return out
+
+
+def log_records(proc_or_path, msg=None):
+    """The log records of a worker process (or of a log file), those whose
+    msg is msg when it is given."""
+    return [r for r in parse_log_records(read_log_lines(proc_or_path))
+            if msg is None or r.get("msg") == msg]
 
 
 _workdirs = []
@@ -388,8 +416,8 @@ class Pipeline:
         self.nats.start()
         return self
 
-    def start_worker(self, worker, wait_ready=True, args=(), log_name=None, **env):
-        proc = start_process(worker_command(worker, args),
+    def start_worker(self, worker, wait_ready=True, args=(), log_name=None, wrapper=(), **env):
+        proc = start_process(worker_command(worker, args, wrapper),
                              os.path.join(self.workdir, f"{log_name or worker}.log"),
                              env=self.env(worker, **env))
         self.workers[log_name or worker] = proc
@@ -503,10 +531,14 @@ def pipeline_run(t, name, **kwargs):
 class TestRun:
     """Collects named checks; prints 'N passed, M failed' like the unit tests."""
 
+    # The exit code by which meson (and automake) report a test as SKIP.
+    SKIP = 77
+
     def __init__(self, name):
         self.name = name
         self.passed = 0
         self.failed = 0
+        self.skipped = []
 
     def check(self, cond, what):
         if cond:
@@ -516,11 +548,18 @@ class TestRun:
             print(f"FAIL: {what}", file=sys.stderr)
         return cond
 
+    def skip(self, why):
+        """Records a check that could not be made here: the test then exits
+        SKIP (77) unless a check failed, never a silent pass."""
+        self.skipped.append(why)
+        print(f"skipped: {why}", flush=True)
+
     def finish(self):
         """Prints the counts; removes the pipelines' work folders when every
         check passed (they are kept, logs included, for a failed run)."""
-        print(f"{self.name}: {self.passed} passed, {self.failed} failed")
-        ok = self.failed == 0 and self.passed > 0
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed"
+              + (f", {len(self.skipped)} skipped" if self.skipped else ""))
+        ok = self.failed == 0 and (self.passed > 0 or self.skipped)
         if ok:
             import shutil
             for workdir in _workdirs:
@@ -528,4 +567,6 @@ class TestRun:
         else:
             for workdir in _workdirs:
                 print(f"kept for inspection: {workdir}", file=sys.stderr)
+        if ok and self.skipped:
+            return self.SKIP
         return 0 if ok else 1

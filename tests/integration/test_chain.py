@@ -21,7 +21,7 @@ def test_full_chain(p, t):
     p.drop("US2", "input.csv", SAMPLE_ORDERS.replace("A-", "B-"))
     code, out = p.run_checker("--once", "--date", DATE)
     t.check(code == 0, f"daily-checker --once exits 0 (got {code}: {out[-300:]})")
-    published = [json.loads(l) for l in out.splitlines() if '"order-date published"' in l]
+    published = [r for r in harness.parse_log_records(out) if r["msg"] == "order-date published"]
     t.check(len(published) == 2, f"one order-date per client (got {len(published)})")
     t.check(all(f'"order_date": "{DATE}"' in l for l in out.splitlines()
                 if '"order-date published"' in l), "the event is logged with \"order_date\": \"D\"")
@@ -35,10 +35,12 @@ def test_full_chain(p, t):
         t.check(os.path.isfile(out_path), f"{out_path} exists")
         t.check(os.path.isfile(os.path.join(p.depot, client, DATE, "input.rejects.csv")),
                 f"{client} rejects file exists")
+        # Archived after its file-ready, which is what wait_runs() saw.
+        archived = os.path.join(p.inbox, client, "archive", DATE, "input.csv")
+        t.check(harness.eventually(lambda: os.path.isfile(archived)),
+                f"{client} drop archived under archive/{DATE}/")
         t.check(not os.path.exists(os.path.join(p.inbox, client, "input.csv")),
                 f"{client} drop left the inbox")
-        t.check(os.path.isfile(os.path.join(p.inbox, client, "archive", DATE, "input.csv")),
-                f"{client} drop archived under archive/{DATE}/")
         t.check(st["clients"][client]["files_in_depot"] == 2, f"{client} has 2 files in depot")
         # The depot never shows a temporary file.
         t.check(not [n for n in os.listdir(os.path.join(p.depot, client, DATE))

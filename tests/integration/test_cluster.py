@@ -120,8 +120,11 @@ def check_exactly_once(t, p, cluster, date, replicas, label):
         t.check(faultlib.depot_files(p, client, date) == ["input.csv", "input.rejects.csv"],
                 f"{label}: {client} has one copy of each output "
                 f"({faultlib.depot_files(p, client, date)})")
+        # The drop is archived after its file-ready, which is what
+        # wait_dates() saw: the move may still be on its way.
         archived = os.path.join(p.inbox, client, "archive", date)
-        t.check(os.path.isdir(archived) and os.listdir(archived) == ["input.csv"],
+        t.check(harness.eventually(lambda: os.path.isdir(archived)) and
+                os.listdir(archived) == ["input.csv"],
                 f"{label}: {client} drop archived once")
         t.check(not os.path.exists(os.path.join(p.inbox, client, "input.csv")),
                 f"{label}: {client} drop left the inbox")
@@ -146,7 +149,7 @@ def check_exactly_once(t, p, cluster, date, replicas, label):
     ids = faultlib.msg_ids(entries)
     t.check(len(ids) == len(CLIENTS) and len(set(ids)) == len(CLIENTS),
             f"{label}: one FileReady per drop in the stream ({len(ids)}, {len(set(ids))} distinct)")
-    per_replica = {name: sum(1 for r in faultlib.records(proc, "file ready")
+    per_replica = {name: sum(1 for r in harness.log_records(proc, "file ready")
                              if r.get("order_date") == date)
                    for name, proc in replicas.items()}
     figure(f"{label}: files per replica {per_replica}")
@@ -200,11 +203,11 @@ def main():
         t.check(code == 0, f"daily-checker --once exits 0 on the cluster ({out[-200:]})")
         harness.wait_until(lambda: faultlib.temp_files(p.depot) or any(
             r.get("order_date") == DATE2 for proc in replicas.values()
-            for r in faultlib.records(proc, "file ready")),
+            for r in harness.log_records(proc, "file ready")),
             timeout=60, interval=0.01, what="the first file of the second run in flight")
         victim.stop(sig=signal.SIGKILL)
         killed_at = time.time()
-        done = sum(1 for proc in replicas.values() for r in faultlib.records(proc, "file ready")
+        done = sum(1 for proc in replicas.values() for r in harness.log_records(proc, "file ready")
                    if r.get("order_date") == DATE2)
         t.check(done < len(CLIENTS), f"the node was killed mid-run ({done}/{len(CLIENTS)} done)")
         check_exactly_once(t, p, cluster, DATE2, replicas, "node killed")

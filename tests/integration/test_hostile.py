@@ -66,7 +66,7 @@ def refused_events(counters):
 
 
 def records(p, worker, msg):
-    return [r for r in harness.log_records(p.workers[worker]) if r.get("msg") == msg]
+    return harness.log_records(p.workers[worker], msg)
 
 
 def wait_records(p, worker, msg, count, what):

@@ -75,12 +75,7 @@ def test_full_chain(p, t):
         # The drop is archived after file-ready is published, which is what
         # wait_runs() saw: the move may still be on its way.
         archived = os.path.join(p.inbox, client, "archive", DATE, "input.csv")
-        try:
-            harness.wait_until(lambda: os.path.isfile(archived), timeout=10,
-                               what=f"{client}'s drop in archive/{DATE}/")
-        except TimeoutError:
-            pass
-        t.check(os.path.isfile(archived),
+        t.check(harness.eventually(lambda: os.path.isfile(archived)),
                 f"{client}: drop archived under archive/{DATE}/ on the server")
         t.check(not os.path.exists(os.path.join(p.inbox, client, "input.csv")),
                 f"{client}: drop left the inbox")
@@ -149,7 +144,7 @@ def test_big_drop_server_restart(p, t, server, big, ref_out, ref_rejects):
     st = p.wait_runs(["US5"], DATE, timeout=240)
     figure(f"sshd stopped mid-transfer -> run complete {time.time() - stopped_at:.1f} s "
            f"after the stop ({os.path.getsize(big) / 1e6:.0f} MB drop)")
-    retried = [r for r in faultlib.records(ft, "file failed")
+    retried = [r for r in harness.log_records(ft, "file failed")
                if r.get("client_id") == "US5" and r.get("will_retry")]
     t.check(len(retried) >= 1 and not retried[0].get("permanent"),
             f"the broken transfer was a transient failure, retried ({len(retried)})")

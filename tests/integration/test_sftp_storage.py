@@ -11,7 +11,6 @@ throughput comparison with OpenSSH's sftp client (printed, not asserted).
 """
 
 import hashlib
-import json
 import os
 import resource
 import select
@@ -42,12 +41,7 @@ TRANSIENT = ("io_error", "timeout")
 def parse_lines(text):
     """Splits the driver's stdout into results (with "cmd") and log lines."""
     results, logs = [], []
-    for line in text.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            logs.append({"raw": line})
-            continue
+    for obj in harness.parse_log_records(text, raw=True):
         (results if "cmd" in obj or "event" in obj else logs).append(obj)
     return results, logs
 

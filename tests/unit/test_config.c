@@ -1,11 +1,15 @@
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "testing.h"
 #include "util.h"
 
 static const char *vars[] = {"NATS_URL",
+                             "NATS_TLS_CA_FILE",
+                             "NATS_TLS_CERT_FILE",
+                             "NATS_TLS_KEY_FILE",
                              "INBOX_URL",
                              "DEPOT_URL",
                              "PORT",
@@ -34,6 +38,54 @@ static dx_status load_with(const char *name, const char *value, config *cfg, cha
     clear();
     setenv(name, value, 1);
     return config_load(cfg, err, 256);
+}
+
+/* --help lists every setting config_load() reads, with its default, and never a
+ * current value. */
+static void test_help(void)
+{
+    static const char *all[] = {"NATS_URL",        "NATS_CREDS_FILE", "INBOX_URL",
+                                "DEPOT_URL",       "HTTP_ADDR",       "PORT",
+                                "LOG_LEVEL",       "CLIENT_PATTERN",  "EVENT_ENCODING",
+                                "SUBSCRIBE",       "SCHEDULE",        "CATCHUP_MAX_DAYS",
+                                "DROP_MIN_AGE",    "MAX_DELIVER",     "ACK_WAIT",
+                                "MAX_EVENT_BYTES", "SHUTDOWN_GRACE",  "STREAM_REPLICAS"};
+    char *text = NULL, err[256], creds[] = "/tmp/dx-do-not-print-XXXXXX";
+    size_t len = 0;
+    config cfg;
+    FILE *out;
+    int fd;
+
+    clear();
+    fd = mkstemp(creds);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    setenv("NATS_CREDS_FILE", creds, 1);
+    out = open_memstream(&text, &len);
+    CHECK(out != NULL);
+    if (out == NULL)
+        return;
+    config_print_help(out);
+    fclose(out);
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        char line[64];
+
+        snprintf(line, sizeof(line), "\n  %s ", all[i]);
+        testing_checks++;
+        if (strstr(text, line) == NULL)
+            testing_fail(__FILE__, __LINE__, "--help does not list %s", all[i]);
+    }
+    CHECK(strstr(text, "\n  PORT                   8080\n") != NULL);
+    CHECK(strstr(text, "\n  NATS_URL               nats://127.0.0.1:4222\n") != NULL);
+    CHECK(strstr(text, "\n  NATS_CREDS_FILE        (none)\n") != NULL);
+    CHECK(strstr(text, "do-not-print") == NULL);
+    /* Describing reads no value: loading afterwards still sees it. */
+    CHECK_EQ_INT(config_load(&cfg, err, sizeof(err)), DX_OK);
+    CHECK_EQ_STR(cfg.nats_creds_file, creds);
+    free(text);
+    unsetenv("NATS_CREDS_FILE");
+    unlink(creds);
 }
 
 int main(void)
@@ -119,6 +171,7 @@ int main(void)
     CHECK_EQ_INT(load_with("NATS_TLS_CA_FILE", "meson.build", &cfg, err), DX_OK);
     CHECK_EQ_STR(cfg.nats_tls_ca_file, "meson.build");
 
+    test_help();
     CHECK(util_date_valid("2024-02-29"));
     CHECK(!util_date_valid("2026-02-29"));
     CHECK(!util_date_valid("2026-04-31"));

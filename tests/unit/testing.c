@@ -22,6 +22,12 @@ void testing_fail(const char *file, int line, const char *fmt, ...)
 int testing_finish(const char *name)
 {
     printf("%s: %d passed, %d failed\n", name, testing_checks - testing_failures, testing_failures);
+    /* A test that checked nothing proves nothing: a table emptied by mistake
+     * or a loop that never ran must not report success. */
+    if (testing_checks == 0) {
+        fprintf(stderr, "%s: FAIL: no check ran\n", name);
+        return 1;
+    }
     return testing_failures == 0 ? 0 : 1;
 }
 

@@ -23,7 +23,8 @@ void testing_set_tz(const char *tz);
 /* "2026-03-29T01:00:00Z" to an instant; aborts the test on a typo in a table. */
 time_t testing_utc(const char *iso);
 
-/* Prints "N passed, M failed" and returns the process exit code. */
+/* Prints "N passed, M failed" and returns the process exit code: 0 when every
+ * check passed and at least one ran, 1 otherwise. */
 int testing_finish(const char *name);
 
 #define CHECK(cond)                                                                                \

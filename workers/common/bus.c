@@ -386,7 +386,7 @@ static void handle_message(bus *b, natsMsg *msg, bus_handler handler, void *ctx)
 }
 
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
-                      volatile sig_atomic_t *stop)
+                      const atomic_int *stop)
 {
     natsSubscription *sub = NULL;
     jsSubOptions so;
@@ -402,7 +402,7 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
                    durable, natsStatus_GetText(s), (int)jerr);
         return DX_ERR_IO;
     }
-    while (!*stop) {
+    while (!atomic_load(stop)) {
         natsMsgList list = {0};
 
         s = natsSubscription_Fetch(&list, sub, 1, 1000, &jerr);

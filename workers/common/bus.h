@@ -1,6 +1,6 @@
 #pragma once
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,7 +92,7 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
  * when stopped.
  */
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
-                      volatile sig_atomic_t *stop);
+                      const atomic_int *stop);
 
 /*
  * Reads every message of the stream matching filter, oldest first, through

@@ -13,10 +13,29 @@
 #include "log.h"
 #include "natsurl.h"
 
+/*
+ * --help lists what config_load() reads by running it with describe_to set:
+ * every getter then writes its variable and default there and reads the
+ * environment as if unset, so each call is reached (defaults are valid) and
+ * the list cannot drift from the code.  A new setting read through the
+ * getters is in --help without another edit.
+ */
+static FILE *describe_to;
+
+/* The environment's value of name, or NULL when describing (see above). */
+static const char *lookup(const char *name, const char *fallback)
+{
+    if (describe_to != NULL) {
+        fprintf(describe_to, "  %-22s %s\n", name, fallback[0] ? fallback : "(none)");
+        return NULL;
+    }
+    return getenv(name);
+}
+
 static dx_status get_string(const char *name, const char *fallback, char *out, size_t out_len,
                             char *err, size_t err_len)
 {
-    const char *value = getenv(name);
+    const char *value = lookup(name, fallback);
 
     if (value == NULL || value[0] == '\0')
         value = fallback;
@@ -31,9 +50,13 @@ static dx_status get_string(const char *name, const char *fallback, char *out, s
 static dx_status get_int(const char *name, int fallback, int min, int max, int *out, char *err,
                          size_t err_len)
 {
-    const char *value = getenv(name);
+    char fallback_text[16];
+    const char *value;
     char *end = NULL;
     long parsed;
+
+    snprintf(fallback_text, sizeof(fallback_text), "%d", fallback);
+    value = lookup(name, fallback_text);
 
     if (value == NULL || value[0] == '\0') {
         *out = fallback;
@@ -51,7 +74,7 @@ static dx_status get_int(const char *name, int fallback, int min, int max, int *
 
 static dx_status get_bool(const char *name, int fallback, int *out, char *err, size_t err_len)
 {
-    const char *value = getenv(name);
+    const char *value = lookup(name, fallback ? "1" : "0");
 
     if (value == NULL || value[0] == '\0')
         *out = fallback;
@@ -209,7 +232,7 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
     dx_status s;
 
     memset(cfg, 0, sizeof(*cfg));
-    s = config_check_tz(getenv("TZ"), err, err_len);
+    s = config_check_tz(lookup("TZ", "UTC"), err, err_len);
     if (s == DX_OK)
         s = load_nats(cfg, err, err_len);
     if (s == DX_OK)
@@ -265,4 +288,16 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
     if (s == DX_OK)
         s = get_int("STREAM_REPLICAS", 1, 1, 5, &cfg->stream_replicas, err, err_len);
     return s;
+}
+
+void config_print_help(FILE *out)
+{
+    config scratch;
+    char err[256];
+
+    fputs("Environment (variable, default; unset or empty means the default):\n", out);
+    describe_to = out;
+    if (config_load(&scratch, err, sizeof(err)) != DX_OK)
+        fprintf(out, "  (a default is invalid: %s)\n", err);
+    describe_to = NULL;
 }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "status.h"
 
@@ -8,7 +9,7 @@
  * The workers are configured by environment variables only, with the same
  * names in every worker, the demo, the tests, stack.yml and deploy/k8s.  The
  * README's configuration table lists them; config_load() is the one place
- * that reads them.
+ * that reads them, and config_print_help() lists what it reads.
  */
 typedef struct config {
     char nats_url[512];           /* NATS_URL */
@@ -50,3 +51,9 @@ dx_status config_load(config *cfg, char *err, size_t err_len);
  * Returns DX_ERR_INVALID with a one-line reason naming TZ otherwise.
  */
 dx_status config_check_tz(const char *tz, char *err, size_t err_len);
+
+/* Writes every variable config_load() reads, with its default, to out: the
+ * part of each worker's --help that lists its environment.  Defaults only,
+ * never a current value (which may be a secret).  Not thread-safe: for
+ * --help, before anything else runs. */
+void config_print_help(FILE *out);

@@ -1,7 +1,7 @@
 #pragma once
 
 #include <pthread.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "bus.h"
@@ -24,18 +24,29 @@ typedef struct worker {
     clientid_rule *clients;
     storage *inbox; /* NULL when the worker does not need it */
     storage *depot;
-    bus *bus; /* NULL until connected */
+    /* NULL until connected; set by the consumer thread, read by HTTP
+     * threads (readiness, invocations). */
+    bus *_Atomic bus;
     http_server *http;
     /* Storage connections (SFTP) are not shared between threads: the
      * consumer thread and HTTP invocations take turns. */
     pthread_mutex_t work_lock;
     /* Set while the worker rebuilds its state (status-checker's replay):
-     * not ready until it is cleared. */
-    volatile int warming_up;
+     * not ready until it is cleared.  Read by the HTTP threads. */
+    atomic_int warming_up;
 } worker;
 
-/* Set by SIGTERM/SIGINT; every loop polls it at least once a second. */
-extern volatile sig_atomic_t worker_stop;
+/* Set by SIGTERM/SIGINT; every loop polls it at least once a second.  A
+ * C11 atomic, not a volatile: it is read by several threads (consumer, HTTP,
+ * SFTP watchdog), and a lock-free atomic may be stored by a signal handler. */
+extern atomic_int worker_stop;
+
+/* What a worker needs besides the bus, named at the call:
+ * worker_init(&w, "daily-checker", WORKER_INBOX, ...). */
+typedef enum worker_needs {
+    WORKER_INBOX = 1 << 0, /* opens INBOX_URL (required) */
+    WORKER_DEPOT = 1 << 1, /* opens DEPOT_URL (required) */
+} worker_needs;
 
 /* Installs the SIGTERM/SIGINT handlers and ignores SIGPIPE. */
 void worker_install_signals(void);
@@ -43,10 +54,10 @@ void worker_install_signals(void);
 /*
  * Loads the configuration, sets up logging, compiles CLIENT_PATTERN and opens
  * the storages the worker needs (lazy for SFTP).  On failure err holds a
- * one-line reason and the caller exits 2.  worker_finish() releases it all.
+ * one-line reason and the caller exits 2.  needs is a set of worker_needs.  worker_finish()
+ * releases it all.
  */
-dx_status worker_init(worker *w, const char *name, int need_inbox, int need_depot, char *err,
-                      size_t err_len);
+dx_status worker_init(worker *w, const char *name, unsigned needs, char *err, size_t err_len);
 
 /*
  * Logs the one line of effective settings every worker writes at start: TZ,
@@ -69,8 +80,16 @@ dx_status worker_start_http(worker *w, http_handler handler, char *err, size_t e
 int worker_ready(void *w);
 
 /* Stops HTTP (finishing in-flight requests within SHUTDOWN_GRACE), drains
- * the bus and frees everything.  Safe on a partly initialised worker. */
+ * the bus, frees everything and closes the NATS library (nats_Close): call
+ * it once, at exit.  Safe on a partly initialised worker. */
 void worker_finish(worker *w);
+
+/* --help: prints usage, then every environment variable the workers read,
+ * with its default (config_print_help), to stdout. */
+void worker_print_help(const char *usage);
+
+/* --version: prints "<name> <version>" to stdout. */
+void worker_print_version(const char *name);
 
 /* Sleeps up to ms milliseconds, returning early when worker_stop is set. */
 void worker_sleep(int64_t ms);

@@ -163,7 +163,7 @@ dx_status claims_take(claims *c, const char *order_date, const char *client_id, 
             log_claim(LOG_LEVEL_INFO, lc, "run claimed by another replica: waiting for its publish",
                       key, seen.owner);
         worker_sleep(POLL_MS);
-        if (worker_stop) {
+        if (atomic_load(&worker_stop)) {
             s = DX_ERR_TIMEOUT;
             break;
         }

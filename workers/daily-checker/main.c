@@ -20,7 +20,7 @@
 
 static const char usage[] =
     "usage: daily-checker --once [--date YYYY-MM-DD] [--client ID]\n"
-    "       daily-checker [--help]\n"
+    "       daily-checker [--help | --version]\n"
     "\n"
     "--once      check the inbox, publish one order-date event per client with a\n"
     "            pending drop, and exit (0 on success, 1 on failure)\n"
@@ -30,8 +30,7 @@ static const char usage[] =
     "Without --once, runs as a service: serves HTTP on PORT (POST / = one run;\n"
     "an empty body means today) and, when SCHEDULE is set (5-field cron\n"
     "expressions separated by ';', or @daily, in TZ), runs on that schedule;\n"
-    "after downtime it first runs each missed order date (CATCHUP_MAX_DAYS).\n"
-    "Configuration is read from the environment: see README.md.\n";
+    "after downtime it first runs each missed order date (CATCHUP_MAX_DAYS).\n";
 
 typedef struct options {
     int once;
@@ -45,7 +44,10 @@ static int parse_args(int argc, char **argv, options *opt)
         const char *arg = argv[i];
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            fputs(usage, stdout);
+            worker_print_help(usage);
+            exit(0);
+        } else if (strcmp(arg, "--version") == 0) {
+            worker_print_version("daily-checker");
             exit(0);
         } else if (strcmp(arg, "--once") == 0) {
             opt->once = 1;
@@ -100,7 +102,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
         http_error(resp, 404, "not found: POST / runs a check");
         return;
     }
-    if (__atomic_load_n(&w->bus, __ATOMIC_ACQUIRE) == NULL) {
+    if (atomic_load_explicit(&w->bus, memory_order_acquire) == NULL) {
         http_error(resp, 503, "not connected to NATS yet");
         return;
     }
@@ -147,7 +149,7 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &opt) != 0)
         return 2;
     worker_install_signals();
-    if (worker_init(&w, "daily-checker", 1, 0, err, sizeof(err)) != DX_OK) {
+    if (worker_init(&w, "daily-checker", WORKER_INBOX, err, sizeof(err)) != DX_OK) {
         fprintf(stderr, "daily-checker: %s\n", err);
         ret = 2;
         goto done;
@@ -181,7 +183,7 @@ int main(int argc, char **argv)
         if (schedule != NULL)
             scheduler_run(&w, schedule);
         else
-            while (!worker_stop)
+            while (!atomic_load(&worker_stop))
                 worker_sleep(1000);
     }
     log_printf(LOG_LEVEL_INFO, NULL, "stopping");

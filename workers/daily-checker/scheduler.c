@@ -252,7 +252,7 @@ static dx_status catch_up(sched *s, time_t now)
     if (count > 0)
         log_printf(LOG_LEVEL_INFO, NULL, "catch-up: %zu missed order dates, %s to %s, oldest first",
                    count, missed[0].order_date, missed[count - 1].order_date);
-    for (size_t i = 0; i < count && st == DX_OK && !worker_stop; i++)
+    for (size_t i = 0; i < count && st == DX_OK && !atomic_load(&worker_stop); i++)
         st = run_once(s, missed[i].order_date, missed[i].scheduled_at, "catch-up");
     if (st == DX_OK && count == 0 && newest > s->last)
         record_advance(s, newest); /* everything missed was skipped */
@@ -263,7 +263,7 @@ static dx_status catch_up(sched *s, time_t now)
 /* Sleeps until `until` (wall clock) or worker_stop. */
 static void sleep_until(time_t until)
 {
-    for (time_t now = time(NULL); !worker_stop && now < until; now = time(NULL))
+    for (time_t now = time(NULL); !atomic_load(&worker_stop) && now < until; now = time(NULL))
         worker_sleep(until - now > 1 ? 1000 : 200);
 }
 
@@ -293,13 +293,13 @@ void scheduler_run(worker *w, const cron_schedule *schedule)
 
     log_printf(LOG_LEVEL_INFO, NULL, "schedule: %s (in TZ), catch-up up to %d order dates",
                cron_describe(schedule), w->cfg.catchup_max_days);
-    while (!worker_stop && sched_open(&s, err, sizeof(err)) != DX_OK) {
+    while (!atomic_load(&worker_stop) && sched_open(&s, err, sizeof(err)) != DX_OK) {
         log_printf(LOG_LEVEL_ERROR, NULL, "scheduler waits for its state: %s", err);
         worker_sleep(retry_ms);
         retry_ms = retry_ms * 2 < RETRY_MAX_MS ? retry_ms * 2 : RETRY_MAX_MS;
     }
     retry_ms = RETRY_MIN_MS;
-    while (!worker_stop) {
+    while (!atomic_load(&worker_stop)) {
         time_t now = time(NULL), next;
         char date[11], at[32];
         dx_status st;
@@ -309,14 +309,14 @@ void scheduler_run(worker *w, const cron_schedule *schedule)
         if (st == DX_OK) {
             if (cron_next(schedule, now > s.last ? now : s.last, &next) != DX_OK) {
                 log_printf(LOG_LEVEL_ERROR, NULL, "SCHEDULE never fires; idle");
-                while (!worker_stop)
+                while (!atomic_load(&worker_stop))
                     worker_sleep(1000);
                 break;
             }
             util_rfc3339(at, (int64_t)next * 1000);
             log_printf(LOG_LEVEL_INFO, NULL, "next scheduled run at %s", at);
             sleep_until(next);
-            if (worker_stop)
+            if (atomic_load(&worker_stop))
                 break;
             record_refresh(&s);
             if (s.last >= next)
@@ -324,7 +324,7 @@ void scheduler_run(worker *w, const cron_schedule *schedule)
             util_local_date(next, date);
             st = run_once(&s, date, next, "schedule");
         }
-        if (st != DX_OK && !worker_stop) {
+        if (st != DX_OK && !atomic_load(&worker_stop)) {
             worker_sleep(retry_ms);
             retry_ms = retry_ms * 2 < RETRY_MAX_MS ? retry_ms * 2 : RETRY_MAX_MS;
         } else if (st == DX_OK) {

@@ -18,7 +18,7 @@
 #include "worker.h"
 
 static const char usage[] =
-    "usage: file-transformer [--help]\n"
+    "usage: file-transformer [--help | --version]\n"
     "       file-transformer clean IN OUT REJECTS\n"
     "\n"
     "Without a command, runs as a service: serves HTTP on PORT (GET /_/health,\n"
@@ -26,8 +26,7 @@ static const char usage[] =
     "SUBSCRIBE=0, consumes orders.order-date from JetStream.\n"
     "\n"
     "clean cleans one local file offline and prints its counts as one JSON object;\n"
-    "exit 0 when the file was processed, 1 when it is unusable.\n"
-    "Configuration is read from the environment: see README.md.\n";
+    "exit 0 when the file was processed, 1 when it is unusable.\n";
 
 /*
  * Decodes an event body and fills in what an operator may leave out of a
@@ -92,7 +91,8 @@ static bus_verdict on_message(void *ctx, const bus_delivery *d, int64_t *nak_del
         log_write(LOG_LEVEL_ERROR, NULL, "terminated undecodable message", fields);
         return BUS_TERM;
     }
-    transform_handle(w, &ev, d, d->last_delivery, &out);
+    transform_handle(w, &ev, d, d->last_delivery ? TRANSFORM_LAST_ATTEMPT : TRANSFORM_RETRIED,
+                     &out);
     cJSON_Delete(out.result);
     if (out.verdict == BUS_NAK && d->last_delivery)
         return BUS_TERM; /* its failures were published as FileFailed */
@@ -111,7 +111,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
         http_error(resp, 404, "not found: POST / with an order-date event");
         return;
     }
-    if (__atomic_load_n(&w->bus, __ATOMIC_ACQUIRE) == NULL) {
+    if (atomic_load_explicit(&w->bus, memory_order_acquire) == NULL) {
         http_error(resp, 503, "not connected to NATS yet");
         return;
     }
@@ -126,7 +126,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
     /* The connector does not retry on its own: a transient failure is
      * answered 503 and also published, so that it is never silent. */
     started = util_monotonic_ms();
-    transform_handle(w, &ev, NULL, 1, &out);
+    transform_handle(w, &ev, NULL, TRANSFORM_LAST_ATTEMPT, &out);
     /* An invocation is one event handled, as a message is in bus.c. */
     metrics_observe("dx_processing_duration_seconds", "",
                     (double)(util_monotonic_ms() - started) / 1000.0);
@@ -176,7 +176,8 @@ static int run_service(void)
     int ret = 1;
 
     worker_install_signals();
-    if (worker_init(&w, "file-transformer", 1, 1, err, sizeof(err)) != DX_OK) {
+    if (worker_init(&w, "file-transformer", WORKER_INBOX | WORKER_DEPOT, err, sizeof(err)) !=
+        DX_OK) {
         fprintf(stderr, "file-transformer: %s\n", err);
         ret = 2;
         goto done;
@@ -193,7 +194,7 @@ static int run_service(void)
     if (w.cfg.subscribe)
         bus_consume(w.bus, BUS_DURABLE_TRANSFORMER, on_message, &w, &worker_stop);
     else
-        while (!worker_stop)
+        while (!atomic_load(&worker_stop))
             worker_sleep(1000);
     log_printf(LOG_LEVEL_INFO, NULL, "stopping: finishing in-flight work");
     ret = 0;
@@ -206,7 +207,11 @@ done:
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
+        worker_print_help(usage);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        worker_print_version("file-transformer");
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "clean") == 0)

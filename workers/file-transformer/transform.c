@@ -401,7 +401,7 @@ static void process_client(run_ctx *run, const char *client_id)
     if (count == 0)
         log_printf(LOG_LEVEL_INFO, &lc, "no pending drop for %s", client_id);
     for (size_t i = 0; i < count; i++) {
-        if (worker_stop) {
+        if (atomic_load(&worker_stop)) {
             char source[EVENT_PATH_MAX];
 
             /* Stopping: the drop in flight is finished, the others are
@@ -440,10 +440,17 @@ static void process_all_clients(run_ctx *run)
 }
 
 void transform_handle(worker *w, const event_order_date *ev, const bus_delivery *d,
-                      int last_attempt, transform_outcome *out)
+                      transform_attempt attempt, transform_outcome *out)
 {
     log_ctx lc = {ev->trace_id, ev->event_id, ev->client_id, ev->order_date};
-    run_ctx run = {w, ev, d, last_attempt, 0, NULL, cJSON_CreateArray(), cJSON_CreateArray()};
+    run_ctx run = {w,
+                   ev,
+                   d,
+                   attempt == TRANSFORM_LAST_ATTEMPT,
+                   0,
+                   NULL,
+                   cJSON_CreateArray(),
+                   cJSON_CreateArray()};
 
     out->result = cJSON_CreateObject();
     cJSON_AddStringToObject(out->result, "order_date", ev->order_date);

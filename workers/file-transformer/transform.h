@@ -24,14 +24,19 @@ typedef struct transform_outcome {
     cJSON *result;       /* {"order_date":..., "files":[...], "failures":[...]}; caller frees */
 } transform_outcome;
 
+/* Whether a transient failure of this attempt will be retried. */
+typedef enum transform_attempt {
+    TRANSFORM_RETRIED = 0,      /* a later delivery retries: nak, no FileFailed */
+    TRANSFORM_LAST_ATTEMPT = 1, /* nothing retries: a transient failure is FileFailed */
+} transform_attempt;
+
 /*
  * Handles one decoded event.  d is the NATS delivery (NULL for an HTTP
- * invocation); last_attempt says that a transient failure will not be
- * retried, so it is published as FileFailed instead.  Holds w->work_lock
- * while it works.
+ * invocation); attempt says whether a transient failure will be retried
+ * or published as FileFailed.  Holds w->work_lock while it works.
  */
 void transform_handle(worker *w, const event_order_date *ev, const bus_delivery *d,
-                      int last_attempt, transform_outcome *out);
+                      transform_attempt attempt, transform_outcome *out);
 
 /* Releases what transform_handle() keeps between events (the clients
  * bucket handle).  Call after worker_finish(), once no thread can handle an

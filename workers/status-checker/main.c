@@ -17,12 +17,11 @@
 #include "worker.h"
 
 static const char usage[] =
-    "usage: status-checker [--help]\n"
+    "usage: status-checker [--help | --version]\n"
     "\n"
     "Runs as a service: serves HTTP on PORT (GET /status, GET /, GET /_/health,\n"
     "GET /_/ready, GET /metrics, POST / = one file-ready or file-failed event)\n"
-    "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n"
-    "Configuration is read from the environment: see README.md.\n";
+    "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n";
 
 typedef struct status_checker {
     worker w;
@@ -200,7 +199,11 @@ int main(int argc, char **argv)
     int ret = 1;
 
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
+        worker_print_help(usage);
+        return 0;
+    }
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        worker_print_version("status-checker");
         return 0;
     }
     if (argc >= 2) {
@@ -208,13 +211,13 @@ int main(int argc, char **argv)
         return 2;
     }
     worker_install_signals();
-    if (worker_init(&sc.w, "status-checker", 0, 1, err, sizeof(err)) != DX_OK) {
+    if (worker_init(&sc.w, "status-checker", WORKER_DEPOT, err, sizeof(err)) != DX_OK) {
         fprintf(stderr, "status-checker: %s\n", err);
         ret = 2;
         goto done;
     }
     worker_log_settings(&sc.w, NULL);
-    sc.w.warming_up = 1;
+    atomic_store(&sc.w.warming_up, 1);
     sc.state = state_create();
     if (sc.state == NULL)
         goto done;
@@ -226,12 +229,12 @@ int main(int argc, char **argv)
         bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_READY, on_replay, &sc);
         bus_replay(sc.w.bus, EVENT_SUBJECT_FILE_FAILED, on_replay, &sc);
         prime_depot_counts(&sc);
-        sc.w.warming_up = 0;
+        atomic_store(&sc.w.warming_up, 0);
         log_printf(LOG_LEVEL_INFO, NULL, "status rebuilt from the stream");
         if (sc.w.cfg.subscribe)
             bus_consume(sc.w.bus, BUS_DURABLE_STATUS, on_message, &sc, &worker_stop);
         else
-            while (!worker_stop)
+            while (!atomic_load(&worker_stop))
                 worker_sleep(1000);
     }
     log_printf(LOG_LEVEL_INFO, NULL, "stopping");

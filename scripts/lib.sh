@@ -14,6 +14,11 @@ DX_PACKAGES_BUILD="gcc libc6-dev pkg-config meson ninja-build protobuf-c-compile
 DX_PACKAGES_TEST="clang libclang-rt-14-dev prometheus chromium python3-yaml binutils
   valgrind util-linux openssl strace python3-pandas time"
 
+# What the container suite needs (tests/container): Debian's podman with
+# runc (crun refuses this kind of VM's cgroup layout), mmdebstrap for the
+# base images, and what rootless podman uses when not run as root.
+DX_PACKAGES_CONTAINER="podman runc mmdebstrap uidmap slirp4netns fuse-overlayfs"
+
 dx_log() {
     printf '==> %s\n' "$*" >&2
 }

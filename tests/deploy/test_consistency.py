@@ -48,6 +48,16 @@ FUNCTION_TOPICS = {
     "status-checker": {"orders.file-ready", "orders.file-failed"},
 }
 DAILY_SCHEDULE = "0 8 * * *"
+# The names the Dockerfile starts from, in full: under podman a short name
+# resolves to localhost/... (tests/container/podman.py makes these two).
+FULL_BASE_IMAGES = ("docker.io/library/debian:bookworm", "docker.io/library/debian:bookworm-slim")
+# Settings only daily-checker's SCHEDULE service reads: set anywhere else
+# (--once, function mode) they do nothing.
+SCHEDULE_ONLY_ENV = {"SCHEDULE", "CATCHUP_MAX_DAYS"}
+# Who may reach the workers' HTTP port in the standalone overlay: these
+# namespaces, by name, and nobody else.
+WORKER_HTTP_NAMESPACES = {"monitoring", "ingress-nginx"}
+PART_OF = ("app.kubernetes.io/part-of", "dataretailx")
 DOCUMENTED_ENV = {
     "NATS_URL", "NATS_CREDS_FILE", "INBOX_URL", "DEPOT_URL", "SFTP_KEY_FILE",
     "SFTP_PASSWORD_FILE", "SFTP_KNOWN_HOSTS", "SFTP_INSECURE_SKIP_HOST_KEY",
@@ -222,6 +232,19 @@ def secrets_from_script(source_dir, target, tmp):
 
 
 # --------------------------------------------------------------------------
+def dockerfile_copy_sources(source_dir):
+    """The top-level names the Dockerfile's COPY lines (not --from) take
+    from the build context."""
+    with open(os.path.join(source_dir, "Dockerfile"), encoding="utf-8") as fh:
+        lines = fh.read().replace("\\\n", " ").splitlines()
+    out = set()
+    for l in (l.strip() for l in lines):
+        words = l.split()
+        if words and words[0].upper() == "COPY" and not any(w.startswith("--from") for w in words):
+            out |= {w.rstrip("/").split("/")[0] for w in words[1:-1] if not w.startswith("--")}
+    return out
+
+
 def check_stack(c, stack, source_dir):
     c.check(set(stack) <= STACK_TOP_KEYS, "stack.yml: only faas-cli top-level keys", f"{sorted(set(stack) - STACK_TOP_KEYS)}")
     c.check(str(stack.get("version")) == "1.0", "stack.yml: version 1.0", repr(stack.get("version")))
@@ -231,6 +254,8 @@ def check_stack(c, stack, source_dir):
     c.check(gw.scheme in ("http", "https") and gw.netloc, "stack.yml: provider.gateway is a URL", prov.get("gateway"))
     fns = stack.get("functions") or {}
     c.check(set(fns) == set(FUNCTION_TOPICS), "stack.yml: the three worker functions", f"{sorted(fns)}")
+    tmpl = os.path.join(source_dir, "template", "dockerfile", "template.yml")
+    c.check(os.path.isfile(tmpl), "template/dockerfile/ is in the repository (faas-cli build works offline)")
     for name, fn in fns.items():
         p = f"stack.yml: {name}"
         c.check(DNS_LABEL.match(name) is not None, f"{p}: name is a DNS label")
@@ -238,6 +263,15 @@ def check_stack(c, stack, source_dir):
         c.check(fn.get("lang") == "dockerfile", f"{p}: lang dockerfile")
         handler = os.path.normpath(os.path.join(source_dir, str(fn.get("handler", ""))))
         c.check(os.path.isfile(os.path.join(handler, "Dockerfile")), f"{p}: handler folder holds the Dockerfile", handler)
+        # faas-cli copies the handler folder (links followed) into
+        # ./build/<fn>/ and builds there: it must hold what the Dockerfile
+        # copies and nothing large (never the repository root, whose build/
+        # is meson's and whose .git and build-asan/ would be copied).
+        entries = set(os.listdir(handler)) if os.path.isdir(handler) else set()
+        needed = dockerfile_copy_sources(source_dir) | {"Dockerfile", ".dockerignore"}
+        c.check(needed <= entries, f"{p}: handler folder holds what the Dockerfile copies", f"{sorted(needed - entries)}")
+        c.check(not entries & {".git", "build", "deploy", "scripts", "docs"}, f"{p}: handler folder holds nothing else",
+                f"{sorted(entries - needed)}")
         image = str(fn.get("image", ""))
         c.check(re.match(r"^[a-z0-9.\-/:]+:[A-Za-z0-9_.-]+$", image) is not None, f"{p}: image has a repository and a tag", image)
         c.check(image.rsplit(":", 1)[0].rsplit("/", 1)[-1] == name, f"{p}: image is named after the function", image)
@@ -323,7 +357,8 @@ def check_env(c, stack, standalone_objs, source_dir):
         c.check(env.get("SUBSCRIBE") == "0", f"stack.yml: {name} SUBSCRIBE=0 (connectors deliver)")
         c.check(env.get("HTTP_ADDR") == "0.0.0.0", f"stack.yml: {name} HTTP_ADDR=0.0.0.0")
         c.check(env.get("PORT", "8080") == "8080", f"stack.yml: {name} PORT 8080 (the port OpenFaaS calls)")
-        c.check("SCHEDULE" not in env, f"stack.yml: {name} has no SCHEDULE (the cron-connector schedules)")
+        idle = sorted(set(env) & SCHEDULE_ONLY_ENV)
+        c.check(not idle, f"stack.yml: {name} sets nothing only the SCHEDULE service reads (the cron-connector schedules)", f"{idle}")
         for var in ("SFTP_KEY_FILE", "SFTP_KNOWN_HOSTS", "NATS_CREDS_FILE"):
             if var in env:
                 path = env[var]
@@ -490,6 +525,9 @@ def check_security(c, objs, where):
                 c.check(not (sc.get("capabilities") or {}).get("add"), f"{n} adds no capability")
             c.check(bool((ctr.get("resources") or {}).get("limits", {}).get("memory")), f"{n} has a memory limit")
             c.check(":" in ctr["image"] and not ctr["image"].endswith(":latest"), f"{n} image is pinned to a tag", ctr["image"])
+            # A short name resolves differently per runtime (podman and
+            # CRI-O: localhost/ or a prompt); a full name means one image.
+            c.check("." in ctr["image"].split("/")[0] and "/" in ctr["image"], f"{n} image has its full name (registry host)", ctr["image"])
 
 
 def check_network(c, objs, where, extra_allowed_pods):
@@ -544,16 +582,102 @@ def check_standalone(c, objs, stack):
         c.check(ctr["image"].rsplit(":", 1)[0].rsplit("/", 1)[-1] == name, f"standalone: {name} runs its own image", ctr["image"])
         c.check(any(o["kind"] == "Service" and o["metadata"]["name"] == name for o in objs), f"standalone: Service {name}")
     c.check(deps.get("status-checker", {}).get("spec", {}).get("replicas") == 1, "standalone: status-checker has one replica")
+    schedule = stack["functions"]["daily-checker"]["annotations"]["schedule"]
+    d = deps.get("daily-checker")
+    if c.check(d is not None, "standalone: Deployment daily-checker (runs its own SCHEDULE)"):
+        ctr = d["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in ctr.get("env", [])}
+        c.check(env.get("SCHEDULE") == schedule, "standalone: daily-checker SCHEDULE == stack.yml schedule", f"{env.get('SCHEDULE')}")
+        c.check("--once" not in (ctr.get("args") or []) + (ctr.get("command") or []), "standalone: daily-checker is a service, not --once")
+        c.check(d["spec"].get("replicas") == 2, "standalone: daily-checker has two replicas (run claims make it safe)")
+        c.check((ctr.get("readinessProbe") or {}).get("httpGet", {}).get("path") == "/_/ready", "standalone: daily-checker readiness /_/ready")
+        c.check(ctr["image"].rsplit(":", 1)[0].rsplit("/", 1)[-1] == "daily-checker", "standalone: daily-checker runs its own image", ctr["image"])
+    c.check(not any(o["kind"] == "CronJob" for o in objs), "standalone: no CronJob beside the daily-checker Deployment")
+    check_pdbs(c, objs, "standalone")
+    check_worker_http(c, objs, "standalone")
+
+
+def check_standalone_cronjob(c, objs, stack):
+    """The CronJob alternative: daily-checker --once at the same time."""
+    where = "standalone-cronjob"
+    c.check(not any(o["kind"] == "Deployment" and o["metadata"]["name"] == "daily-checker" for o in objs),
+            f"{where}: the daily-checker Deployment is replaced, not doubled")
     cj = [o for o in objs if o["kind"] == "CronJob" and o["metadata"]["name"] == "daily-checker"]
-    if c.check(len(cj) == 1, "standalone: CronJob daily-checker"):
+    if c.check(len(cj) == 1, f"{where}: CronJob daily-checker"):
         spec = cj[0]["spec"]
         ctr = spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-        c.check("--once" in (ctr.get("args") or []) + (ctr.get("command") or []), "standalone: CronJob runs daily-checker --once")
-        c.check(spec["schedule"] == stack["functions"]["daily-checker"]["annotations"]["schedule"], "standalone: CronJob schedule == stack.yml schedule")
+        c.check("--once" in (ctr.get("args") or []) + (ctr.get("command") or []), f"{where}: CronJob runs daily-checker --once")
+        c.check(spec["schedule"] == stack["functions"]["daily-checker"]["annotations"]["schedule"], f"{where}: CronJob schedule == stack.yml schedule")
         cm = next((o["data"] for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "dataretailx-config"), {})
-        c.check(spec.get("timeZone") == cm.get("TZ"), "standalone: CronJob timeZone == the workers' TZ", f"{spec.get('timeZone')} vs {cm.get('TZ')}")
-        c.check(spec.get("concurrencyPolicy") == "Forbid", "standalone: CronJob never runs twice at once")
-        c.check(ctr["image"].rsplit(":", 1)[0].rsplit("/", 1)[-1] == "daily-checker", "standalone: CronJob runs the daily-checker image")
+        c.check(spec.get("timeZone") == cm.get("TZ"), f"{where}: CronJob timeZone == the workers' TZ", f"{spec.get('timeZone')} vs {cm.get('TZ')}")
+        c.check(spec.get("concurrencyPolicy") == "Forbid", f"{where}: CronJob never runs twice at once")
+        c.check(ctr["image"].rsplit(":", 1)[0].rsplit("/", 1)[-1] == "daily-checker", f"{where}: CronJob runs the daily-checker image")
+        idle = sorted({e["name"] for e in ctr.get("env", [])} & SCHEDULE_ONLY_ENV)
+        c.check(not idle, f"{where}: --once sets nothing only the SCHEDULE service reads", f"{idle}")
+    for name in ("file-transformer", "status-checker"):
+        c.check(any(o["kind"] == "Deployment" and o["metadata"]["name"] == name for o in objs), f"{where}: Deployment {name} kept")
+
+
+def check_part_of(c, objs, where):
+    """Every pod carries the pipeline's label, so one selector finds them all."""
+    for o, meta, _ in pod_templates(objs):
+        labels = meta.get("labels") or {}
+        c.check(labels.get(PART_OF[0]) == PART_OF[1], f"{where}: {o['kind']}/{o['metadata']['name']} pods carry {PART_OF[0]}={PART_OF[1]}",
+                f"{labels}")
+
+
+def check_pdbs(c, objs, where):
+    """file-transformer and status-checker each have a PodDisruptionBudget
+    that selects their pods and only theirs."""
+    pdbs = [o for o in objs if o["kind"] == "PodDisruptionBudget"]
+    for name in ("file-transformer", "status-checker"):
+        d = next((o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == name), None)
+        if d is None:
+            continue
+        labels = d["spec"]["template"]["metadata"].get("labels") or {}
+        mine = [p for p in pdbs if selector_matches(p["spec"].get("selector"), labels)]
+        c.check(len(mine) == 1, f"{where}: one PodDisruptionBudget for {name}", f"{[p['metadata']['name'] for p in mine]}")
+        for p in mine:
+            spec = p["spec"]
+            others = [o["metadata"]["name"] for o, meta, _ in pod_templates(objs)
+                      if o is not d and selector_matches(spec.get("selector"), meta.get("labels") or {})]
+            c.check(not others, f"{where}: PodDisruptionBudget {p['metadata']['name']} selects only {name}", f"{others}")
+            replicas = d["spec"].get("replicas", 1)
+            if "minAvailable" in spec:
+                c.check(isinstance(spec["minAvailable"], int) and 1 <= spec["minAvailable"] <= replicas,
+                        f"{where}: {name} PDB keeps at least one pod of {replicas}", f"{spec}")
+            else:
+                c.check(spec.get("maxUnavailable") == 1, f"{where}: {name} PDB lets one pod go at a time", f"{spec}")
+
+
+def check_worker_http(c, objs, where):
+    """Port 8080 of the workers only from the namespaces that need it."""
+    workers = [meta.get("labels") or {} for o, meta, _ in pod_templates(objs)
+               if (meta.get("labels") or {}).get("app.kubernetes.io/component") == "worker"]
+    pols = [p for p in objs if p["kind"] == "NetworkPolicy"
+            and any(selector_matches(p["spec"].get("podSelector"), l) for l in workers)]
+    c.check(bool(pols), f"{where}: a NetworkPolicy admits the workers' HTTP port")
+    for p in pols:
+        n = p["metadata"]["name"]
+        for rule in p["spec"].get("ingress") or []:
+            ports = {q.get("port") for q in rule.get("ports") or []}
+            c.check(ports == {8080}, f"{where}: {n} opens port 8080 only", f"{sorted(ports, key=str)}")
+            peers = rule.get("from") or []
+            c.check(bool(peers), f"{where}: {n} names its peers (an empty 'from' admits everyone)")
+            for peer in peers:
+                sel = peer.get("namespaceSelector")
+                names = set()
+                for e in (sel or {}).get("matchExpressions") or []:
+                    if e.get("key") == "kubernetes.io/metadata.name" and e.get("operator") == "In":
+                        names |= set(e.get("values") or [])
+                name = ((sel or {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+                if name:
+                    names.add(name)
+                ok = ("ipBlock" not in peer and "podSelector" not in peer and sel is not None
+                      and names and names <= WORKER_HTTP_NAMESPACES
+                      and all(selector_matches(sel, {"kubernetes.io/metadata.name": x}) for x in names)
+                      and not selector_matches(sel, {"kubernetes.io/metadata.name": "some-other-namespace"}))
+                c.check(ok, f"{where}: {n} admits only namespaces {sorted(WORKER_HTTP_NAMESPACES)}", f"{peer}")
 
 
 def check_dockerfile(c, source_dir, stack):
@@ -568,10 +692,42 @@ def check_dockerfile(c, source_dir, stack):
             args.setdefault(m.group(1), m.group(2))
     def expand(s):
         return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1)) or m.group(0), s)
-    froms = [expand(l.split()[1]) for l in instr if l.upper().startswith("FROM ")]
+    from_lines = [l.split() for l in instr if l.upper().startswith("FROM ")]
+    stage_base = {f[3]: expand(f[1]) for f in from_lines if len(f) >= 4 and f[2].upper() == "AS"}
+
+    def resolve(image):
+        """A FROM naming an earlier stage stands for that stage's image."""
+        seen = set()
+        while image in stage_base and image not in seen:
+            seen.add(image)
+            image = stage_base[image]
+        return image
+    froms = [resolve(expand(f[1])) for f in from_lines]
     c.check(len(froms) >= 2, "Dockerfile: multi-stage", f"{froms}")
-    c.check(froms and froms[0].startswith("debian:bookworm"), "Dockerfile: build stage on Debian bookworm", f"{froms[:1]}")
-    c.check(froms and froms[-1] == "debian:bookworm-slim", "Dockerfile: runtime stage debian:bookworm-slim", f"{froms[-1:]}")
+    c.check(froms and froms[0] == FULL_BASE_IMAGES[0], "Dockerfile: build stage on Debian bookworm, full name", f"{froms[:1]}")
+    c.check(froms and froms[-1] == FULL_BASE_IMAGES[1], "Dockerfile: runtime stage debian:bookworm-slim, full name", f"{froms[-1:]}")
+    # Stages: (name, instructions).  WORKER may appear only after every apt
+    # layer of its stage, so the package layers are shared by the three
+    # images; every apt layer cleans its caches itself.
+    stages, cur = [], None
+    for l in instr:
+        if l.upper().startswith("FROM "):
+            f = l.split()
+            cur = (f[3] if len(f) >= 4 else f"stage{len(stages)}", [])
+            stages.append(cur)
+        elif cur is not None:
+            cur[1].append(l)
+    for name, body in stages:
+        arg_at = next((i for i, l in enumerate(body) if re.match(r"ARG\s+WORKER\b", l)), len(body))
+        late_apt = [l[:60] for l in body[arg_at:] if "apt-get install" in l]
+        c.check(not late_apt, f"Dockerfile: stage {name} installs its packages before ARG WORKER", f"{late_apt}")
+        for l in body:
+            if "apt-get install" in l:
+                c.check("rm -rf /var/lib/apt/lists/*" in l and ("apt-get clean" in l or "/var/cache/apt" in l),
+                        f"Dockerfile: stage {name} cleans the apt lists and caches in the same layer", l[:80])
+    with open(path, encoding="utf-8") as fh:
+        short = [l.strip() for l in fh if re.search(r"(?<![\w./-])dataretailx/[a-z-]+:", l)]
+    c.check(not short, "Dockerfile: image names are full (docker.io/dataretailx/...)", f"{short}")
     final = instr[max(i for i, l in enumerate(instr) if l.upper().startswith("FROM ")):]
     users = [l.split()[1] for l in final if l.upper().startswith("USER ")]
     c.check(bool(users) and re.match(r"^[1-9][0-9]*(:[1-9][0-9]*)?$", users[-1]) is not None,
@@ -585,7 +741,8 @@ def check_dockerfile(c, source_dir, stack):
             ok = False
     c.check(ok, "Dockerfile: exec-form ENTRYPOINT (no shell at run time)", f"{ep}")
     runtime_pkgs = set()
-    for l in final:
+    runtime_stages = instr[[i for i, l in enumerate(instr) if l.upper().startswith("FROM ")][1]:]
+    for l in runtime_stages:
         if "apt-get install" in l:
             runtime_pkgs.update(w for w in l.split("apt-get install", 1)[1].split("&&")[0].split() if not w.startswith("-"))
     c.check(runtime_pkgs and not any(p.endswith("-dev") or p in ("build-essential", "gcc", "meson") for p in runtime_pkgs),
@@ -598,21 +755,63 @@ def check_dockerfile(c, source_dir, stack):
     if os.path.exists(ignore):
         with open(ignore, encoding="utf-8") as fh:
             entries = [l.strip() for l in fh if l.strip() and not l.strip().startswith("#")]
-    c.check(".git" in entries and any(e.startswith("build") for e in entries), ".dockerignore: leaves out .git and build trees")
+    left_out = [p for p in (".git", "build", "build-asan", "build-fuzz", "tests/deploy/node_modules", "deploy")
+                if dockerignore_excludes(entries, p)]
+    c.check(len(left_out) == 6, ".dockerignore: leaves out .git, the build trees, node_modules, deploy/", f"{left_out}")
     # meson setup in the build stage reads every directory the root
-    # meson.build enters: each must be copied in, and not left out of the
-    # build context by .dockerignore.
-    with open(os.path.join(source_dir, "meson.build"), encoding="utf-8") as fh:
-        entered = sorted({d.split("/")[0] for d in re.findall(r"^\s*subdir\('([^']+)'\)", fh.read(), re.M)})
+    # meson.build enters (with the options the Dockerfile gives it): each
+    # must be copied in, and not left out of the build context.
+    setup = " ".join(l for l in instr if "meson setup" in l)
+    entered = sorted({d.split("/")[0] for d in meson_subdirs(source_dir, tests="-Dtests=false" not in setup)})
     build_stage = instr[:max(i for i, l in enumerate(instr) if l.upper().startswith("FROM "))]
     copied = {w.rstrip("/").split("/")[0] for l in build_stage if l.upper().startswith("COPY ")
               for w in l.split()[1:-1] if not w.startswith("--")}
     for d in entered:
         c.check(d in copied, f"Dockerfile: the build stage copies {d}/ (root meson.build enters it)",
                 f"{sorted(copied)}")
-        c.check(not any(e.rstrip("/") == d for e in entries),
+        c.check(not dockerignore_excludes(entries, d) and not dockerignore_excludes(entries, d + "/meson.build"),
                 f".dockerignore: does not leave out {d}/", f"{entries}")
+    c.check("tests" not in copied, "Dockerfile: the images do not depend on tests/ (-Dtests=false)", f"{sorted(copied)}")
 
+
+def dockerignore_excludes(patterns, path):
+    """Whether a .dockerignore leaves path out: the last pattern that
+    matches path or one of its parent folders decides, '!' re-includes."""
+    import fnmatch
+    parts = path.split("/")
+    excluded = False
+    for pat in patterns:
+        neg = pat.startswith("!")
+        pat = pat[1:] if neg else pat
+        pat = pat.rstrip("/")
+        hit = False
+        for i in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:i])
+            if fnmatch.fnmatchcase(prefix, pat) or (pat.startswith("**/") and fnmatch.fnmatchcase(parts[i - 1], pat[3:])):
+                hit = True
+                break
+        if hit:
+            excluded = not neg
+    return excluded
+
+
+def meson_subdirs(source_dir, tests=True):
+    """The folders the root meson.build enters; with tests=False, not those
+    under `if get_option('tests')`."""
+    with open(os.path.join(source_dir, "meson.build"), encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    out, skip = [], 0
+    for l in lines:
+        if re.match(r"^\s*if\s+get_option\('tests'\)", l):
+            skip += 1 if not tests else 0
+            continue
+        if skip and re.match(r"^\s*endif", l):
+            skip -= 1
+            continue
+        m = re.match(r"^\s*subdir\('([^']+)'\)", l)
+        if m and not skip:
+            out.append(m.group(1))
+    return out
 
 def main():
     ap = argparse.ArgumentParser()
@@ -640,7 +839,7 @@ def main():
     with open(a.stack or os.path.join(src, "stack.yml"), encoding="utf-8") as fh:
         stack = yaml.safe_load(envsubst(fh.read())) or {}
     rendered = {}
-    for name in ("openfaas", "standalone"):
+    for name in ("openfaas", "standalone", "standalone-cronjob"):
         try:
             rendered[name] = render(a.kubectl, os.path.join(overlays, name))
             c.check(True, f"kubectl kustomize overlays/{name}")
@@ -688,6 +887,11 @@ def main():
     check_network(c, rendered["openfaas"], "openfaas", fn_pods)
     check_network(c, rendered["standalone"], "standalone", [])
     check_standalone(c, rendered["standalone"], stack)
+    check_standalone_cronjob(c, rendered["standalone-cronjob"], stack)
+    check_references(c, rendered["standalone-cronjob"], "standalone-cronjob", script["standalone"])
+    check_security(c, rendered["standalone-cronjob"], "standalone-cronjob")
+    for name in ("openfaas", "standalone", "standalone-cronjob"):
+        check_part_of(c, rendered[name], name)
 
     # The secrets script refuses a bad invocation with exit 2.
     r = subprocess.run([os.path.join(src, "deploy", "k8s", "create-secrets.sh"), "--target", "nowhere"],

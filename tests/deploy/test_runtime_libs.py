@@ -24,9 +24,11 @@ def runtime_packages(dockerfile):
     with open(dockerfile, encoding="utf-8") as fh:
         lines = fh.read().replace("\\\n", " ").splitlines()
     instr = [l.strip() for l in lines if l.strip() and not l.strip().startswith("#")]
-    last_from = max(i for i, l in enumerate(instr) if l.upper().startswith("FROM "))
+    # Every stage after the first (the build stage) is part of the runtime
+    # image: runtime-base installs the packages, runtime adds the worker.
+    froms = [i for i, l in enumerate(instr) if l.upper().startswith("FROM ")]
     pkgs = set()
-    for l in instr[last_from:]:
+    for l in instr[froms[1] if len(froms) > 1 else froms[0]:]:
         if "apt-get install" in l:
             words = l.split("apt-get install", 1)[1].split("&&")[0].split()
             pkgs.update(w for w in words if not w.startswith("-"))

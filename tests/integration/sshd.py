@@ -155,13 +155,17 @@ Subsystem sftp internal-sftp
 
     # ---- process ------------------------------------------------------------
 
+    def command(self):
+        """The command line of the server (a subclass may wrap it)."""
+        return [SSHD, "-D", "-e", "-f", self.config]
+
     def start(self, timeout=10.0):
         if self.proc is not None:
             return self
         # sshd refuses to start without its privilege separation folder.
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", self.config],
+        self.proc = subprocess.Popen(self.command(),
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout

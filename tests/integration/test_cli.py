@@ -23,8 +23,9 @@ import harness
 
 WORKERS = ("daily-checker", "file-transformer", "status-checker")
 # Not read by config_load(): the SFTP backend reads SFTP_* (storage_sftp*.c)
-# and dxctl, which is not a worker, reads STATUS_URL.
-READ_ELSEWHERE = re.compile(r"^(SFTP_.*|STATUS_URL)$")
+# dxctl, which is not a worker, reads STATUS_URL, and the duplicate set reads
+# TMPDIR when it spills, as every program does.
+READ_ELSEWHERE = re.compile(r"^(SFTP_.*|STATUS_URL|TMPDIR)$")
 
 
 def project_version():

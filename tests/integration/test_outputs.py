@@ -215,9 +215,9 @@ def test_unusable_names(p, t, client):
     t.check(metric(ft, series) - before_counted == len(UNUSABLE),
             f"{client}: dx_invalid_input_total{{kind=\"unusable_name\"}} counts each")
     # A second event for the same client and date: nothing left to fail.
-    before = len(faultlib.records(p.workers["file-transformer"], f"no pending drop for {client}"))
+    before = len(harness.log_records(p.workers["file-transformer"], f"no pending drop for {client}"))
     publish_order_date(p, client)
-    harness.wait_until(lambda: len(faultlib.records(p.workers["file-transformer"],
+    harness.wait_until(lambda: len(harness.log_records(p.workers["file-transformer"],
                                                     f"no pending drop for {client}")) > before,
                        timeout=30, what=f"{client}: the second event handled")
     again = faultlib.failures_of(p.status(), client, DATE)

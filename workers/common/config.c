@@ -84,13 +84,14 @@ static const unit size_units[] = {
 /*
  * An integer with an optional one-letter unit from units (a bare number is
  * in the first unit's scale of 1), within [min, max] once scaled.  what says
- * the form in the error line ("a duration such as 30d").
+ * the form in the error line ("a duration such as 30d"); fallback_text is
+ * the default as --help shows it.
  */
-static dx_status get_scaled(const char *name, long long fallback, long long min, long long max,
-                            const unit *units, const char *what, long long *out, char *err,
-                            size_t err_len)
+static dx_status get_scaled(const char *name, long long fallback, const char *fallback_text,
+                            long long min, long long max, const unit *units, const char *what,
+                            long long *out, char *err, size_t err_len)
 {
-    const char *value = getenv(name);
+    const char *value = lookup(name, fallback_text);
     char *end = NULL;
     long long parsed, scale = 1;
 
@@ -366,11 +367,11 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
         s = load_sftp(&cfg->sftp, err, err_len);
     /* At least an hour: the stream's 10-minute duplicate window must fit. */
     if (s == DX_OK)
-        s = get_scaled("STREAM_MAX_AGE", 30LL * 86400, 3600, 3650LL * 86400, duration_units,
+        s = get_scaled("STREAM_MAX_AGE", 30LL * 86400, "30d", 3600, 3650LL * 86400, duration_units,
                        "a duration from 1h to 3650d (seconds, or a number with s, m, h or d)", &age,
                        err, err_len);
     if (s == DX_OK)
-        s = get_scaled("STREAM_MAX_BYTES", -1, 1LL << 20, 1LL << 50, size_units,
+        s = get_scaled("STREAM_MAX_BYTES", -1, "", 1LL << 20, 1LL << 50, size_units,
                        "a size of at least 1M (bytes, or a number with K, M, G or T)", &bytes, err,
                        err_len);
     cfg->stream_max_age = age;

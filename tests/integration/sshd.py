@@ -15,7 +15,6 @@ authentication only, internal-sftp) and a served folder tree under
 killed even when the test fails.
 """
 
-import contextlib
 import os
 import pwd
 import shutil
@@ -226,34 +225,3 @@ Subsystem sftp internal-sftp
     def __exit__(self, *exc):
         self.cleanup()
         return False
-
-
-@contextlib.contextmanager
-def sftp_pipeline(t, name, **extra_env):
-    """(server, pipeline): a started Sshd and a harness.Pipeline (not started)
-    whose inbox and depot are on it over sftp://, with p.inbox and p.depot
-    set to the served folders so that the test reads them on disk.  As in
-    harness.pipeline_run, an exception in the body is a failed check of t, and
-    on any failure the logs (sshd's too) are printed before everything is
-    stopped."""
-    import harness
-    server = Sshd()
-    p = None
-    try:
-        server.start()
-        os.makedirs(server.path("inbox"))
-        os.makedirs(server.path("depot"))
-        p = harness.Pipeline(name, inbox_url=server.url("inbox"), depot_url=server.url("depot"),
-                             extra_env=dict(server.env(), **extra_env))
-        p.inbox = server.path("inbox")
-        p.depot = server.path("depot")
-        yield server, p
-    except Exception as e:  # noqa: BLE001 - reported as a failure, with logs
-        t.check(False, f"{name}: exception {e!r}")
-    finally:
-        if p is not None:
-            if t.failed:
-                p.dump_logs()
-                print(f"----- sshd -----\n{server.log_tail()}", file=sys.stderr)
-            p.stop()
-        server.cleanup()

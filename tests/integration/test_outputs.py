@@ -22,7 +22,6 @@ import sys
 import faultlib
 import harness
 from harness import SAMPLE_ORDERS
-from sshd import sftp_pipeline
 
 DATE = "2026-11-24"
 BAD_ROW = "A-9,2026-11-24,C9,dan@example.com,SKU-9,Cup,-1,2.00,EUR,pending\n"
@@ -375,7 +374,7 @@ def run_crash(t):
 
 
 def run_sftp(t):
-    with sftp_pipeline(t, "outputs-sftp") as (_server, p):
+    with faultlib.sftp_pipeline(t, "outputs-sftp") as (p, _server):
         p.start()
         run_cases(p, t, "US1")
         t.check(faultlib.temp_files(p.depot) == [], "sftp: no temporary file in the depot")

@@ -320,8 +320,39 @@ static void test_empty_and_odd(void)
     cJSON_Delete(status);
 }
 
+/* Issue 13: a paused client, a held one (refused profile), and a replay with
+ * what it superseded are visible on the page, not only in /status. */
+static void test_profiles_and_replays(void)
+{
+    cJSON *status = cJSON_Parse(
+        "{\"generated_at\":\"2026-11-24T09:00:00Z\",\"clients\":{"
+        "\"US1\":{\"paused\":true},\"US2\":{\"profile_error\":\"date_order: must be DMY\"},"
+        "\"US3\":{\"paused\":false}},"
+        "\"runs\":[{\"client_id\":\"US3\",\"order_date\":\"2026-11-24\",\"source\":\"US3/"
+        "input.csv\","
+        "\"triggered_by\":\"replay\",\"supersedes\":[{\"kind\":\"file-failed\"}],"
+        "\"at\":\"2026-11-24T08:30:00Z\"},"
+        "{\"client_id\":\"US3\",\"order_date\":\"2026-11-23\",\"source\":\"US3/input.csv\","
+        "\"triggered_by\":\"schedule\",\"at\":\"2026-11-23T08:30:00Z\"}],\"failures\":[]}");
+    char *html;
+
+    CHECK(status != NULL);
+    html = page_render(status);
+    CHECK(html != NULL);
+    if (html) {
+        CHECK_HAS(html, "<span class=\"badge idle\">paused</span>");
+        CHECK_HAS(html, "<span class=\"badge failed\" title=\"date_order: must be DMY\">"
+                        "profile refused</span>");
+        CHECK_HAS(html, "data-supersedes=\"1\">replay, supersedes 1 earlier result</small>");
+        CHECK_EQ_INT(count(html, "class=\"replay\""), 1);
+    }
+    free(html);
+    cJSON_Delete(status);
+}
+
 int main(void)
 {
+    test_profiles_and_replays();
     test_sample();
     test_many_runs();
     test_empty_and_odd();

@@ -731,8 +731,15 @@ static void render_depot(bytebuf *b, const cJSON *status, const cJSON **failures
         bytebuf_puts(b, "\"><td class=\"client\">");
         esc(b, ids[i]);
         bytebuf_puts(b, "</td><td>");
-        /* Failing when the newest failure is newer than the last good run. */
-        if (failure && (!last || (fail_at && (!last_at || strcmp(fail_at, last_at) > 0)))) {
+        /* A held or paused client says so first: its runs are not coming. */
+        if (str(c, "profile_error")) {
+            bytebuf_puts(b, "<span class=\"badge failed\" title=\"");
+            esc(b, str(c, "profile_error"));
+            bytebuf_puts(b, "\">profile refused</span>");
+        } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "paused"))) {
+            bytebuf_puts(b, "<span class=\"badge idle\">paused</span>");
+        } else if (failure && (!last || (fail_at && (!last_at || strcmp(fail_at, last_at) > 0)))) {
+            /* Failing when the newest failure is newer than the last good run. */
             const char *reason = str(failure, "reason");
             bytebuf_puts(b, "<span class=\"badge failed\" title=\"");
             esc(b, reason ? reason : "failed");
@@ -790,6 +797,29 @@ static void render_depot(bytebuf *b, const cJSON *status, const cJSON **failures
     free(ids);
 }
 
+/* A run's source, and for a replay (dxctl replay) how many earlier results
+ * of the same drop it supersedes. */
+static void put_source_cell(bytebuf *b, const cJSON *run)
+{
+    const cJSON *superseded = cJSON_GetObjectItemCaseSensitive(run, "supersedes");
+    const char *by = str(run, "triggered_by");
+
+    bytebuf_puts(b, "<td class=\"path\">");
+    if (str(run, "source"))
+        esc(b, str(run, "source"));
+    else
+        bytebuf_puts(b, "<span class=\"none\">&ndash;</span>");
+    if (by && strcmp(by, "replay") == 0) {
+        int k = cJSON_IsArray(superseded) ? cJSON_GetArraySize(superseded) : 0;
+
+        bytebuf_printf(b,
+                       "<br><small class=\"replay\" data-supersedes=\"%d\">replay, supersedes %d "
+                       "earlier result%s</small>",
+                       k, k, k == 1 ? "" : "s");
+    }
+    bytebuf_puts(b, "</td>");
+}
+
 static void render_runs(bytebuf *b, const cJSON **runs, size_t n)
 {
     size_t shown = n < PAGE_MAX_ROWS ? n : PAGE_MAX_ROWS;
@@ -819,7 +849,7 @@ static void render_runs(bytebuf *b, const cJSON **runs, size_t n)
         bytebuf_puts(b, "</td>");
         put_text_cell(b, client, "client");
         put_text_cell(b, str(r, "order_date"), "date");
-        put_text_cell(b, str(r, "source"), "path");
+        put_source_cell(b, r);
         put_text_cell(b, str(r, "output"), "path");
         put_count_cell(b, r, "rows_in", "in");
         put_count_cell(b, r, "rows_out", "out");

@@ -56,9 +56,14 @@ def main():
             print(f"figure: {name}: peak RSS {rss / 1024:.1f} MB", flush=True)
         t.check(outs["memory"][:2] == outs["spilled"][:2],
                 "the spilled run's output and rejects are the in-memory run's, byte for byte")
-        t.check(outs["spilled"][2] + 3072 < outs["memory"][2],
-                f"the spilled run's peak RSS is lower by more than 3 MiB "
-                f"({outs['spilled'][2]} KiB against {outs['memory'][2]} KiB)")
+        # ASan's quarantine keeps freed blocks resident (256 MB by default), so
+        # a few MiB of difference says nothing there: the normal build checks it.
+        if harness.built_with_asan(harness.binary("file-transformer")):
+            print("not checked under ASan: the spilled run's lower peak RSS", flush=True)
+        else:
+            t.check(outs["spilled"][2] + 3072 < outs["memory"][2],
+                    f"the spilled run's peak RSS is lower by more than 3 MiB "
+                    f"({outs['spilled'][2]} KiB against {outs['memory'][2]} KiB)")
         t.check(os.listdir(spill) == [], f"nothing left in TMPDIR ({os.listdir(spill)})")
 
         out = os.path.join(work, "nowhere.csv")

@@ -1,6 +1,7 @@
 #include "profiles_view.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ static void annotate_one(cJSON *clients, const char *id)
 void profiles_view_annotate(cJSON *doc, worker *w)
 {
     cJSON *clients = cJSON_GetObjectItemCaseSensitive(doc, "clients");
-    bus *b = __atomic_load_n(&w->bus, __ATOMIC_ACQUIRE);
+    bus *b = atomic_load_explicit(&w->bus, memory_order_acquire);
     char **keys = NULL, err[256];
     size_t count = 0;
 

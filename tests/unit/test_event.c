@@ -56,6 +56,47 @@ static void roundtrip_file_failed(void)
     }
 }
 
+/* The two events of the morning view, both ways in both encodings. */
+static void roundtrip_morning_events(void)
+{
+    event_drop_check check = {0}, check_out;
+    event_client_state change = {0}, change_out;
+    void *data = NULL;
+    size_t len = 0;
+    char err[256];
+
+    strcpy(check.client_id, "US4");
+    strcpy(check.order_date, "2026-12-01");
+    strcpy(check.found, "not_stable");
+    strcpy(check.source, "US4/orders.csv");
+    check.profile_revision = 3;
+    strcpy(change.client_id, "US4");
+    strcpy(change.order_date, "2026-12-01");
+    strcpy(change.state, "late");
+    strcpy(change.previous, "waiting");
+    strcpy(change.reason, "no drop by 06:30 CET");
+    for (int json = 0; json <= 1; json++) {
+        memset(&check_out, 0, sizeof(check_out));
+        CHECK_EQ_INT(event_encode(EVENT_DROP_CHECK, &check, json, &data, &len), DX_OK);
+        CHECK_EQ_INT(event_decode(EVENT_DROP_CHECK, data, len, NULL, &check_out, err, sizeof(err)),
+                     DX_OK);
+        CHECK(memcmp(&check, &check_out, sizeof(check)) == 0);
+        free(data);
+        memset(&change_out, 0, sizeof(change_out));
+        CHECK_EQ_INT(event_encode(EVENT_CLIENT_STATE, &change, json, &data, &len), DX_OK);
+        CHECK_EQ_INT(
+            event_decode(EVENT_CLIENT_STATE, data, len, NULL, &change_out, err, sizeof(err)),
+            DX_OK);
+        CHECK(memcmp(&change, &change_out, sizeof(change)) == 0);
+        free(data);
+    }
+    /* Like the outcomes, a check names its client. */
+    CHECK_EQ_INT(event_decode(EVENT_DROP_CHECK, "{\"order_date\":\"2026-12-01\"}", 27, NULL,
+                              &check_out, err, sizeof(err)),
+                 DX_ERR_INVALID);
+    CHECK(strstr(err, "client_id is missing") != NULL);
+}
+
 static dx_status decode_text(const char *text, event_order_date *ev, char *err, size_t len)
 {
     memset(ev, 0, sizeof(*ev));
@@ -192,6 +233,7 @@ int main(void)
     roundtrip_file_ready(0);
     roundtrip_file_ready(1);
     roundtrip_file_failed();
+    roundtrip_morning_events();
     json_input_forms();
     malformed();
     too_deep();

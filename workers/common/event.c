@@ -69,6 +69,31 @@ static const field_desc file_failed_fields[] = {
     {"permanent", "permanent", FIELD_BOOL, offsetof(event_file_failed, permanent), 0},
 };
 
+static const field_desc drop_check_fields[] = {
+    STR(event_drop_check, event_id, "eventId"),
+    STR(event_drop_check, trace_id, "traceId"),
+    STR(event_drop_check, client_id, "clientId"),
+    STR(event_drop_check, order_date, "orderDate"),
+    STR(event_drop_check, found, "found"),
+    STR(event_drop_check, source, "source"),
+    STR(event_drop_check, order_date_event, "orderDateEvent"),
+    STR(event_drop_check, checked_at, "checkedAt"),
+    STR(event_drop_check, triggered_by, "triggeredBy"),
+    U64(event_drop_check, profile_revision, "profileRevision"),
+};
+
+static const field_desc client_state_fields[] = {
+    STR(event_client_state, event_id, "eventId"),
+    STR(event_client_state, trace_id, "traceId"),
+    STR(event_client_state, client_id, "clientId"),
+    STR(event_client_state, order_date, "orderDate"),
+    STR(event_client_state, state, "state"),
+    STR(event_client_state, previous, "previous"),
+    STR(event_client_state, reason, "reason"),
+    STR(event_client_state, at, "at"),
+    STR(event_client_state, caused_by, "causedBy"),
+};
+
 typedef struct message_desc {
     const char *name;
     const ProtobufCMessageDescriptor *proto;
@@ -86,6 +111,10 @@ static const message_desc messages[] = {
                           COUNT(file_ready_fields), sizeof(event_file_ready)},
     [EVENT_FILE_FAILED] = {"FileFailed", &orders__file_failed__descriptor, file_failed_fields,
                            COUNT(file_failed_fields), sizeof(event_file_failed)},
+    [EVENT_DROP_CHECK] = {"DropCheck", &orders__drop_check__descriptor, drop_check_fields,
+                          COUNT(drop_check_fields), sizeof(event_drop_check)},
+    [EVENT_CLIENT_STATE] = {"ClientState", &orders__client_state__descriptor, client_state_fields,
+                            COUNT(client_state_fields), sizeof(event_client_state)},
 };
 
 const char *event_error_kind(const char *err)
@@ -375,6 +404,14 @@ static dx_status validate(event_type type, const void *ev, char *err, size_t err
     case EVENT_FILE_FAILED:
         order_date = ((const event_file_failed *)ev)->order_date;
         client_id = ((const event_file_failed *)ev)->client_id;
+        break;
+    case EVENT_DROP_CHECK:
+        order_date = ((const event_drop_check *)ev)->order_date;
+        client_id = ((const event_drop_check *)ev)->client_id;
+        break;
+    case EVENT_CLIENT_STATE:
+        order_date = ((const event_client_state *)ev)->order_date;
+        client_id = ((const event_client_state *)ev)->client_id;
         break;
     }
     if (order_date[0] == '\0') {

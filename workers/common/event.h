@@ -7,7 +7,7 @@
 #include "status.h"
 
 /*
- * The three events of proto/events.proto as plain C structs with bounded
+ * The events of proto/events.proto as plain C structs with bounded
  * strings, and their codecs.  On the wire an event is protobuf binary (the
  * default) or JSON with the proto field names (what an operator types in
  * `nats pub`).  Decoders take either: the Content-Type header decides when
@@ -15,9 +15,11 @@
  * cannot start a valid protobuf encoding of these messages).
  */
 
-#define EVENT_SUBJECT_ORDER_DATE  "orders.order-date"
-#define EVENT_SUBJECT_FILE_READY  "orders.file-ready"
-#define EVENT_SUBJECT_FILE_FAILED "orders.file-failed"
+#define EVENT_SUBJECT_ORDER_DATE   "orders.order-date"
+#define EVENT_SUBJECT_FILE_READY   "orders.file-ready"
+#define EVENT_SUBJECT_FILE_FAILED  "orders.file-failed"
+#define EVENT_SUBJECT_DROP_CHECK   "orders.drop-check"
+#define EVENT_SUBJECT_CLIENT_STATE "orders.client-state"
 
 #define EVENT_ID_MAX     64
 #define EVENT_CLIENT_MAX 72
@@ -62,10 +64,39 @@ typedef struct event_file_failed {
     int permanent;
 } event_file_failed;
 
+/* What daily-checker found for one expected client and check. */
+typedef struct event_drop_check {
+    char event_id[EVENT_ID_MAX];
+    char trace_id[EVENT_ID_MAX];
+    char client_id[EVENT_CLIENT_MAX];
+    char order_date[16];
+    char found[16]; /* "taken", "none", "not_stable", "paused" */
+    char source[EVENT_PATH_MAX];
+    char order_date_event[EVENT_ID_MAX];
+    char checked_at[40];
+    char triggered_by[32];
+    uint64_t profile_revision;
+} event_drop_check;
+
+/* A client's day turned late, missing, failed or resolved (status-checker). */
+typedef struct event_client_state {
+    char event_id[EVENT_ID_MAX];
+    char trace_id[EVENT_ID_MAX];
+    char client_id[EVENT_CLIENT_MAX];
+    char order_date[16];
+    char state[16];
+    char previous[16];
+    char reason[EVENT_PATH_MAX];
+    char at[40];
+    char caused_by[EVENT_ID_MAX];
+} event_client_state;
+
 typedef enum event_type {
     EVENT_ORDER_DATE = 0,
     EVENT_FILE_READY,
     EVENT_FILE_FAILED,
+    EVENT_DROP_CHECK,
+    EVENT_CLIENT_STATE,
 } event_type;
 
 /*

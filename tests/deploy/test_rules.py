@@ -23,22 +23,9 @@ import tempfile
 
 import yaml
 
+from test_consistency import Checks
+
 RULE_FILE = "dataretailx.rules.yml"
-
-
-class Checks:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, ok, what, detail=""):
-        if ok:
-            self.passed += 1
-            print(f"ok   {what}")
-        else:
-            self.failed += 1
-            print(f"FAIL {what}" + (f": {detail}" if detail else ""))
-        return ok
 
 
 def rule_groups(path):

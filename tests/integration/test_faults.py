@@ -92,6 +92,16 @@ def consumer(p, durable="file-transformer"):
         c.close()
 
 
+def file_ready_entries(p):
+    """The FileReady messages of the stream and their Nats-Msg-Ids."""
+    c = p.client()
+    try:
+        ready = c.stream_entries("orders.file-ready")
+    finally:
+        c.close()
+    return ready, faultlib.msg_ids(ready)
+
+
 def wait_consumer_idle(p, durable, timeout=30):
     return harness.wait_until(
         lambda: (lambda i: i if i.get("num_ack_pending") == 0 and i.get("num_pending") == 0
@@ -344,12 +354,7 @@ def test_sigkill_mid_batch(t, data):
         t.check(st["failures"] == [], f"no failure ({st['failures'][:2]})")
         t.check(faultlib.temp_files(p.depot) == [],
                 f"no temporary file left in the depot ({faultlib.temp_files(p.depot)})")
-        c = p.client()
-        try:
-            ready = c.stream_entries("orders.file-ready")
-        finally:
-            c.close()
-        ids = faultlib.msg_ids(ready)
+        ready, ids = file_ready_entries(p)
         t.check(len(ready) == len(clients) * len(BATCH_DROPS) and len(set(ids)) == len(ids),
                 f"one FileReady per drop in the stream ({len(ready)}, {len(set(ids))} distinct)")
     except Exception as e:
@@ -403,12 +408,7 @@ def test_nats_restart(t, medium):
                 figure(f"{name} reconnected {faultlib.log_time(back[0]) - restarted_at:.1f} s "
                        f"after nats-server was back")
         wait_consumer_idle(p, "file-transformer", timeout=60)
-        c = p.client()
-        try:
-            ready = c.stream_entries("orders.file-ready")
-        finally:
-            c.close()
-        ids = faultlib.msg_ids(ready)
+        ready, ids = file_ready_entries(p)
         t.check(len(ids) == len(clients) and len(set(ids)) == len(clients),
                 f"one FileReady per drop in the stream ({len(ids)})")
     except Exception as e:

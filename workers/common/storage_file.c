@@ -364,6 +364,14 @@ static dx_status make_parent(storage *st, const char *path)
     return file_mkdirs(st, parent);
 }
 
+/* Makes the parent folder of to and resolves to into abs_to (PATH_MAX). */
+static dx_status make_target(storage *st, const char *to, char *abs_to)
+{
+    dx_status s = make_parent(st, to);
+
+    return s == DX_OK ? resolve((file_storage *)st, to, abs_to) : s;
+}
+
 static dx_status file_rename(storage *st, const char *from, const char *to)
 {
     file_storage *fs = (file_storage *)st;
@@ -371,9 +379,7 @@ static dx_status file_rename(storage *st, const char *from, const char *to)
     dx_status s = resolve(fs, from, abs_from);
 
     if (s == DX_OK)
-        s = make_parent(st, to);
-    if (s == DX_OK)
-        s = resolve(fs, to, abs_to);
+        s = make_target(st, to, abs_to);
     if (s != DX_OK)
         return s;
     if (rename(abs_from, abs_to) == 0)
@@ -381,9 +387,7 @@ static dx_status file_rename(storage *st, const char *from, const char *to)
     if (errno == ENOENT && access(abs_from, F_OK) == 0) {
         /* The target's folder was removed since it was made: again. */
         forget_parent(st, to);
-        s = make_parent(st, to);
-        if (s == DX_OK)
-            s = resolve(fs, to, abs_to);
+        s = make_target(st, to, abs_to);
         if (s != DX_OK)
             return s;
         if (rename(abs_from, abs_to) == 0)

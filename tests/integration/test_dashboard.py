@@ -31,9 +31,9 @@ import urllib.parse
 
 import harness
 import yaml
-from test_prometheus import US1_DROP, US2_DROP, US3_DROP, WORKERS, Prometheus, sample, worker_metrics
+from test_prometheus import (DATE, US1_DROP, US2_DROP, US3_DROP, WORKERS, Prometheus,
+                             publish_undecodable_and_settle)
 
-DATE = "2026-11-24"
 SOURCE = os.environ.get("DX_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 MONITORING = os.path.join(SOURCE, "deploy", "monitoring")
 # Grafana's own values for a 1s scrape interval and a short range; any
@@ -117,20 +117,7 @@ def run_pipeline(p, t):
                                    json.dumps({"order_date": DATE}).encode(),
                                    headers={"Content-Type": "application/json"})
     t.check(code == 200, f"POST / to daily-checker answers 200 (got {code}: {body[:200]!r})")
-    c = p.client()
-    try:
-        c.publish("orders.order-date", b"\xff\x00\x13 not an event")
-    finally:
-        c.close()
-
-    def settled():
-        ft = worker_metrics(p, "file-transformer")
-        sc = worker_metrics(p, "status-checker")
-        return (sample(ft, "dx_processing_duration_seconds_count") == 4
-                and sample(sc, 'dx_events_consumed_total{subject="orders.file-ready"}') == 2
-                and sample(sc, 'dx_events_consumed_total{subject="orders.file-failed"}') == 1)
-    harness.wait_until(settled, timeout=60, what="the pipeline to settle")
-    p.wait_runs(["US1", "US2"], DATE)
+    publish_undecodable_and_settle(p, handled=4, ready=2, failed=1)
 
 
 def check_dashboard(prom, t, dash):

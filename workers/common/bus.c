@@ -29,11 +29,9 @@ struct bus {
 };
 
 static const char *stream_subjects[] = {
-    EVENT_SUBJECT_ORDER_DATE,
-    EVENT_SUBJECT_FILE_READY,
-    EVENT_SUBJECT_FILE_FAILED,
-    EVENT_SUBJECT_DROP_CHECK,
-    EVENT_SUBJECT_CLIENT_STATE,
+    EVENT_SUBJECT_ORDER_DATE,   EVENT_SUBJECT_FILE_READY,
+    EVENT_SUBJECT_FILE_FAILED,  EVENT_SUBJECT_DROP_CHECK, /* daily-checker's findings (issue 14) */
+    EVENT_SUBJECT_CLIENT_STATE, /* status-checker's day states, the notifier's input */
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -267,8 +265,8 @@ fail:
     return ds;
 }
 
-dx_status bus_ensure_consumer(bus *b, const char *durable, const char *filter,
-                              int64_t max_deliver, char *err, size_t err_len)
+dx_status bus_ensure_consumer(bus *b, const char *durable, const char *filter, int64_t max_deliver,
+                              char *err, size_t err_len)
 {
     return ensure_consumer(b, durable, filter, max_deliver, err, err_len);
 }

@@ -71,8 +71,8 @@ dx_status bus_check_config(const config *cfg, char *err, size_t err_len);
  * Every message starts from the stream's first on creation.  DX_ERR_IO with
  * err when JetStream refuses or is unreachable.
  */
-dx_status bus_ensure_consumer(bus *b, const char *durable, const char *filter,
-                              int64_t max_deliver, char *err, size_t err_len);
+dx_status bus_ensure_consumer(bus *b, const char *durable, const char *filter, int64_t max_deliver,
+                              char *err, size_t err_len);
 
 /*
  * The messages durable has not finished: not yet delivered plus delivered

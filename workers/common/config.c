@@ -286,8 +286,7 @@ static dx_status load_notify(config_notify *n, char *err, size_t err_len)
     if (s == DX_OK)
         s = get_string("NOTIFY_CA_FILE", "", n->ca_file, sizeof(n->ca_file), err, err_len);
     if (s == DX_OK)
-        s = get_string("STATUS_PUBLIC_URL", "", n->public_url, sizeof(n->public_url), err,
-                       err_len);
+        s = get_string("STATUS_PUBLIC_URL", "", n->public_url, sizeof(n->public_url), err, err_len);
     if (s == DX_OK)
         s = get_int("NOTIFY_TIMEOUT_MS", 5000, 100, 120000, &n->timeout_ms, err, err_len);
     if (s == DX_OK)

@@ -29,11 +29,11 @@ typedef struct config_sftp {
 
 /* status-checker's notifier (workers/status-checker/notify.h). */
 typedef struct config_notify {
-    char webhook_url_file[1024]; /* NOTIFY_WEBHOOK_URL_FILE: the global webhook's URL ("" for none) */
-    char webhooks_dir[1024];     /* NOTIFY_WEBHOOKS_DIR: one URL file per profile webhook NAME */
+    char webhook_url_file[1024]; /* NOTIFY_WEBHOOK_URL_FILE ("" for no global webhook) */
+    char webhooks_dir[1024];     /* NOTIFY_WEBHOOKS_DIR: a URL file per webhook NAME */
     char ca_file[1024];          /* NOTIFY_CA_FILE ("" for the system CAs) */
-    char public_url[1024];       /* STATUS_PUBLIC_URL: base of the links in messages ("" for none) */
-    int timeout_ms;              /* NOTIFY_TIMEOUT_MS: one delivery attempt, connect to status line */
+    char public_url[1024];       /* STATUS_PUBLIC_URL: base of the links ("" for none) */
+    int timeout_ms;              /* NOTIFY_TIMEOUT_MS: one attempt, connect to status */
 } config_notify;
 
 typedef struct config {

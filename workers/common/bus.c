@@ -29,9 +29,11 @@ struct bus {
 };
 
 static const char *stream_subjects[] = {
-    EVENT_SUBJECT_ORDER_DATE,   EVENT_SUBJECT_FILE_READY,
-    EVENT_SUBJECT_FILE_FAILED,  EVENT_SUBJECT_DROP_CHECK, /* daily-checker's findings (issue 14) */
-    EVENT_SUBJECT_CLIENT_STATE, /* status-checker's day states, the notifier's input */
+    EVENT_SUBJECT_ORDER_DATE,   /* daily-checker: a client's day to transform */
+    EVENT_SUBJECT_FILE_READY,   /* file-transformer: a run's outcome */
+    EVENT_SUBJECT_FILE_FAILED,  /* file-transformer: a run's outcome */
+    EVENT_SUBJECT_DROP_CHECK,   /* daily-checker: what each check found */
+    EVENT_SUBJECT_CLIENT_STATE, /* status-checker: day states, the notifier's input */
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)

@@ -93,9 +93,9 @@ class Receiver:
         self.server.server_close()
 
 
-def make_cert(workdir):
+def make_cert(workdir, name="receiver"):
     """A self-signed certificate for 127.0.0.1 (key and cert in one file)."""
-    path = os.path.join(workdir, "receiver.pem")
+    path = os.path.join(workdir, f"{name}.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", path + ".key", "-out", path + ".crt"],
@@ -173,13 +173,16 @@ def main():
         team = Receiver("team", lambda n: "hang" if n == 1 else 200)
         secure = Receiver("secure", lambda n: 200, certfile=pem)
         wrong = Receiver("wrong", lambda n: 404)
-        receivers += [glob, team, secure, wrong]
+        # A certificate NOTIFY_CA_FILE did not sign: never delivered.
+        untrusted = Receiver("untrusted", lambda n: 200,
+                             certfile=make_cert(p.workdir, "untrusted")[0])
+        receivers += [glob, team, secure, wrong, untrusted]
         urlfile = os.path.join(p.workdir, "global-url")
         with open(urlfile, "w") as f:
             f.write(glob.url + "\n")
         hooks = os.path.join(p.workdir, "webhooks")
         os.makedirs(hooks)
-        for r in (team, secure, wrong):
+        for r in (team, secure, wrong, untrusted):
             with open(os.path.join(hooks, r.name), "w") as f:
                 f.write(r.url + "\n")
         env = {"NOTIFY_WEBHOOK_URL_FILE": urlfile, "NOTIFY_WEBHOOKS_DIR": hooks, "ACK_WAIT": 5,
@@ -262,6 +265,19 @@ def main():
         recs = harness.log_records(p.workers["status-checker"])
         targets = {r.get("target") for r in recs if "target" in r}
         t.check(targets <= {"global", "team", "secure", "wrong", "mailto"}, f"targets: {targets}")
+
+        # An https receiver whose certificate is not trusted gets nothing.
+        c = p.client()
+        c.kv_put("clients", "US5", json.dumps({"notify": "webhook:untrusted"}))
+        c.close()
+        publish(p, client_state("US5", "late", 6, "no drop by 06:30 (+01:00)"))
+        harness.wait_until(lambda: any(
+            r.get("target") == "untrusted" and "certificate not accepted" in r.get("error", "")
+            for r in harness.log_records(p.workers["status-checker"])), timeout=30,
+            what="the untrusted certificate refused")
+        t.check(untrusted.ids() == [] and untrusted.attempts == {},
+                f"nothing POSTed to an untrusted receiver: {untrusted.attempts}")
+        t.check(p.secret_leaks(SECRET) == [], "no webhook URL shown after a TLS failure")
     for r in receivers:
         r.stop()
     return t.finish()

@@ -82,19 +82,28 @@ static void test_status_lines(void)
 
 static void test_outcomes(void)
 {
-    CHECK_EQ_INT(notify_classify(DX_OK, 200), NOTIFY_DELIVERED);
-    CHECK_EQ_INT(notify_classify(DX_OK, 204), NOTIFY_DELIVERED);
-    CHECK_EQ_INT(notify_classify(DX_OK, 500), NOTIFY_RETRY);
-    CHECK_EQ_INT(notify_classify(DX_OK, 503), NOTIFY_RETRY);
-    CHECK_EQ_INT(notify_classify(DX_OK, 408), NOTIFY_RETRY);
-    CHECK_EQ_INT(notify_classify(DX_OK, 429), NOTIFY_RETRY);
-    CHECK_EQ_INT(notify_classify(DX_OK, 100), NOTIFY_RETRY);
-    CHECK_EQ_INT(notify_classify(DX_OK, 404), NOTIFY_PERMANENT);
-    CHECK_EQ_INT(notify_classify(DX_OK, 400), NOTIFY_PERMANENT);
-    CHECK_EQ_INT(notify_classify(DX_OK, 410), NOTIFY_PERMANENT);
-    CHECK_EQ_INT(notify_classify(DX_OK, 301), NOTIFY_PERMANENT);
-    CHECK_EQ_INT(notify_classify(DX_ERR_TIMEOUT, 0), NOTIFY_RETRY);
-    CHECK_EQ_INT(notify_classify(DX_ERR_IO, 0), NOTIFY_RETRY);
+    static const struct {
+        dx_status s;
+        int http_status;
+        notify_outcome want;
+    } cases[] = {
+        {DX_OK, 200, NOTIFY_DELIVERED}, {DX_OK, 204, NOTIFY_DELIVERED},
+        {DX_OK, 500, NOTIFY_RETRY},     {DX_OK, 503, NOTIFY_RETRY},
+        {DX_OK, 408, NOTIFY_RETRY},     {DX_OK, 429, NOTIFY_RETRY},
+        {DX_OK, 100, NOTIFY_RETRY},     {DX_OK, 404, NOTIFY_PERMANENT},
+        {DX_OK, 400, NOTIFY_PERMANENT}, {DX_OK, 410, NOTIFY_PERMANENT},
+        {DX_OK, 301, NOTIFY_PERMANENT}, {DX_ERR_TIMEOUT, 0, NOTIFY_RETRY},
+        {DX_ERR_IO, 0, NOTIFY_RETRY},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        testing_checks++;
+        if (notify_classify(cases[i].s, cases[i].http_status) != cases[i].want)
+            testing_fail(__FILE__, __LINE__, "status %d (%s): outcome %d, want %d",
+                         cases[i].http_status, status_text(cases[i].s),
+                         (int)notify_classify(cases[i].s, cases[i].http_status),
+                         (int)cases[i].want);
+    }
 }
 
 static void test_backoff(void)

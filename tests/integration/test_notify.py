@@ -28,6 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
+import faultlib  # noqa: E402
 import harness  # noqa: E402
 
 TIMEOUT_MS = 1000
@@ -278,6 +279,12 @@ def main():
         t.check(untrusted.ids() == [] and untrusted.attempts == {},
                 f"nothing POSTed to an untrusted receiver: {untrusted.attempts}")
         t.check(p.secret_leaks(SECRET) == [], "no webhook URL shown after a TLS failure")
+        # SIGTERM with a target still being retried: the notifier's threads
+        # stop and the process exits cleanly (no sanitizer report).
+        code = harness.stop_process(p.workers.pop("status-checker"))
+        t.check(code == 0, f"status-checker stopped cleanly: exit {code}")
+        reports = faultlib.sanitizer_reports(p.workdir)
+        t.check(reports == [], f"no sanitizer report: {reports[:5]}")
     for r in receivers:
         r.stop()
     return t.finish()

@@ -203,8 +203,8 @@ static notify_outcome post_once(notify *n, const target *t, const char *body, in
             return NOTIFY_PERMANENT;
         }
     }
-    s = webhook_post(&url, nc->ca_file, nc->timeout_ms, body, strlen(body), http_status, err,
-                     err_len);
+    s = webhook_post(&url, nc->ca_file, nc->timeout_ms, n->stop, body, strlen(body), http_status,
+                     err, err_len);
     memset(&url, 0, sizeof(url));
     if (s == DX_OK)
         snprintf(err, err_len, "HTTP status %d%s", *http_status,

@@ -148,7 +148,8 @@ typedef struct conn {
     int fd;
     SSL_CTX *ctx;
     SSL *ssl;
-    int64_t deadline_ms; /* util_monotonic_ms() */
+    int64_t deadline_ms;    /* util_monotonic_ms() */
+    const atomic_int *stop; /* NULL: never */
 } conn;
 
 /* Waits until fd is readable (want_write 0) or writable; DX_ERR_TIMEOUT at the deadline. */
@@ -162,7 +163,9 @@ static dx_status wait_fd(const conn *c, int want_write)
 
         if (left <= 0)
             return DX_ERR_TIMEOUT;
-        r = poll(&pfd, 1, (int)(left > 1000 ? 1000 : left));
+        if (c->stop != NULL && atomic_load(c->stop))
+            return DX_ERR_IO; /* shutting down: the attempt counts as failed */
+        r = poll(&pfd, 1, (int)(left > 200 ? 200 : left));
         if (r > 0)
             return DX_OK;
         if (r < 0 && errno != EINTR)
@@ -403,10 +406,11 @@ static char *build_request(const webhook_url *u, size_t body_len, size_t *len)
     return req;
 }
 
-dx_status webhook_post(const webhook_url *u, const char *ca_file, int timeout_ms, const char *body,
-                       size_t len, int *status, char *err, size_t err_len)
+dx_status webhook_post(const webhook_url *u, const char *ca_file, int timeout_ms,
+                       const atomic_int *stop, const char *body, size_t len, int *status, char *err,
+                       size_t err_len)
 {
-    conn c = {.fd = -1, .deadline_ms = util_monotonic_ms() + timeout_ms};
+    conn c = {.fd = -1, .deadline_ms = util_monotonic_ms() + timeout_ms, .stop = stop};
     size_t req_len = 0;
     char *req = build_request(u, len, &req_len);
     dx_status s = req != NULL ? DX_OK : DX_ERR_NOMEM;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "status.h"
@@ -44,10 +45,13 @@ int webhook_parse_status(const char *buf, size_t len);
 /*
  * POSTs body (len bytes, application/json) to u and returns, on DX_OK, the
  * response's status in *status (whatever it is: the caller decides).
- * ca_file ("" or NULL for the system CAs) is used for https.  DX_ERR_TIMEOUT
+ * ca_file ("" or NULL for the system CAs) is used for https.  A non-zero
+ * *stop (stop may be NULL) ends the attempt within 200 ms, as failed
+ * (DX_ERR_IO), so that a shutdown does not wait for a hung receiver.  DX_ERR_TIMEOUT
  * when timeout_ms passes, DX_ERR_IO for a failed resolve, connect, TLS
  * handshake or certificate check, or a malformed response, with a one-line
  * reason in err (never the URL).
  */
-dx_status webhook_post(const webhook_url *u, const char *ca_file, int timeout_ms, const char *body,
-                       size_t len, int *status, char *err, size_t err_len);
+dx_status webhook_post(const webhook_url *u, const char *ca_file, int timeout_ms,
+                       const atomic_int *stop, const char *body, size_t len, int *status, char *err,
+                       size_t err_len);

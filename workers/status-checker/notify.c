@@ -1,5 +1,6 @@
 #include "notify.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -121,6 +122,34 @@ static dx_status read_url_file(const char *path, webhook_url *out, char *err, si
     return s;
 }
 
+/*
+ * Starts the delivery counters of every target known at start at 0: a
+ * counter that only appears at its first failure hides that failure from
+ * rate() and increase().  Profile webhooks are the files of NOTIFY_WEBHOOKS_DIR.
+ */
+static void zero_counters(const notify *n)
+{
+    static const metric_id families[] = {DX_NOTIFICATIONS_SENT_TOTAL,
+                                         DX_NOTIFICATIONS_FAILED_TOTAL};
+    const char *dir_path = n->cfg->notify.webhooks_dir;
+    DIR *dir = dir_path[0] != '\0' ? opendir(dir_path) : NULL;
+    struct dirent *e;
+
+    for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+        if (n->has_global)
+            metrics_add(families[i], NOTIFY_TARGET_GLOBAL, 0);
+        metrics_add(families[i], NOTIFY_TARGET_MAILTO, 0);
+    }
+    while (dir != NULL && (e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+            metrics_add(families[i], e->d_name, 0);
+    }
+    if (dir != NULL)
+        closedir(dir);
+}
+
 dx_status notify_create(notify **out, const config *cfg, char *err, size_t err_len)
 {
     const config_notify *nc = &cfg->notify;
@@ -142,6 +171,7 @@ dx_status notify_create(notify **out, const config *cfg, char *err, size_t err_l
         }
         n->has_global = 1;
     }
+    zero_counters(n);
     *out = n;
     return DX_OK;
 }

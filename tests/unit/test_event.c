@@ -227,12 +227,12 @@ static void rejects_json(char *buf, size_t cap, int n, const char *dup)
 {
     size_t used = (size_t)snprintf(buf, cap,
                                    "{\"order_date\":\"2026-11-24\",\"client_id\":"
-                                   "\"US1\",\"rejects_by_reason\":[");
+                                   "\"US1\",\"rejects_by_reason\":{");
 
     for (int i = 0; i < n; i++)
-        used += (size_t)snprintf(buf + used, cap - used, "%s{\"reason\":\"r%d\",\"rows\":%d}",
-                                 i ? "," : "", dup && i == n - 1 ? 0 : i, i + 1);
-    snprintf(buf + used, cap - used, "]}");
+        used += (size_t)snprintf(buf + used, cap - used, "%s\"r%d\":%d", i ? "," : "",
+                                 dup && i == n - 1 ? 0 : i, i + 1);
+    snprintf(buf + used, cap - used, "}}");
 }
 
 /* rejects_by_reason: the bound and the entries' rules, in both encodings. */
@@ -256,12 +256,23 @@ static void rejects_bound(void)
     CHECK_EQ_INT(event_decode(EVENT_FILE_READY, text, strlen(text), NULL, &fr, err, sizeof(err)),
                  DX_ERR_INVALID);
     CHECK(strstr(err, "twice") != NULL);
-    const char *not_array = "{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\","
-                            "\"rejects_by_reason\":{\"invalid_date\":2}}";
+    const char *not_object = "{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\","
+                             "\"rejects_by_reason\":[{\"reason\":\"invalid_date\",\"rows\":2}]}";
     CHECK_EQ_INT(
-        event_decode(EVENT_FILE_READY, not_array, strlen(not_array), NULL, &fr, err, sizeof(err)),
+        event_decode(EVENT_FILE_READY, not_object, strlen(not_object), NULL, &fr, err, sizeof(err)),
         DX_ERR_INVALID);
-    CHECK(strstr(err, "must be an array") != NULL);
+    CHECK(strstr(err, "must be an object") != NULL);
+    const char *bad_rows = "{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\","
+                           "\"rejects_by_reason\":{\"invalid_date\":-2}}";
+    CHECK_EQ_INT(
+        event_decode(EVENT_FILE_READY, bad_rows, strlen(bad_rows), NULL, &fr, err, sizeof(err)),
+        DX_ERR_INVALID);
+    CHECK(strstr(err, "rows of invalid_date") != NULL);
+    const char *empty_reason = "{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\","
+                               "\"rejects_by_reason\":{\"\":1}}";
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, empty_reason, strlen(empty_reason), NULL, &fr, err,
+                              sizeof(err)),
+                 DX_ERR_INVALID);
     /* Protobuf from another producer may hold any number: 17 entries are
      * refused the same way.  Built by hand: RejectCount{reason="rN"} is
      * field 17 (key 0x8a 0x01), length 4, then 0x0a 0x02 'r' 'A'+i. */
@@ -292,7 +303,7 @@ static void rejects_bound(void)
     strcpy(big.client_id, "US1");
     strcpy(big.order_date, "2026-11-24");
     CHECK_EQ_INT(event_encode(EVENT_FILE_READY, &big, 1, &data, &len), DX_OK);
-    CHECK(strstr((char *)data, "\"rejects_by_reason\":[]") != NULL);
+    CHECK(strstr((char *)data, "\"rejects_by_reason\":{}") != NULL);
     free(data);
 }
 

@@ -204,7 +204,11 @@ static dx_status rejects_add(event_reject_counts *rc, const char *reason, uint64
     return DX_OK;
 }
 
-/* rejects_by_reason in JSON: [{"reason": "invalid_date", "rows": 3}, ...]. */
+/*
+ * rejects_by_reason in JSON: an object from reason to rows, {"invalid_date":
+ * 3, ...}, the shape /status shows (a repeated key is refused like a
+ * repeated reason in protobuf).
+ */
 static dx_status json_rejects(const field_desc *f, const cJSON *item, void *ev, char *err,
                               size_t err_len)
 {
@@ -212,25 +216,20 @@ static dx_status json_rejects(const field_desc *f, const cJSON *item, void *ev, 
     event_reject_counts *rc = (event_reject_counts *)((char *)ev + f->offset);
     const cJSON *entry;
 
-    if (!cJSON_IsArray(item)) {
-        snprintf(err, err_len, "field %s must be an array", f->name);
+    if (!cJSON_IsObject(item)) {
+        snprintf(err, err_len, "field %s must be an object of reason: rows", f->name);
         return DX_ERR_INVALID;
     }
     cJSON_ArrayForEach(entry, item)
     {
-        const cJSON *reason = cJSON_GetObjectItemCaseSensitive(entry, "reason");
-        const cJSON *rows = cJSON_GetObjectItemCaseSensitive(entry, "rows");
         event_reject_count one = {.rows = 0};
 
-        if (!cJSON_IsObject(entry) || !cJSON_IsString(reason)) {
-            snprintf(err, err_len, "field %s must hold {\"reason\": string, \"rows\": n} objects",
-                     f->name);
+        if (json_field(&rows_field, entry, &one, err, err_len) != DX_OK) {
+            snprintf(err, err_len, "field %s: rows of %.32s must be a non-negative integer",
+                     f->name, entry->string);
             return DX_ERR_INVALID;
         }
-        if (rows != NULL && !cJSON_IsNull(rows) &&
-            json_field(&rows_field, rows, &one, err, err_len) != DX_OK)
-            return DX_ERR_INVALID;
-        if (rejects_add(rc, reason->valuestring, one.rows, err, err_len) != DX_OK)
+        if (rejects_add(rc, entry->string, one.rows, err, err_len) != DX_OK)
             return DX_ERR_INVALID;
     }
     return DX_OK;
@@ -540,19 +539,14 @@ dx_status event_decode(event_type type, const void *data, size_t len, const char
 
 static void add_u64(cJSON *obj, const char *name, uint64_t value);
 
-/* Returns a new JSON array of rc (owned by the caller). */
+/* Returns a new JSON object of rc, reason -> rows (owned by the caller). */
 static cJSON *rejects_to_json(const event_reject_counts *rc)
 {
-    cJSON *array = cJSON_CreateArray();
+    cJSON *obj = cJSON_CreateObject();
 
-    for (size_t i = 0; array != NULL && i < rc->count; i++) {
-        cJSON *item = cJSON_CreateObject();
-
-        cJSON_AddStringToObject(item, "reason", rc->items[i].reason);
-        add_u64(item, "rows", rc->items[i].rows);
-        cJSON_AddItemToArray(array, item);
-    }
-    return array;
+    for (size_t i = 0; obj != NULL && i < rc->count; i++)
+        add_u64(obj, rc->items[i].reason, rc->items[i].rows);
+    return obj;
 }
 
 cJSON *event_to_json(event_type type, const void *ev)

@@ -125,9 +125,8 @@ typedef enum event_type {
  * strings, or a missing/invalid required field (every event needs a valid
  * order_date; FileReady and FileFailed also need a client_id).  A FileReady's
  * rejects_by_reason is refused with more than EVENT_REJECT_REASONS_MAX
- * entries, an empty or repeated reason; in JSON it is an array of
- * {"reason": ..., "rows": ...} objects (proto3's mapping of a repeated
- * message).
+ * entries, an empty or repeated reason; in JSON it is an object from reason
+ * to rows ({"invalid_date": 3}), the shape /status shows.
  */
 dx_status event_decode(event_type type, const void *data, size_t len, const char *content_type,
                        void *out, char *err, size_t err_len);

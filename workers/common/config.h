@@ -55,6 +55,7 @@ typedef struct config {
     int64_t stream_max_bytes;     /* STREAM_MAX_BYTES (-1: no limit) */
     int formula_guard;            /* CSV_FORMULA_GUARD */
     int clean_memory_mb;          /* CLEAN_MEMORY_MB, the duplicate set's budget in MiB */
+    char status_auth_file[512];   /* STATUS_AUTH_FILE ("" for none: status-checker open) */
 } config;
 
 /*

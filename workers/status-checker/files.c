@@ -17,8 +17,8 @@ int files_path_allowed(const char *path)
 {
     const char *p = path;
 
-    if (!storage_path_valid(path))
-        return 0;
+    if (path[0] == '\0' || !storage_path_valid(path))
+        return 0; /* "" is the depot itself, no file */
     /* Hidden names and the writers' temporary files (".name.tmp...") are
      * never served; a component starts at the path's start or after '/'. */
     for (; p != NULL; p = strchr(p, '/') ? strchr(p, '/') + 1 : NULL) {

@@ -187,8 +187,13 @@ def check_big_download(p, t, headers, size_mb):
     growth_mb = (after - before) / 1024
     print(f"figure: {size_mb} MB download: status-checker peak RSS {before} -> {after} kB",
           flush=True)
-    t.check(growth_mb < size_mb / 4,
-            f"peak RSS grows by {growth_mb:.1f} MB for a {size_mb} MB download (bounded)")
+    # ASan's quarantine keeps freed blocks resident (256 MB by default): the
+    # normal build checks the bound (as test_clean_budget does).
+    if harness.built_with_asan(harness.binary("status-checker")):
+        print(f"not checked under ASan: the peak RSS of the {size_mb} MB download", flush=True)
+    else:
+        t.check(growth_mb < size_mb / 4,
+                f"peak RSS grows by {growth_mb:.1f} MB for a {size_mb} MB download (bounded)")
 
 
 def check_auth(p, t, auth_file):

@@ -46,6 +46,7 @@ typedef struct config {
     int catchup_max_days;         /* CATCHUP_MAX_DAYS */
     int drop_min_age;             /* DROP_MIN_AGE, seconds */
     int max_deliver;              /* MAX_DELIVER */
+    int max_in_flight;            /* MAX_IN_FLIGHT, messages fetched and held at once */
     int ack_wait;                 /* ACK_WAIT, seconds */
     int max_event_bytes;          /* MAX_EVENT_BYTES */
     int shutdown_grace;           /* SHUTDOWN_GRACE, seconds */

@@ -42,7 +42,7 @@ MAX_DELIVER = "2"
 
 # The only labels a dx_ series may carry: nothing unbounded (no file name,
 # no trace id) ever becomes a label.
-ALLOWED_LABELS = {"__name__", "job", "instance", "subject", "client_id", "kind", "code",
+ALLOWED_LABELS = {"__name__", "job", "instance", "subject", "client_id", "reason", "kind", "code",
                   "worker", "version", "le", "metric"}
 
 
@@ -168,7 +168,9 @@ def check_series(prom, t, status, started):
     expected = {
         'dx_rows_in_total{client_id="US1"}': US1_ROWS,
         'dx_rows_out_total{client_id="US1"}': us1["rows_out"],
-        'dx_rows_rejected_total{client_id="US1"}': us1["rows_rejected"],
+        # by reason: US1's one rejected row has an impossible date
+        'dx_rows_rejected_total{client_id="US1",reason="invalid_date"}': us1["rows_rejected"],
+        'sum(dx_rows_rejected_total{client_id="US1"})': us1["rows_rejected"],
         'dx_rows_duplicate_total{client_id="US1"}': us1["rows_duplicate"],
         'dx_rows_in_total{client_id="US2"}': US2_ROWS,
         'dx_files_processed_total{client_id="US1"}': 1,

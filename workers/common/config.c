@@ -433,6 +433,11 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
         s = get_int("CLEAN_MEMORY_MB", 24, 1, 1 << 20, &cfg->clean_memory_mb, err, err_len);
     if (s == DX_OK)
         s = load_notify(&cfg->notify, err, err_len);
+    if (s == DX_OK)
+        s = get_string("STATUS_AUTH_FILE", "", cfg->status_auth_file, sizeof(cfg->status_auth_file),
+                       err, err_len);
+    if (s == DX_OK)
+        s = check_readable("STATUS_AUTH_FILE", cfg->status_auth_file, err, err_len);
     return s;
 }
 

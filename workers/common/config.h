@@ -66,6 +66,7 @@ typedef struct config {
     int formula_guard;            /* CSV_FORMULA_GUARD */
     int clean_memory_mb;          /* CLEAN_MEMORY_MB, the duplicate set's budget in MiB */
     config_notify notify;         /* NOTIFY_*, STATUS_PUBLIC_URL */
+    char status_auth_file[512];   /* STATUS_AUTH_FILE ("" for none: status-checker open) */
 } config;
 
 /*

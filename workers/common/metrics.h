@@ -55,8 +55,8 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
       "CSV data rows read from client drops.")                                                     \
     X(DX_ROWS_OUT_TOTAL, "dx_rows_out_total", METRIC_COUNTER, "client_id", NULL,                   \
       "Clean rows written to the depot.")                                                          \
-    X(DX_ROWS_REJECTED_TOTAL, "dx_rows_rejected_total", METRIC_COUNTER, "client_id", NULL,         \
-      "Rows written to the rejects file.")                                                         \
+    X(DX_ROWS_REJECTED_TOTAL, "dx_rows_rejected_total", METRIC_COUNTER, "client_id,reason", NULL,  \
+      "Rows written to the rejects file, by reason (the reject code of its second column).")       \
     X(DX_ROWS_DUPLICATE_TOTAL, "dx_rows_duplicate_total", METRIC_COUNTER, "client_id", NULL,       \
       "Rows dropped as duplicates.")                                                               \
     X(DX_CELLS_NEUTRALISED_TOTAL, "dx_cells_neutralised_total", METRIC_COUNTER, "client_id", NULL, \

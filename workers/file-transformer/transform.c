@@ -197,6 +197,37 @@ static dx_status move_drop(storage *inbox, const char *client_id, const char *na
     return storage_rename(inbox, marker_from, marker_to);
 }
 
+_Static_assert(CLEAN_REJECT_REASONS - 1 <= EVENT_REJECT_REASONS_MAX,
+               "FileReady.rejects_by_reason holds every reject code");
+
+/* FileReady.rejects_by_reason from the engine's per-reason counts: the
+ * reasons with rows, in the engine's order. */
+static void ready_rejects(event_file_ready *ready, const clean_counts *counts)
+{
+    event_reject_counts *rc = &ready->rejects_by_reason;
+
+    rc->count = 0;
+    for (size_t i = 1; i < CLEAN_REJECT_REASONS; i++) {
+        if (counts->rejected_by_reason[i] == 0)
+            continue;
+        snprintf(rc->items[rc->count].reason, sizeof(rc->items[rc->count].reason), "%s",
+                 clean_reject_code(i));
+        rc->items[rc->count].rows = counts->rejected_by_reason[i];
+        rc->count++;
+    }
+}
+
+/* dx_rows_rejected_total{client_id,reason} for one committed drop. */
+static void rejected_metrics(const char *client_id, const event_reject_counts *rc)
+{
+    char labels[EVENT_CLIENT_MAX + EVENT_REASON_MAX + 2];
+
+    for (size_t i = 0; i < rc->count; i++) {
+        snprintf(labels, sizeof(labels), "%s,%s", client_id, rc->items[i].reason);
+        metrics_add(DX_ROWS_REJECTED_TOTAL, labels, (double)rc->items[i].rows);
+    }
+}
+
 /* Streams one drop through the cleaner into two atomic depot writes. */
 static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *ready,
                             uint64_t *neutralised, char *reason, size_t reason_len)
@@ -263,6 +294,7 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
         ready->rows_rejected = counts.rows_rejected;
         ready->rows_duplicate = counts.rows_duplicate;
         ready->bytes_out = counts.bytes_out;
+        ready_rejects(ready, &counts);
         *neutralised = counts.cells_neutralised;
         util_sha256_hex(sha, ready->sha256);
     }
@@ -409,7 +441,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     metrics_add(DX_FILES_PROCESSED_TOTAL, client_id, 1);
     metrics_add(DX_ROWS_IN_TOTAL, client_id, (double)ready.rows_in);
     metrics_add(DX_ROWS_OUT_TOTAL, client_id, (double)ready.rows_out);
-    metrics_add(DX_ROWS_REJECTED_TOTAL, client_id, (double)ready.rows_rejected);
+    rejected_metrics(client_id, &ready.rejects_by_reason);
     metrics_add(DX_ROWS_DUPLICATE_TOTAL, client_id, (double)ready.rows_duplicate);
     metrics_add(DX_CELLS_NEUTRALISED_TOTAL, client_id, (double)neutralised);
     metrics_set(DX_LAST_SUCCESS_TIMESTAMP_SECONDS, client_id, (double)util_now_ms() / 1000.0);

@@ -23,9 +23,7 @@ stream ORDERS, in stream order.
 import base64
 import json
 import os
-import shutil
 import sys
-import threading
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -33,29 +31,10 @@ from zoneinfo import ZoneInfo
 import harness
 from dxctl_run import dxctl
 from harness import SAMPLE_ORDERS
-from sshd import Sshd
+from sshd import run_on_inbox
+from test_stable_drop import Writer
 
 DATE = "2026-11-24"
-HEADER = SAMPLE_ORDERS.splitlines()[0] + "\n"
-
-
-class Writer(threading.Thread):
-    """Appends one row every 0.3 s to path until stopped, as a slow upload."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.path = path
-        self.rows = 0
-        self.stop = threading.Event()
-        with open(path, "w") as f:
-            f.write(HEADER)
-
-    def run(self):
-        while not self.stop.is_set():
-            self.rows += 1
-            with open(self.path, "a") as f:
-                f.write(f"W-{self.rows},{DATE},C1,c@example.com,SKU-1,Mug,1,2.50,EUR,delivered\n")
-            self.stop.wait(0.3)
 
 
 def stream(nc):
@@ -146,32 +125,8 @@ def check_once(t, scheme, p, inbox):
 
 
 def test_once(t, scheme):
-    server = None
-    p = None
-    failed_before = t.failed
-    try:
-        if scheme == "sftp":
-            server = Sshd().start()
-            os.makedirs(server.path("inbox"))
-            p = harness.Pipeline("dropcheck-sftp", inbox_url=server.url("inbox"),
-                                 extra_env=dict(server.env(), EVENT_ENCODING="json"))
-            inbox = server.path("inbox")
-        else:
-            p = harness.Pipeline("dropcheck-file", extra_env={"EVENT_ENCODING": "json"})
-            inbox = p.inbox
-        p.start_nats()
-        check_once(t, scheme, p, inbox)
-    except Exception as e:  # a crash of the test is a failure, with logs
-        t.check(False, f"[{scheme}] exception: {e!r}")
-    finally:
-        if p is not None:
-            if t.failed > failed_before:
-                p.dump_logs()
-            p.stop()
-            if t.failed == failed_before:
-                shutil.rmtree(p.workdir, ignore_errors=True)
-        if server is not None:
-            server.stop()
+    run_on_inbox(t, scheme, "dropcheck", lambda p, inbox: check_once(t, scheme, p, inbox),
+                 extra_env={"EVENT_ENCODING": "json"}, start=lambda p: p.start_nats())
 
 
 def today_schedule():

@@ -236,8 +236,6 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
 {
     event_order_date ev = {0};
     char msg_id[160];
-    void *data = NULL;
-    size_t len = 0;
     log_ctx lc;
     dx_status s;
 
@@ -257,11 +255,7 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
         snprintf(msg_id, sizeof(msg_id), "order-date:%s:%s", client_id, order_date);
     else
         snprintf(msg_id, sizeof(msg_id), "%s", ev.event_id);
-    s = event_encode(EVENT_ORDER_DATE, &ev, w->cfg.emit_json, &data, &len);
-    if (s == DX_OK)
-        s = bus_publish(w->bus, EVENT_SUBJECT_ORDER_DATE, data, len,
-                        event_content_type(w->cfg.emit_json), msg_id);
-    free(data);
+    s = worker_publish_event(w, EVENT_ORDER_DATE, &ev, EVENT_SUBJECT_ORDER_DATE, msg_id);
     lc = (log_ctx){ev.trace_id, ev.event_id, client_id, ev.order_date};
     if (s != DX_OK) {
         log_printf(LOG_LEVEL_ERROR, &lc, "cannot publish order-date for %s", client_id);
@@ -338,8 +332,6 @@ static void publish_drop_check(worker *w, const checker_request *req, const clie
     event_drop_check ev = {0};
     const char *check_id = req->check_id != NULL && req->check_id[0] ? req->check_id : trace_id;
     char msg_id[256];
-    void *data = NULL;
-    size_t len = 0;
     log_ctx lc;
     dx_status s;
 
@@ -357,11 +349,7 @@ static void publish_drop_check(worker *w, const checker_request *req, const clie
     ev.profile_revision = client->profile.revision;
     snprintf(msg_id, sizeof(msg_id), "drop-check:%s:%s:%s", client->client_id, order_date,
              check_id);
-    s = event_encode(EVENT_DROP_CHECK, &ev, w->cfg.emit_json, &data, &len);
-    if (s == DX_OK)
-        s = bus_publish(w->bus, EVENT_SUBJECT_DROP_CHECK, data, len,
-                        event_content_type(w->cfg.emit_json), msg_id);
-    free(data);
+    s = worker_publish_event(w, EVENT_DROP_CHECK, &ev, EVENT_SUBJECT_DROP_CHECK, msg_id);
     lc = (log_ctx){ev.trace_id, ev.event_id, ev.client_id, ev.order_date};
     if (s != DX_OK) {
         metrics_add(DX_EVENTS_FAILED_TOTAL, EVENT_SUBJECT_DROP_CHECK, 1);

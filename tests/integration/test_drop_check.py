@@ -248,6 +248,11 @@ def test_function_mode(t):
                      for e in checks)
         t.check(got == [("US1", "taken", date, "schedule"), ("US2", "none", date, "schedule")],
                 f"function mode publishes them on orders.drop-check (got {got})")
+        code, out, err = dxctl(p, "events", "--subject", "orders.drop-check")
+        shown = sorted((d["event"]["client_id"], d["event"]["found"])
+                       for d in map(json.loads, out.splitlines()) if "event" in d)
+        t.check(code == 0 and shown == [("US1", "taken"), ("US2", "none")],
+                f"dxctl events shows them decoded ({code}, {shown}, {err})")
         published = answer.get("published", [])
         t.check(len(published) == 1 and any(
             e[3]["order_date_event"] == published[0]["event_id"] for e in checks),

@@ -125,6 +125,13 @@ def run_pipeline(p, t):
     published = json.loads(body).get("published", []) if code == 200 else []
     t.check(sorted(e["client_id"] for e in published) == ["US1", "US2", "US3", "US4"],
             f"one order-date per client with a drop (got {len(published)})")
+    return publish_undecodable_and_settle(p, handled=6, ready=2, failed=2)
+
+
+def publish_undecodable_and_settle(p, handled, ready, failed):
+    """Publishes one undecodable order-date, waits until file-transformer
+    has handled `handled` events and status-checker consumed `ready`
+    file-ready and `failed` file-failed; returns US1's and US2's /status."""
     c = p.client()
     try:
         c.publish("orders.order-date", b"\xff\x00\x13 not an event")
@@ -134,9 +141,9 @@ def run_pipeline(p, t):
     def settled():
         ft = worker_metrics(p, "file-transformer")
         sc = worker_metrics(p, "status-checker")
-        return (sample(ft, "dx_processing_duration_seconds_count") == 6
-                and sample(sc, 'dx_events_consumed_total{subject="orders.file-ready"}') == 2
-                and sample(sc, 'dx_events_consumed_total{subject="orders.file-failed"}') == 2)
+        return (sample(ft, "dx_processing_duration_seconds_count") == handled
+                and sample(sc, 'dx_events_consumed_total{subject="orders.file-ready"}') == ready
+                and sample(sc, 'dx_events_consumed_total{subject="orders.file-failed"}') == failed)
     harness.wait_until(settled, timeout=60, what="the pipeline to settle")
     return p.wait_runs(["US1", "US2"], DATE)
 

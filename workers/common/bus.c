@@ -28,10 +28,12 @@ struct bus {
     int max_in_flight;
 };
 
-/* Every event subject (event.h): each start updates an existing stream to these. */
 static const char *stream_subjects[] = {
-    EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,   EVENT_SUBJECT_FILE_FAILED,
-    EVENT_SUBJECT_DROP_CHECK, EVENT_SUBJECT_CLIENT_STATE,
+    EVENT_SUBJECT_ORDER_DATE,   /* daily-checker: a client's day to transform */
+    EVENT_SUBJECT_FILE_READY,   /* file-transformer: a run's outcome */
+    EVENT_SUBJECT_FILE_FAILED,  /* file-transformer: a run's outcome */
+    EVENT_SUBJECT_DROP_CHECK,   /* daily-checker: what each check found */
+    EVENT_SUBJECT_CLIENT_STATE, /* status-checker: day states, the notifier's input */
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -79,8 +81,8 @@ static dx_status ensure_stream(bus *b, const config *cfg, char *err, size_t err_
     return DX_OK;
 }
 
-static dx_status ensure_consumer(bus *b, const char *durable, const char *filter, char *err,
-                                 size_t err_len)
+static dx_status ensure_consumer(bus *b, const char *durable, const char *filter,
+                                 int64_t max_deliver, char *err, size_t err_len)
 {
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
@@ -93,7 +95,7 @@ static dx_status ensure_consumer(bus *b, const char *durable, const char *filter
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
     cc.AckWait = (int64_t)b->ack_wait_s * 1000 * NS_PER_MS;
-    cc.MaxDeliver = b->max_deliver;
+    cc.MaxDeliver = max_deliver;
     s = js_GetConsumerInfo(&ci, b->js, BUS_STREAM, durable, NULL, &jerr);
     if (s == NATS_OK)
         s = js_UpdateConsumer(NULL, b->js, BUS_STREAM, &cc, NULL, &jerr);
@@ -249,11 +251,12 @@ dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err,
     /* In function mode (SUBSCRIBE=0) the OpenFaaS connectors deliver over
      * HTTP and nobody would ever drain a durable consumer. */
     if (ds == DX_OK && cfg->subscribe)
-        ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, EVENT_SUBJECT_ORDER_DATE, err, err_len);
+        ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, EVENT_SUBJECT_ORDER_DATE, b->max_deliver,
+                             err, err_len);
     if (ds == DX_OK && cfg->subscribe)
         /* No filter: nats-server 2.9 takes one filter subject per consumer and
          * status-checker wants two; it skips orders.order-date itself. */
-        ds = ensure_consumer(b, BUS_DURABLE_STATUS, NULL, err, err_len);
+        ds = ensure_consumer(b, BUS_DURABLE_STATUS, NULL, b->max_deliver, err, err_len);
     if (ds != DX_OK)
         goto fail;
     natsOptions_Destroy(opts);
@@ -263,6 +266,24 @@ fail:
     natsOptions_Destroy(opts);
     bus_destroy(b);
     return ds;
+}
+
+dx_status bus_ensure_consumer(bus *b, const char *durable, const char *filter, int64_t max_deliver,
+                              char *err, size_t err_len)
+{
+    return ensure_consumer(b, durable, filter, max_deliver, err, err_len);
+}
+
+dx_status bus_consumer_pending(bus *b, const char *durable, uint64_t *pending)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, b->js, BUS_STREAM, durable, NULL, &jerr);
+
+    if (s == NATS_OK)
+        *pending = ci->NumPending + (uint64_t)ci->NumAckPending;
+    jsConsumerInfo_Destroy(ci);
+    return s == NATS_OK ? DX_OK : DX_ERR_IO;
 }
 
 void bus_destroy(bus *b)

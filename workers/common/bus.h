@@ -9,7 +9,7 @@
 
 /*
  * The bus: the NATS connection and the JetStream stream ORDERS that carries
- * the three subjects.  Every worker calls bus_connect() at start, which
+ * the pipeline's subjects.  Every worker calls bus_connect() at start, which
  * creates or updates the stream and both durable consumers idempotently, so
  * whichever worker starts first, no event published afterwards can miss its
  * consumer.  The connection reconnects forever; publishes wait for
@@ -63,6 +63,23 @@ dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err,
  * DX_ERR_INVALID with a one-line reason naming the variable.
  */
 dx_status bus_check_config(const config *cfg, char *err, size_t err_len);
+
+/*
+ * Creates or updates a durable pull consumer of its own for a module that
+ * is not one of the two above (status-checker's notifier): filter is its
+ * subject (NULL for all), max_deliver its redelivery bound (-1: unlimited).
+ * Every message starts from the stream's first on creation.  DX_ERR_IO with
+ * err when JetStream refuses or is unreachable.
+ */
+dx_status bus_ensure_consumer(bus *b, const char *durable, const char *filter, int64_t max_deliver,
+                              char *err, size_t err_len);
+
+/*
+ * The messages durable has not finished: not yet delivered plus delivered
+ * and not acknowledged (being handled or waiting for a redelivery), into
+ * *pending.  DX_ERR_IO when JetStream is unreachable.
+ */
+dx_status bus_consumer_pending(bus *b, const char *durable, uint64_t *pending);
 
 /* Drains the connection (in-flight acks and publishes are flushed) and frees
  * the bus.  Accepts NULL. */

@@ -89,6 +89,14 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
     X(DX_CATCHUP_SKIPPED_DATES_TOTAL, "dx_catchup_skipped_dates_total", METRIC_COUNTER, "",        \
       "daily-checker",                                                                             \
       "Missed order dates not caught up, older than the newest CATCHUP_MAX_DAYS.")                 \
+    X(DX_NOTIFICATIONS_SENT_TOTAL, "dx_notifications_sent_total", METRIC_COUNTER, "target",        \
+      "status-checker",                                                                            \
+      "Notifications delivered (2xx), by target: global or the profile's webhook NAME.")           \
+    X(DX_NOTIFICATIONS_FAILED_TOTAL, "dx_notifications_failed_total", METRIC_COUNTER, "target",    \
+      "status-checker",                                                                            \
+      "Notification attempts that failed (retried, or given up when permanent), by target.")       \
+    X(DX_NOTIFICATIONS_PENDING, "dx_notifications_pending", METRIC_GAUGE, "", "status-checker",    \
+      "ClientState events the notifier has not finished (not yet delivered or being retried).")    \
     X(DX_BUILD_INFO, "dx_build_info", METRIC_GAUGE, "worker,version", NULL,                        \
       "Always 1; names the worker and its version.")                                               \
     X(DX_METRICS_SERIES_DROPPED_TOTAL, "dx_metrics_series_dropped_total", METRIC_COUNTER,          \

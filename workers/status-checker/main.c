@@ -11,6 +11,7 @@
 #include "event.h"
 #include "metrics.h"
 #include "kv.h"
+#include "notify.h"
 #include "page.h"
 #include "snapshot.h"
 #include "profiles_view.h"
@@ -101,13 +102,21 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
     return DX_OK;
 }
 
+/* The consumer sees the whole stream: only runs' outcomes are status events
+ * (the notifier reads orders.client-state through its own consumer). */
+static int is_status_subject(const char *subject)
+{
+    return strcmp(subject, EVENT_SUBJECT_FILE_READY) == 0 ||
+           strcmp(subject, EVENT_SUBJECT_FILE_FAILED) == 0;
+}
+
 static bus_verdict handle_delivery(status_checker *sc, const bus_delivery *d)
 {
     char err[512] = "";
     dx_status s;
 
-    if (strcmp(d->subject, EVENT_SUBJECT_ORDER_DATE) == 0)
-        return BUS_ACK; /* the consumer sees the whole stream: not ours */
+    if (!is_status_subject(d->subject))
+        return BUS_ACK;
     s = apply_event(sc, d->subject, d->data, d->len, d->content_type, 0, err, sizeof(err));
     if (s == DX_ERR_INVALID) {
         cJSON *fields = cJSON_CreateObject();
@@ -171,7 +180,7 @@ static bus_verdict on_replay(void *ctx, const bus_delivery *d, int64_t *nak_dela
     status_checker *sc = ctx;
     char err[256];
 
-    if (strcmp(d->subject, EVENT_SUBJECT_ORDER_DATE) == 0)
+    if (!is_status_subject(d->subject))
         return BUS_ACK;
     if (apply_event(sc, d->subject, d->data, d->len, d->content_type, 1, err, sizeof(err)) == DX_OK)
         sc->replayed++;
@@ -318,6 +327,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
 int main(int argc, char **argv)
 {
     static status_checker sc;
+    notify *notifier = NULL;
     char err[512];
     int ret = 1;
 
@@ -339,6 +349,13 @@ int main(int argc, char **argv)
         ret = 2;
         goto done;
     }
+    /* The notifier's URL files are secrets read once, here: a bad one is a
+     * bad setting. */
+    if (notify_create(&notifier, &sc.w.cfg, err, sizeof(err)) != DX_OK) {
+        fprintf(stderr, "status-checker: %s\n", err);
+        ret = 2;
+        goto done;
+    }
     worker_log_settings(&sc.w, NULL);
     atomic_store(&sc.w.warming_up, 1);
     sc.state = state_create();
@@ -349,6 +366,10 @@ int main(int argc, char **argv)
         goto done;
     }
     if (worker_connect_bus(&sc.w, -1) == DX_OK) {
+        /* Its own consumer and thread, in function mode too (the connector
+         * delivers at most once). */
+        if (notify_start(notifier, sc.w.bus, &worker_stop) != DX_OK)
+            log_printf(LOG_LEVEL_ERROR, NULL, "cannot start the notifier thread");
         rebuild_state(&sc);
         prime_depot_counts(&sc);
         atomic_store(&sc.w.warming_up, 0);
@@ -362,6 +383,7 @@ int main(int argc, char **argv)
     log_printf(LOG_LEVEL_INFO, NULL, "stopping");
     ret = 0;
 done:
+    notify_destroy(notifier); /* joins its threads (worker_stop is set) */
     snapshot_destroy(sc.snap);
     kv_destroy(sc.bucket); /* before the bus it uses */
     worker_finish(&sc.w);

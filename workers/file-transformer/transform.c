@@ -62,19 +62,6 @@ static dx_status write_file(void *ctx, const void *buf, size_t len)
     return s;
 }
 
-static dx_status publish_event(worker *w, event_type type, const void *ev, const char *subject,
-                               const char *msg_id)
-{
-    void *data = NULL;
-    size_t len = 0;
-    dx_status s = event_encode(type, ev, w->cfg.emit_json, &data, &len);
-
-    if (s == DX_OK)
-        s = bus_publish(w->bus, subject, data, len, event_content_type(w->cfg.emit_json), msg_id);
-    free(data);
-    return s;
-}
-
 /*
  * Records a failure: published as FileFailed at once when permanent, on the
  * last attempt, or when publish_now asks for it (a transient failure an
@@ -118,8 +105,8 @@ static int report_failure(run_ctx *run, const log_ctx *lc, const char *client_id
                  reason);
     else
         snprintf(msg_id, sizeof(msg_id), "%s", failed.event_id);
-    if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED, msg_id) !=
-        DX_OK) {
+    if (worker_publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED,
+                             msg_id) != DX_OK) {
         publish = 0;
         if (permanent)
             run->transient_failures++; /* not published: the event must come back */
@@ -423,7 +410,8 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s%s%s", client_id, ev->order_date,
              ready.output, ready.sha256, strcmp(ev->triggered_by, "replay") == 0 ? ":replay:" : "",
              strcmp(ev->triggered_by, "replay") == 0 ? ev->event_id : "");
-    if (publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) != DX_OK) {
+    if (worker_publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) !=
+        DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, "cannot publish file-ready to NATS", 0);
         return;
     }

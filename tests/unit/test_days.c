@@ -16,7 +16,9 @@
 
 static days_profile profile_of(const char *client, int minute, unsigned mask, int offset)
 {
-    days_profile p = {.enabled = 1, .expected_minute = minute, .expected_days = mask,
+    days_profile p = {.enabled = 1,
+                      .expected_minute = minute,
+                      .expected_days = mask,
                       .order_date_offset_days = offset};
 
     util_copy(p.client_id, sizeof(p.client_id), client);
@@ -73,7 +75,7 @@ static int row_at(days_book *d, const char *client, const char *date, const char
     size_t n = 0;
     int found = 0;
 
-    if (days_evaluate(d, MS(now), &rows, &n) != 0)
+    if (days_evaluate(d, MS(now), 1, &rows, &n) != 0)
         return 0;
     for (size_t i = 0; i < n; i++) {
         if (strcmp(rows[i].client_id, client) == 0 && strcmp(rows[i].order_date, date) == 0) {
@@ -327,7 +329,7 @@ static void test_order_and_bounds(void)
     days_set_profiles(d, p, 2);
     ready(d, "ra", "AA1", "2026-12-01", "2026-12-01T06:00:00Z");
     failed(d, "fb", "BB1", "2026-12-01", "2026-12-01T06:00:00Z");
-    CHECK_EQ_INT(days_evaluate(d, MS("2026-12-01T09:00:00Z"), &rows, &n), 0);
+    CHECK_EQ_INT(days_evaluate(d, MS("2026-12-01T09:00:00Z"), 1, &rows, &n), 0);
     CHECK(n >= 3);
     if (n >= 3) {
         CHECK_EQ_STR(rows[0].client_id, "BB1");
@@ -340,7 +342,7 @@ static void test_order_and_bounds(void)
         snprintf(date, sizeof(date), "2026-11-%02d", i);
         ready(d, "x", "AA1", date, "2026-11-20T06:00:00Z");
     }
-    CHECK_EQ_INT(days_evaluate(d, MS("2026-12-01T09:00:00Z"), &rows, &n), 0);
+    CHECK_EQ_INT(days_evaluate(d, MS("2026-12-01T09:00:00Z"), 1, &rows, &n), 0);
     for (size_t i = 0; i < n; i++)
         aa += strcmp(rows[i].client_id, "AA1") == 0;
     /* The kept ones, and yesterday's expected day, which has no record. */

@@ -27,7 +27,7 @@ typedef struct day_announced {
 /* What the events said about one client and order date. */
 typedef struct day_rec {
     char order_date[16];
-    int64_t civil; /* the order date as days since 1970-01-01 */
+    int64_t civil;  /* the order date as days since 1970-01-01 */
     char check[16]; /* the newest DropCheck's found, "" when none */
     int64_t check_ms;
     char check_source[DAYS_TEXT_MAX];
@@ -68,9 +68,9 @@ static const char *const state_names[DAYS_STATE_COUNT] = {
 
 /* The Today order: what needs the operator first. */
 static const int state_rank[DAYS_STATE_COUNT] = {
-    [DAYS_FAILED] = 0,  [DAYS_LATE] = 1,   [DAYS_MISSING] = 2,  [DAYS_NOT_STABLE] = 3,
-    [DAYS_REQUESTED] = 4, [DAYS_WAITING] = 5, [DAYS_PAUSED] = 6, [DAYS_RESOLVED] = 7,
-    [DAYS_OK] = 8,
+    [DAYS_FAILED] = 0,     [DAYS_LATE] = 1,      [DAYS_MISSING] = 2,
+    [DAYS_NOT_STABLE] = 3, [DAYS_REQUESTED] = 4, [DAYS_WAITING] = 5,
+    [DAYS_PAUSED] = 6,     [DAYS_RESOLVED] = 7,  [DAYS_OK] = 8,
 };
 
 const char *days_state_name(days_state s)
@@ -451,8 +451,7 @@ static int eval_outcome(const day_rec *r, days_row *row)
     if (r == NULL || !r->has_ready)
         return 0;
     if (r->failure_count > 0) {
-        snprintf(reason, sizeof(reason), "resolved: %s",
-                 r->failures[r->failure_count - 1].reason);
+        snprintf(reason, sizeof(reason), "resolved: %s", r->failures[r->failure_count - 1].reason);
         set_state(row, DAYS_RESOLVED, r->ready_ms, reason);
         util_copy(row->caused_by, sizeof(row->caused_by), r->ready_event);
     } else {
@@ -508,7 +507,7 @@ static int announced_state(days_state s)
  * events).  Returns 0 when the day has no row (not expected, no drop).
  */
 static int eval_day(const days_profile *p, const char *client_id, day_rec *r, int64_t civil,
-                    int64_t now_ms, days_row *row)
+                    int64_t now_ms, int remember, days_row *row)
 {
     int offset = p != NULL ? p->order_date_offset_days : 0;
     int64_t run_day = civil - offset;
@@ -543,7 +542,7 @@ static int eval_day(const days_profile *p, const char *client_id, day_rec *r, in
      * of old failures must not page anyone. */
     row->announce = announced_state(row->state) && run_day >= today - 1 &&
                     (r == NULL || !was_announced(r, state_names[row->state], row->caused_by));
-    if (r != NULL)
+    if (r != NULL && remember)
         util_copy(r->last_state, sizeof(r->last_state), state_names[row->state]);
     return 1;
 }
@@ -580,8 +579,8 @@ static day_rec *rec_of(client_rec *c, int64_t civil)
 }
 
 /* Appends client_id's rows to *rows (under d->lock); -1 when out of memory. */
-static int eval_client(days_book *d, const char *client_id, int64_t now_ms, days_row **rows,
-                       size_t *count, size_t *cap)
+static int eval_client(days_book *d, const char *client_id, int64_t now_ms, int remember,
+                       days_row **rows, size_t *count, size_t *cap)
 {
     client_rec *c = find_client(d, client_id, 0);
     const days_profile *p = find_profile(d, client_id);
@@ -598,7 +597,8 @@ static int eval_client(days_book *d, const char *client_id, int64_t now_ms, days
             *rows = grown;
             *cap = grown_cap;
         }
-        if (eval_day(p, client_id, rec_of(c, dates[i]), dates[i], now_ms, &(*rows)[*count]))
+        if (eval_day(p, client_id, rec_of(c, dates[i]), dates[i], now_ms, remember,
+                     &(*rows)[*count]))
             (*count)++;
     }
     for (size_t i = first; i < *count; i++) {
@@ -622,7 +622,7 @@ static int cmp_rows(const void *a, const void *b)
     return c;
 }
 
-int days_evaluate(days_book *d, int64_t now_ms, days_row **rows, size_t *count)
+int days_evaluate(days_book *d, int64_t now_ms, int remember, days_row **rows, size_t *count)
 {
     size_t cap = 0;
     int ret = 0;
@@ -631,10 +631,10 @@ int days_evaluate(days_book *d, int64_t now_ms, days_row **rows, size_t *count)
     *count = 0;
     pthread_mutex_lock(&d->lock);
     for (size_t i = 0; ret == 0 && i < d->profile_count; i++)
-        ret = eval_client(d, d->profiles[i].client_id, now_ms, rows, count, &cap);
+        ret = eval_client(d, d->profiles[i].client_id, now_ms, remember, rows, count, &cap);
     for (size_t i = 0; ret == 0 && i < d->client_count; i++) {
         if (find_profile(d, d->clients[i]->client_id) == NULL)
-            ret = eval_client(d, d->clients[i]->client_id, now_ms, rows, count, &cap);
+            ret = eval_client(d, d->clients[i]->client_id, now_ms, remember, rows, count, &cap);
     }
     pthread_mutex_unlock(&d->lock);
     if (ret != 0) {
@@ -645,5 +645,210 @@ int days_evaluate(days_book *d, int64_t now_ms, days_row **rows, size_t *count)
     }
     if (*count > 1)
         qsort(*rows, *count, sizeof(**rows), cmp_rows);
+    return 0;
+}
+
+/* ---------- JSON: /status and the snapshot ---------- */
+
+static void add_time(cJSON *o, const char *key, int64_t ms)
+{
+    char at[32];
+
+    if (ms < 0) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    util_rfc3339(at, ms);
+    cJSON_AddStringToObject(o, key, at);
+}
+
+static void add_text_or_null(cJSON *o, const char *key, const char *text)
+{
+    if (text[0] == '\0')
+        cJSON_AddNullToObject(o, key);
+    else
+        cJSON_AddStringToObject(o, key, text);
+}
+
+cJSON *days_rows_json(const days_row *rows, size_t count)
+{
+    cJSON *array = cJSON_CreateArray();
+
+    for (size_t i = 0; array != NULL && i < count; i++) {
+        const days_row *r = &rows[i];
+        cJSON *o = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(o, "client_id", r->client_id);
+        cJSON_AddStringToObject(o, "order_date", r->order_date);
+        cJSON_AddStringToObject(o, "state", state_names[r->state]);
+        add_text_or_null(o, "reason", r->reason);
+        add_time(o, "since", r->since_ms);
+        add_time(o, "expected_at", r->expected_ms);
+        add_time(o, "drop_seen_at", r->drop_seen_ms);
+        if (r->has_rows) {
+            cJSON_AddNumberToObject(o, "rows_in", (double)r->rows_in);
+            cJSON_AddNumberToObject(o, "rows_out", (double)r->rows_out);
+            cJSON_AddNumberToObject(o, "rows_rejected", (double)r->rows_rejected);
+        } else {
+            cJSON_AddNullToObject(o, "rows_in");
+            cJSON_AddNullToObject(o, "rows_out");
+            cJSON_AddNullToObject(o, "rows_rejected");
+        }
+        add_text_or_null(o, "trace_id", r->trace_id);
+        add_text_or_null(o, "caused_by", r->caused_by);
+        cJSON_AddBoolToObject(o, "newest", r->newest);
+        cJSON_AddItemToArray(array, o);
+    }
+    return array;
+}
+
+/* The snapshot keeps each record's fields by name: numbers as strings (a
+ * double cannot hold every uint64), texts as they are. */
+#define DAY_TEXTS(X)                                                                               \
+    X(order_date)                                                                                  \
+    X(check) X(check_source) X(order_date_event) X(trace_id) X(ready_event) X(ready_source)
+#define DAY_NUMBERS(X)                                                                             \
+    X(check_ms)                                                                                    \
+    X(not_stable_since_ms) X(drop_seen_ms) X(has_ready) X(ready_ms) X(rows_in) X(rows_out)         \
+        X(rows_rejected)
+
+static void put_number(cJSON *o, const char *key, long long v)
+{
+    char text[32];
+
+    snprintf(text, sizeof(text), "%lld", v);
+    cJSON_AddStringToObject(o, key, text);
+}
+
+static cJSON *day_json(const day_rec *r)
+{
+    cJSON *o = cJSON_CreateObject(), *list;
+
+#define PUT_TEXT_(f)   cJSON_AddStringToObject(o, #f, r->f);
+#define PUT_NUMBER_(f) put_number(o, #f, (long long)r->f);
+    DAY_TEXTS(PUT_TEXT_)
+    DAY_NUMBERS(PUT_NUMBER_)
+#undef PUT_TEXT_
+#undef PUT_NUMBER_
+    list = cJSON_AddArrayToObject(o, "failures");
+    for (size_t i = 0; i < r->failure_count; i++) {
+        const day_failure *f = &r->failures[i];
+        cJSON *fo = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(fo, "event_id", f->event_id);
+        cJSON_AddStringToObject(fo, "trace_id", f->trace_id);
+        cJSON_AddStringToObject(fo, "source", f->source);
+        cJSON_AddStringToObject(fo, "reason", f->reason);
+        put_number(fo, "at_ms", f->at_ms);
+        put_number(fo, "resolved", f->resolved);
+        cJSON_AddItemToArray(list, fo);
+    }
+    list = cJSON_AddArrayToObject(o, "announced");
+    for (size_t i = 0; i < r->announced_count; i++) {
+        cJSON *ao = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(ao, "state", r->announced[i].state);
+        cJSON_AddStringToObject(ao, "caused_by", r->announced[i].caused_by);
+        cJSON_AddItemToArray(list, ao);
+    }
+    return o;
+}
+
+char *days_encode(days_book *d)
+{
+    cJSON *root = cJSON_CreateObject();
+    char *text;
+
+    pthread_mutex_lock(&d->lock);
+    for (size_t i = 0; root != NULL && i < d->client_count; i++) {
+        const client_rec *c = d->clients[i];
+        cJSON *co = cJSON_AddObjectToObject(root, c->client_id), *list;
+
+        put_number(co, "last_success_ms", c->last_success_ms);
+        list = cJSON_AddArrayToObject(co, "days");
+        for (size_t j = 0; j < c->day_count; j++)
+            cJSON_AddItemToArray(list, day_json(&c->days[j]));
+    }
+    pthread_mutex_unlock(&d->lock);
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+static const char *get_text(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static long long get_number(const cJSON *o, const char *key)
+{
+    return strtoll(get_text(o, key), NULL, 10);
+}
+
+/* Under d->lock. */
+static void decode_day(days_book *d, const char *client_id, const cJSON *o)
+{
+    day_rec *r = find_day(d, client_id, get_text(o, "order_date"));
+    const cJSON *item;
+
+    if (r == NULL)
+        return;
+#define GET_TEXT_(f)   util_copy(r->f, sizeof(r->f), get_text(o, #f));
+#define GET_NUMBER_(f) r->f = (__typeof__(r->f))get_number(o, #f);
+    DAY_TEXTS(GET_TEXT_)
+    DAY_NUMBERS(GET_NUMBER_)
+#undef GET_TEXT_
+#undef GET_NUMBER_
+    r->failure_count = 0;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(o, "failures"))
+    {
+        day_failure *f = &r->failures[r->failure_count];
+
+        if (r->failure_count == DAYS_FAILURES_MAX)
+            break;
+        util_copy(f->event_id, sizeof(f->event_id), get_text(item, "event_id"));
+        util_copy(f->trace_id, sizeof(f->trace_id), get_text(item, "trace_id"));
+        util_copy(f->source, sizeof(f->source), get_text(item, "source"));
+        util_copy(f->reason, sizeof(f->reason), get_text(item, "reason"));
+        f->at_ms = get_number(item, "at_ms");
+        f->resolved = (int)get_number(item, "resolved");
+        r->failure_count++;
+    }
+    r->announced_count = 0;
+    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(o, "announced"))
+    {
+        if (r->announced_count == DAYS_ANNOUNCED_MAX)
+            break;
+        util_copy(r->announced[r->announced_count].state, 16, get_text(item, "state"));
+        util_copy(r->announced[r->announced_count].caused_by, EVENT_ID_MAX,
+                  get_text(item, "caused_by"));
+        r->announced_count++;
+    }
+}
+
+int days_decode(days_book *d, const char *text, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    const cJSON *client, *day;
+
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return -1;
+    }
+    pthread_mutex_lock(&d->lock);
+    cJSON_ArrayForEach(client, root)
+    {
+        client_rec *c = find_client(d, client->string, 1);
+
+        if (c == NULL)
+            continue;
+        c->last_success_ms = get_number(client, "last_success_ms");
+        cJSON_ArrayForEach(day, cJSON_GetObjectItemCaseSensitive(client, "days"))
+            decode_day(d, client->string, day);
+    }
+    pthread_mutex_unlock(&d->lock);
+    cJSON_Delete(root);
     return 0;
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,8 +47,8 @@ typedef enum days_state {
 typedef struct days_profile {
     char client_id[EVENT_CLIENT_MAX];
     int enabled;
-    int expected_minute;     /* minutes after local midnight, -1: never late */
-    unsigned expected_days;  /* bit 0 Monday .. bit 6 Sunday, 0: every day */
+    int expected_minute;    /* minutes after local midnight, -1: never late */
+    unsigned expected_days; /* bit 0 Monday .. bit 6 Sunday, 0: every day */
     int order_date_offset_days;
 } days_profile;
 
@@ -66,8 +67,8 @@ typedef struct days_row {
     /* The event that caused a failed or resolved state ("" for late and
      * missing, which the clock causes). */
     char caused_by[EVENT_ID_MAX];
-    int newest;   /* the client's newest expected day (the Today panel) */
-    int announce; /* late/missing/failed/resolved not yet announced */
+    int newest;        /* the client's newest expected day (the Today panel) */
+    int announce;      /* late/missing/failed/resolved not yet announced */
     char previous[16]; /* the state at the last evaluation, "" when none */
 } days_row;
 
@@ -99,10 +100,11 @@ int days_add_announced(days_book *d, const event_client_state *ev);
 /*
  * Evaluates every expected day at now_ms: *rows is a new array of *count
  * rows the caller frees, failed and late first, then by client and newest
- * order date.  Remembers each state for the next call's "previous".
+ * order date.  With remember, each state is kept for the next call's
+ * "previous" (the announcing tick; a reader of /status passes 0).
  * Returns 0, or -1 when out of memory.
  */
-int days_evaluate(days_book *d, int64_t now_ms, days_row **rows, size_t *count);
+int days_evaluate(days_book *d, int64_t now_ms, int remember, days_row **rows, size_t *count);
 
 /* Unix ms of the client's newest FileReady, -1 when none. */
 int64_t days_last_success_ms(days_book *d, const char *client_id);
@@ -116,3 +118,17 @@ void days_msg_id(const days_row *r, char *out, size_t out_len);
  * saving change is the end of the gap.
  */
 int64_t days_local_instant(int64_t civil_day, int minute);
+
+/* The "days" array of /status from rows[0..count): a new cJSON array owned
+ * by the caller (NULL only when out of memory). */
+cJSON *days_rows_json(const days_row *rows, size_t count);
+
+/*
+ * The recorded days as one JSON text for the status snapshot: a new string
+ * the caller frees, NULL when out of memory.
+ */
+char *days_encode(days_book *d);
+
+/* Adds the days of a text made by days_encode() (text[0..len) borrowed);
+ * -1 when it is not one. */
+int days_decode(days_book *d, const char *text, size_t len);

@@ -53,12 +53,11 @@ static dx_status load_with(const char *name, const char *value, config *cfg, cha
  * current value. */
 static void test_help(void)
 {
-    static const char *all[] = {"NATS_URL",        "NATS_CREDS_FILE", "INBOX_URL",
-                                "DEPOT_URL",       "HTTP_ADDR",       "PORT",
-                                "LOG_LEVEL",       "CLIENT_PATTERN",  "EVENT_ENCODING",
-                                "SUBSCRIBE",       "SCHEDULE",        "CATCHUP_MAX_DAYS",
-                                "DROP_MIN_AGE",    "MAX_DELIVER",     "ACK_WAIT",
-                                "MAX_EVENT_BYTES", "SHUTDOWN_GRACE",  "STREAM_REPLICAS"};
+    static const char *all[] = {
+        "NATS_URL",    "NATS_CREDS_FILE",  "INBOX_URL",       "DEPOT_URL",       "HTTP_ADDR",
+        "PORT",        "LOG_LEVEL",        "CLIENT_PATTERN",  "EVENT_ENCODING",  "SUBSCRIBE",
+        "SCHEDULE",    "CATCHUP_MAX_DAYS", "DROP_MIN_AGE",    "RECHECK_SECONDS", "RECHECK_MAX",
+        "MAX_DELIVER", "ACK_WAIT",         "MAX_EVENT_BYTES", "SHUTDOWN_GRACE",  "STREAM_REPLICAS"};
     char *text = NULL, err[256], creds[] = "/tmp/dx-do-not-print-XXXXXX";
     size_t len = 0;
     config cfg;

@@ -28,10 +28,10 @@ struct bus {
     int max_deliver;
 };
 
+/* Every event subject (event.h): each start updates an existing stream to these. */
 static const char *stream_subjects[] = {
-    EVENT_SUBJECT_ORDER_DATE,
-    EVENT_SUBJECT_FILE_READY,
-    EVENT_SUBJECT_FILE_FAILED,
+    EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,   EVENT_SUBJECT_FILE_FAILED,
+    EVENT_SUBJECT_DROP_CHECK, EVENT_SUBJECT_CLIENT_STATE,
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)

@@ -354,6 +354,10 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
     if (s == DX_OK)
         s = get_int("DROP_MIN_AGE", 30, 0, 86400, &cfg->drop_min_age, err, err_len);
     if (s == DX_OK)
+        s = get_int("RECHECK_SECONDS", 300, 0, 86400, &cfg->recheck_seconds, err, err_len);
+    if (s == DX_OK)
+        s = get_int("RECHECK_MAX", 12, 0, 1000, &cfg->recheck_max, err, err_len);
+    if (s == DX_OK)
         s = get_int("MAX_DELIVER", 5, 1, 100, &cfg->max_deliver, err, err_len);
     if (s == DX_OK)
         s = get_int("ACK_WAIT", 60, 1, 86400, &cfg->ack_wait, err, err_len);

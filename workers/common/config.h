@@ -45,6 +45,8 @@ typedef struct config {
     char schedule[512];           /* SCHEDULE ("" for none) */
     int catchup_max_days;         /* CATCHUP_MAX_DAYS */
     int drop_min_age;             /* DROP_MIN_AGE, seconds */
+    int recheck_seconds;          /* RECHECK_SECONDS: delay of a not-stable drop's re-check */
+    int recheck_max;              /* RECHECK_MAX: re-checks of a client per scheduled run */
     int max_deliver;              /* MAX_DELIVER */
     int ack_wait;                 /* ACK_WAIT, seconds */
     int max_event_bytes;          /* MAX_EVENT_BYTES */

@@ -80,7 +80,7 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
       "Input refused, by kind (undecodable, invalid_event, invalid_client, not_regular_file, "     \
       "oversized, unusable_file, unusable_name, slow_request, invalid_profile).")                  \
     X(DX_SCHEDULED_RUNS_TOTAL, "dx_scheduled_runs_total", METRIC_COUNTER, "triggered_by",          \
-      "daily-checker", "Scheduled runs completed; triggered_by: schedule, catch-up.")              \
+      "daily-checker", "Scheduled runs completed; triggered_by: schedule, catch-up, recheck.")     \
     X(DX_SCHEDULED_RUNS_FAILED_TOTAL, "dx_scheduled_runs_failed_total", METRIC_COUNTER,            \
       "triggered_by", "daily-checker",                                                             \
       "Scheduled runs that failed and will be retried as catch-up.")                               \

@@ -11,12 +11,14 @@ local time is near midday, far from the day's edges, whenever this runs:
   `dxctl replay` make it succeed: resolved, and the failures card's entry
   says resolved;
 - US55: enabled: false: paused, never late;
-then status-checker restarts: the same states, and nothing announced twice.
+then status-checker restarts: the same states, and nothing announced twice;
+- US56: the real daily-checker sees a drop not yet stable: not_stable.
 """
 
 import datetime
 import json
 import sys
+import threading
 import time
 
 import harness
@@ -146,8 +148,34 @@ def main():
                 "after a restart, US52 still missing")
         t.check(announced_lines(proc) == [] and announcements(c) == before,
                 f"after a restart nothing is announced again ({announced_lines(proc)})")
+        check_real_daily_checker(p, t, today)
         c.close()
     return t.finish()
+
+
+def check_real_daily_checker(p, t, today):
+    """End to end with the real daily-checker: a drop still being written is
+    seen by a check, and the day turns not_stable."""
+    path = p.drop("US56", "input.csv", harness.SAMPLE_ORDERS)
+    stop = threading.Event()
+
+    def write():  # the drop keeps growing while the check looks at it
+        while not stop.wait(0.2):
+            with open(path, "a") as f:
+                f.write("A-9,2026-11-24,C9,z@example.com,SKU-9,Cup,1,2.00,EUR,pending\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        code, out = p.run_checker("--once", "--date", today, DROP_MIN_AGE=2, RECHECK_MAX=0)
+    finally:
+        stop.set()
+        writer.join()
+    t.check(code == 0, f"daily-checker --once exits 0 (got {code}: {out[-300:]})")
+    day = harness.wait_until(lambda: (lambda d: d if d.get("state") == "not_stable" else None)(
+        days_by_client(p, today).get("US56", {})), timeout=60, what="US56 not_stable")
+    t.check(day["drop_seen_at"] is not None and "US56/input.csv" in (day["reason"] or ""),
+            f"the check's drop is named and its time shown ({day})")
 
 
 if __name__ == "__main__":

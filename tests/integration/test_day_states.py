@@ -11,7 +11,8 @@ local time is near midday, far from the day's edges, whenever this runs:
   `dxctl replay` make it succeed: resolved, and the failures card's entry
   says resolved;
 - US55: enabled: false: paused, never late;
-then status-checker restarts: the same states, and nothing announced twice;
+then status-checker restarts, with its snapshot and then without (rebuilt from
+the stream alone): the same states, and nothing announced twice;
 - US56: the real daily-checker sees a drop not yet stable: not_stable.
 """
 
@@ -148,6 +149,18 @@ def main():
                 "after a restart, US52 still missing")
         t.check(announced_lines(proc) == [] and announcements(c) == before,
                 f"after a restart nothing is announced again ({announced_lines(proc)})")
+        # Without the snapshot, the announcements are read back from the stream.
+        harness.stop_process(p.workers.pop("status-checker"))
+        reply = json.loads(c.request("$JS.API.STREAM.DELETE.KV_dx-status-snapshot"))
+        t.check(reply.get("success") is True, f"the snapshot bucket deleted ({reply})")
+        proc = p.start_worker("status-checker", log_name="status-checker-3")
+        p.workers["status-checker"] = p.workers.pop("status-checker-3")
+        time.sleep(3)
+        again = days_by_client(p, today)
+        states = {k: again.get(k, {}).get("state") for k in want}
+        t.check(states == want, f"rebuilt from the stream alone, the same states ({states})")
+        t.check(announced_lines(proc) == [] and announcements(c) == before,
+                f"rebuilt from the stream alone, nothing announced again ({announced_lines(proc)})")
         check_real_daily_checker(p, t, today)
         c.close()
     return t.finish()

@@ -43,9 +43,10 @@ typedef struct status_checker {
     uint64_t covered_seq; /* every stream message up to here is in state */
     uint64_t saved_seq;   /* what the last snapshot saved covers */
     int64_t saved_at_ms;
-    uint64_t replayed;     /* events applied by the replay at start */
-    days_book *days;       /* the day of every expected client (days.h) */
-    atomic_int days_dirty; /* an event arrived: evaluate now */
+    uint64_t replayed;      /* run events applied by the replay at start */
+    uint64_t replayed_days; /* DropCheck and ClientState events, the same */
+    days_book *days;        /* the day of every expected client (days.h) */
+    atomic_int days_dirty;  /* an event arrived: evaluate now */
 } status_checker;
 
 /* How often the days are evaluated without events (the clock moves them). */
@@ -304,7 +305,7 @@ static bus_verdict on_replay(void *ctx, const bus_delivery *d, int64_t *nak_dela
 
     if (is_day_subject(d->subject)) {
         if (apply_day_event(sc, d, err, sizeof(err)) == DX_OK)
-            sc->replayed++;
+            sc->replayed_days++;
         return BUS_ACK;
     }
     if (!is_run_subject(d->subject))
@@ -370,10 +371,11 @@ static void rebuild_state(status_checker *sc)
     sc->covered_seq = last > sc->saved_seq ? last : sc->saved_seq;
     sc->saved_at_ms = util_monotonic_ms();
     log_printf(LOG_LEVEL_INFO, NULL,
-               "status rebuilt from %s and %llu events of the stream in %lld ms",
+               "status rebuilt from %s and %llu events of the stream in %lld ms "
+               "(and %llu day events)",
                from > 0 ? "the snapshot" : "the stream alone", (unsigned long long)sc->replayed,
-               (long long)(util_monotonic_ms() - started));
-    if (sc->replayed > 0)
+               (long long)(util_monotonic_ms() - started), (unsigned long long)sc->replayed_days);
+    if (sc->replayed + sc->replayed_days > 0)
         maybe_save(sc, 1);
 }
 

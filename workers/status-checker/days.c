@@ -709,8 +709,8 @@ cJSON *days_rows_json(const days_row *rows, size_t count)
     X(check) X(check_source) X(order_date_event) X(trace_id) X(ready_event) X(ready_source)
 #define DAY_NUMBERS(X)                                                                             \
     X(check_ms)                                                                                    \
-    X(not_stable_since_ms) X(drop_seen_ms) X(has_ready) X(ready_ms) X(rows_in) X(rows_out)         \
-        X(rows_rejected)
+    X(not_stable_since_ms)                                                                         \
+    X(drop_seen_ms) X(has_ready) X(ready_ms) X(rows_in) X(rows_out) X(rows_rejected)
 
 static void put_number(cJSON *o, const char *key, long long v)
 {

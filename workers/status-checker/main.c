@@ -1,5 +1,6 @@
 /*
- * status-checker: consumes orders.file-ready and orders.file-failed, keeps
+ * status-checker: consumes orders.file-ready and orders.file-failed (and
+ * orders.drop-check and its own orders.client-state for the days), keeps
  * the status of every client and date, and serves it: GET /status (JSON),
  * GET / (an HTML page), POST / (one event, OpenFaaS function mode).
  */
@@ -27,7 +28,9 @@ static const char usage[] =
     "\n"
     "Runs as a service: serves HTTP on PORT (GET /status, GET /, GET /_/health,\n"
     "GET /_/ready, GET /metrics, POST / = one file-ready or file-failed event)\n"
-    "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n";
+    "and, unless SUBSCRIBE=0, consumes orders.file-ready, orders.file-failed,\n"
+    "orders.drop-check and orders.client-state, and publishes orders.client-state\n"
+    "when a client's day turns late, missing, failed or resolved.\n";
 
 /* A snapshot is saved after this many stream messages, or this long after
  * the last save when a message arrives, and at shutdown. */

@@ -87,12 +87,16 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
                       const char *content_type, const char *msg_id);
 
 /*
- * Pulls from the durable consumer and calls handler for each message until
- * *stop becomes non-zero (checked at least every second).  While a message
- * is being handled, a heartbeat thread tells JetStream every quarter of
- * ACK_WAIT that it is in progress, so that no other replica gets it however
- * long the handler takes; a handler that hangs therefore holds its message
- * until the process dies.  Returns DX_OK when stopped.
+ * Pulls from the durable consumer, up to MAX_IN_FLIGHT messages per request,
+ * and calls handler for each, one after another in stream order, until
+ * *stop becomes non-zero (checked at least every second).  From its fetch
+ * until its verdict, a heartbeat thread tells JetStream every quarter of
+ * ACK_WAIT that a message is in progress, so that no other replica gets it
+ * however long the handler (or the messages before it) takes; a handler
+ * that hangs therefore holds its batch until the process dies.  Each verdict
+ * is sent right after its handler returns and the batch's are confirmed with
+ * one flush; once stop is set, the messages not yet handled are nak'd
+ * without delay.  Returns DX_OK when stopped.
  */
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
                       const atomic_int *stop);

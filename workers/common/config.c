@@ -360,6 +360,8 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
     if (s == DX_OK)
         s = get_int("MAX_DELIVER", 5, 1, 100, &cfg->max_deliver, err, err_len);
     if (s == DX_OK)
+        s = get_int("MAX_IN_FLIGHT", 16, 1, 256, &cfg->max_in_flight, err, err_len);
+    if (s == DX_OK)
         s = get_int("ACK_WAIT", 60, 1, 86400, &cfg->ack_wait, err, err_len);
     if (s == DX_OK)
         s = get_int("MAX_EVENT_BYTES", 65536, 256, 8 << 20, &cfg->max_event_bytes, err, err_len);

@@ -48,6 +48,7 @@ typedef struct config {
     int recheck_seconds;          /* RECHECK_SECONDS: delay of a not-stable drop's re-check */
     int recheck_max;              /* RECHECK_MAX: re-checks of a client per scheduled run */
     int max_deliver;              /* MAX_DELIVER */
+    int max_in_flight;            /* MAX_IN_FLIGHT, messages fetched and held at once */
     int ack_wait;                 /* ACK_WAIT, seconds */
     int max_event_bytes;          /* MAX_EVENT_BYTES */
     int shutdown_grace;           /* SHUTDOWN_GRACE, seconds */

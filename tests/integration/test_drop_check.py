@@ -253,7 +253,10 @@ def test_recheck(t):
         t.check(rows[-1][3]["found"] == "taken",
                 f"the re-checks stop once it is taken ({[e[3]['found'] for e in rows]})")
         for proc in procs:
-            t.check(proc.poll() is None, f"{os.path.basename(proc.log_path)} still running")
+            name = os.path.basename(proc.log_path)
+            t.check(proc.poll() is None, f"{name} still running")
+            code = harness.stop_process(proc)
+            t.check(code == 0, f"{name} stops cleanly on SIGTERM (exit {code})")
     except Exception as e:  # a crash of the test is a failure, with logs
         t.check(False, f"recheck: exception: {e!r}")
     finally:

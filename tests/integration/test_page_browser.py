@@ -262,11 +262,35 @@ def check_dom(dom, t, st, old, new, today):
     empty = [g for g in days if g.attrs.get("data-date") not in want]
     t.check(all(g.attrs.get("data-rows-in") == "0" for g in empty), "other days are empty")
 
+    check_today(ids, t, st)
+
     # Self-contained: nothing is fetched from anywhere.
     external = [n.attrs for n in dom.walk() if n.tag in ("script", "link", "img", "iframe")
                 or any(k in ("src", "srcset") for k in n.attrs)
                 or (n.attrs.get("href") or "").startswith(("http:", "https:", "//"))]
     t.check(not external, f"no external asset ({external[:3]})")
+
+
+def check_today(ids, t, st):
+    """The Today panel (issue 14): first, one row per expected client with
+    the state of its newest day from /status, in the order of "days"."""
+    t.check("today" in ids, "section #today is rendered")
+    if "today" not in ids:
+        return
+    main = next((n for n in ids["today"].parent.children if n.tag == "section"), None)
+    t.check(main is ids["today"], "Today is the first panel")
+    head = ids["today"].find("h2").text()
+    t.check(st["today"] in head and "UTC" in head and st["utc_offset"] in head,
+            f"the panel names today, the zone and its offset ({head})")
+    newest = [(d["client_id"], d["state"]) for d in st["days"] if d["newest"]]
+    rows = [(r.attrs.get("data-client-id"), r.attrs.get("data-state"))
+            for r in ids["today"].find_all("tr", "day")]
+    t.check(rows == newest and sorted(c for c, _ in rows) == ["US1", "US2", "US3"],
+            f"one row per client, in the order of /status days ({rows} vs {newest})")
+    for r in ids["today"].find_all("tr", "day"):
+        badge = r.find("span", "badge")
+        t.check(badge is not None and badge.text() == r.attrs.get("data-state"),
+                f"{r.attrs.get('data-client-id')}: the state as a badge")
 
 
 def check_png(t, data):

@@ -43,7 +43,8 @@ MAX_DELIVER = "2"
 # The only labels a dx_ series may carry: nothing unbounded (no file name,
 # no trace id) ever becomes a label.
 ALLOWED_LABELS = {"__name__", "job", "instance", "subject", "client_id", "reason", "kind", "code",
-                  "worker", "version", "le", "metric"}
+                  "worker", "version", "le", "metric",
+                  "state", "target"}  # dx_client_state: the nine day states
 
 
 class Prometheus:

@@ -114,7 +114,10 @@ def check_run(p, t, name, client, trace_id, workers, want_failed=False):
     event_ids = {e.get("event_id") for e in order_dates + ready + failed} - {None, ""}
     # Logs: every line about this client or one of its events has the trace id.
     recs = all_records(p)
-    about = [r for r in recs if r.get("client_id") == client or r.get("event_id") in event_ids]
+    # (status-checker's ClientState of another day of the client, e.g. the
+    # day before turning missing, starts a trace of its own.)
+    about = [r for r in recs if (r.get("client_id") == client and r.get("order_date") in (None, DATE))
+             or r.get("event_id") in event_ids]
     wrong = [r for r in about if r.get("trace_id") != trace_id]
     t.check({r.get("worker") for r in about} == set(workers),
             f"{name}: {sorted(workers)} logged the run ({len(about)} lines)")

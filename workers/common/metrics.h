@@ -97,6 +97,17 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
       "Notification attempts that failed (retried, or given up when permanent), by target.")       \
     X(DX_NOTIFICATIONS_PENDING, "dx_notifications_pending", METRIC_GAUGE, "", "status-checker",    \
       "ClientState events the notifier has not finished (not yet delivered or being retried).")    \
+    X(DX_CLIENT_STATE, "dx_client_state", METRIC_GAUGE, "client_id,state", "status-checker",       \
+      "1 for the state of the client's newest expected day, 0 for the other states.")              \
+    X(DX_CLIENT_LATE, "dx_client_late", METRIC_GAUGE, "client_id", "status-checker",               \
+      "1 while the client's newest expected day is late, else 0.")                                 \
+    X(DX_CLIENT_OPEN_FAILURES, "dx_client_open_failures", METRIC_GAUGE, "client_id",               \
+      "status-checker", "The client's days whose failure is not resolved.")                        \
+    X(DX_CLIENT_LAST_SUCCESS_TIMESTAMP_SECONDS, "dx_client_last_success_timestamp_seconds",        \
+      METRIC_GAUGE, "client_id", "status-checker",                                                 \
+      "Unix time of the client's newest FileReady, from the replayed stream.")                     \
+    X(DX_STATUS_EVENTS_BEHIND, "dx_status_events_behind", METRIC_GAUGE, "", "status-checker",      \
+      "Stream messages status-checker's durable consumer has not processed yet.")                  \
     X(DX_BUILD_INFO, "dx_build_info", METRIC_GAUGE, "worker,version", NULL,                        \
       "Always 1; names the worker and its version.")                                               \
     X(DX_METRICS_SERIES_DROPPED_TOTAL, "dx_metrics_series_dropped_total", METRIC_COUNTER,          \

@@ -451,13 +451,20 @@ static const char style[] =
     "td.client{font-weight:600;white-space:nowrap}"
     "time{white-space:nowrap}"
     "code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}"
-    ".none{color:var(--muted)}"
+    ".none{color:var(--muted)}";
+
+/* The badges and the rest (C11 bounds one string literal to 4095 bytes). */
+static const char style_badges[] =
     ".badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:11px;"
     "font-weight:600;white-space:nowrap}"
     ".badge.ok{background:rgba(18,161,80,.12);color:var(--ok)}"
     ".badge.failed,.badge.permanent{background:rgba(217,45,80,.12);color:var(--bad)}"
     ".badge.transient{background:rgba(232,115,12,.14);color:var(--rej)}"
     ".badge.idle{background:var(--slot);color:var(--muted)}"
+    ".badge.late,.badge.missing{background:rgba(217,45,80,.12);color:var(--bad)}"
+    ".badge.not_stable,.badge.requested{background:rgba(232,115,12,.14);color:var(--rej)}"
+    ".badge.waiting,.badge.paused{background:var(--slot);color:var(--muted)}"
+    ".badge.resolved{background:rgba(18,161,80,.12);color:var(--ok)}"
     "details summary{cursor:pointer;color:var(--muted)}"
     "details ul{margin:4px 0 0;padding-left:18px}"
     ".more,.empty-note{color:var(--muted);margin:8px 0 0;font-size:12px}"
@@ -948,6 +955,9 @@ static void render_failures(bytebuf *b, const cJSON **failures, size_t n)
         const char *client = str(f, "client_id");
         bytebuf_puts(b, "<tr class=\"failure\" data-client-id=\"");
         esc(b, client ? client : "");
+        bytebuf_printf(b, "\" data-resolved=\"%s",
+                       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "resolved")) ? "true"
+                                                                                     : "false");
         bytebuf_puts(b, "\"><td>");
         put_time(b, str(f, "at"));
         bytebuf_puts(b, "</td>");
@@ -955,7 +965,10 @@ static void render_failures(bytebuf *b, const cJSON **failures, size_t n)
         put_text_cell(b, str(f, "order_date"), "date");
         put_text_cell(b, str(f, "source"), "path");
         put_text_cell(b, str(f, "reason"), "reason");
-        if (cJSON_IsTrue(permanent))
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(f, "resolved")))
+            bytebuf_puts(b, "<td><span class=\"badge resolved\" title=\"a later run of the same "
+                            "drop succeeded\">resolved</span></td>");
+        else if (cJSON_IsTrue(permanent))
             bytebuf_puts(
                 b, "<td><span class=\"badge permanent\" title=\"retrying cannot help: fix the "
                    "drop and trigger again\">permanent</span></td>");
@@ -966,6 +979,121 @@ static void render_failures(bytebuf *b, const cJSON **failures, size_t n)
         bytebuf_puts(b, "</tr>");
     }
     bytebuf_puts(b, "</tbody></table></section>");
+}
+
+/* ---------- the Today panel (issue 14) ---------- */
+
+/*
+ * Appends an RFC 3339 UTC time as local time in the process's TZ with its
+ * offset ("2026-12-01 08:00 +01:00"), the UTC instant in datetime; a dash
+ * when missing, the text as given when it does not parse.
+ */
+static void put_local_time(bytebuf *b, const char *at)
+{
+    int y, mo, d, h, mi, sec;
+    struct tm tm;
+    time_t t;
+    char text[48];
+    long off;
+
+    if (at == NULL || sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6) {
+        put_time(b, at);
+        return;
+    }
+    t = (time_t)(util_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec);
+    localtime_r(&t, &tm);
+    off = tm.tm_gmtoff;
+    strftime(text, sizeof(text), "%Y-%m-%d %H:%M", &tm);
+    bytebuf_puts(b, "<time datetime=\"");
+    esc(b, at);
+    bytebuf_printf(b, "\">%s %c%02ld:%02ld</time>", text, off < 0 ? '-' : '+', labs(off) / 3600,
+                   labs(off) % 3600 / 60);
+}
+
+static void put_local_cell(bytebuf *b, const cJSON *o, const char *name, const char *cls)
+{
+    bytebuf_printf(b, "<td class=\"%s\">", cls);
+    put_local_time(b, str(o, name));
+    bytebuf_puts(b, "</td>");
+}
+
+/* A count cell, or a dash when the day has no run yet (null). */
+static void put_day_count(bytebuf *b, const cJSON *o, const char *name, const char *cls)
+{
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, name)))
+        put_count_cell(b, o, name, cls);
+    else
+        bytebuf_printf(b, "<td class=\"num %s\"><span class=\"none\">&ndash;</span></td>", cls);
+}
+
+static void render_today_row(bytebuf *b, const cJSON *day_item)
+{
+    const char *client = str(day_item, "client_id"), *state = str(day_item, "state");
+
+    bytebuf_puts(b, "<tr class=\"day\" data-client-id=\"");
+    esc(b, client ? client : "");
+    bytebuf_puts(b, "\" data-state=\"");
+    esc(b, state ? state : "");
+    bytebuf_puts(b, "\">");
+    put_text_cell(b, client, "client");
+    put_text_cell(b, str(day_item, "order_date"), "date");
+    bytebuf_puts(b, "<td><span class=\"badge ");
+    esc(b, state ? state : "");
+    bytebuf_puts(b, "\">");
+    esc(b, state ? state : "?");
+    bytebuf_puts(b, "</span></td>");
+    put_local_cell(b, day_item, "expected_at", "expected");
+    put_local_cell(b, day_item, "drop_seen_at", "seen");
+    put_day_count(b, day_item, "rows_in", "in");
+    put_day_count(b, day_item, "rows_out", "out");
+    put_day_count(b, day_item, "rows_rejected", "rejected");
+    put_text_cell(b, str(day_item, "reason"), "reason");
+    put_local_cell(b, day_item, "since", "since");
+    bytebuf_puts(b, "</tr>");
+}
+
+/*
+ * The first panel: one row per expected client (its newest day, from
+ * /status "days", already late and failed first), in TZ with its offset.
+ */
+static void render_today(bytebuf *b, const cJSON *status)
+{
+    const cJSON *days_list = cJSON_GetObjectItemCaseSensitive(status, "days"), *item;
+    const char *tz = str(status, "timezone"), *offset = str(status, "utc_offset");
+    int rows = 0;
+
+    bytebuf_puts(b, "<section id=\"today\"><h2>Today<small>");
+    esc(b, str(status, "today") ? str(status, "today") : "");
+    bytebuf_puts(b, " &middot; ");
+    esc(b, tz ? tz : "UTC");
+    bytebuf_puts(b, " (UTC");
+    esc(b, offset ? offset : "+00:00");
+    bytebuf_puts(b, ")</small></h2>");
+    cJSON_ArrayForEach(item, days_list)
+    {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(item, "newest")))
+            continue;
+        if (rows++ == 0)
+            bytebuf_puts(b, "<table><thead><tr><th>Client</th><th>Order date</th><th>State</th>"
+                            "<th>Expected</th><th>Drop seen</th><th class=\"num\">In</th>"
+                            "<th class=\"num\">Out</th><th class=\"num\">Rejected</th>"
+                            "<th>Reason</th><th>Since</th></tr></thead><tbody>");
+        render_today_row(b, item);
+    }
+    if (rows == 0)
+        bytebuf_puts(b, "<p class=\"empty-note\">No expected client.</p></section>");
+    else
+        bytebuf_puts(b, "</tbody></table></section>");
+}
+
+/* The failures not followed by a success of the same drop. */
+static size_t open_failures(const cJSON **failures, size_t n)
+{
+    size_t open = 0;
+
+    for (size_t i = 0; i < n; i++)
+        open += !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(failures[i], "resolved"));
+    return open;
 }
 
 static void render_summary(bytebuf *b, const cJSON *status, const day *days, size_t nfailures)
@@ -995,7 +1123,8 @@ static void render_summary(bytebuf *b, const cJSON *status, const day *days, siz
     if (nfailures)
         bytebuf_puts(b, " bad");
     bytebuf_puts(
-        b, "\"><div class=\"label\">Failures</div><div class=\"value\" id=\"summary-failures\">");
+        b,
+        "\"><div class=\"label\">Open failures</div><div class=\"value\" id=\"summary-failures\">");
     put_count(b, (long long)nfailures);
     bytebuf_puts(b, "</div></div></section>");
 }
@@ -1022,6 +1151,7 @@ char *page_render(const cJSON *status)
                      "<meta http-equiv=\"refresh\" content=\"60\">"
                      "<title>DataRetailX pipeline status</title><style>");
     bytebuf_puts(&b, style);
+    bytebuf_puts(&b, style_badges);
     bytebuf_puts(&b, "</style></head><body><header><h1>DataRetailX <span>order pipeline</span></h1>"
                      "<p>Status generated ");
     put_time(&b, generated);
@@ -1031,7 +1161,8 @@ char *page_render(const cJSON *status)
         bytebuf_puts(&b, "</code>");
     }
     bytebuf_puts(&b, "</p></header><main>");
-    render_summary(&b, status, days, nfailures);
+    render_today(&b, status);
+    render_summary(&b, status, days, open_failures(failures, nfailures));
     render_chart(&b, days, first_day);
     render_depot(&b, status, failures, nfailures);
     /* Failures before runs: they are what an operator opens the page for. */

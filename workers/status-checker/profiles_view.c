@@ -7,6 +7,7 @@
 
 #include "profile_store.h"
 #include "state.h"
+#include "util.h"
 
 /* Opened on first use; HTTP requests are served on several threads and a
  * kv is used by one at a time. */
@@ -56,4 +57,53 @@ void profiles_view_finish(void)
 {
     kv_destroy(store);
     store = NULL;
+}
+
+/* Under lock, with the store open: the expectations of every valid profile
+ * (a refused document expects nothing: the workers ignore it too). */
+static size_t load_expectations(worker *w, days_profile **out)
+{
+    char **keys = NULL, reason[512];
+    size_t count = 0, n = 0;
+
+    if (kv_keys(store, &keys, &count) != DX_OK)
+        return 0;
+    *out = count > 0 ? calloc(count, sizeof(**out)) : NULL;
+    for (size_t i = 0; *out != NULL && i < count; i++) {
+        profile p;
+
+        if (!clientid_valid(w->clients, keys[i]) ||
+            profile_store_get(store, keys[i], &p, reason, sizeof(reason)) != DX_OK)
+            continue;
+        util_copy((*out)[n].client_id, sizeof((*out)[n].client_id), keys[i]);
+        (*out)[n].enabled = p.enabled;
+        (*out)[n].expected_minute = p.expected_drop_minute;
+        (*out)[n].expected_days = p.expected_drop_days;
+        (*out)[n].order_date_offset_days = p.order_date_offset_days;
+        n++;
+    }
+    kv_keys_free(keys, count);
+    return n;
+}
+
+int profiles_view_expectations(worker *w, days_profile **out, size_t *count)
+{
+    bus *b = atomic_load_explicit(&w->bus, memory_order_acquire);
+    char err[256];
+    int ret = -1;
+
+    *out = NULL;
+    *count = 0;
+    if (b == NULL)
+        return -1;
+    pthread_mutex_lock(&lock);
+    if (store == NULL &&
+        profile_store_open(&store, b, w->cfg.stream_replicas, err, sizeof(err)) != DX_OK)
+        log_printf(LOG_LEVEL_WARN, NULL, "%s", err);
+    if (store != NULL) {
+        *count = load_expectations(w, out);
+        ret = 0;
+    }
+    pthread_mutex_unlock(&lock);
+    return ret;
 }

@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "days.h"
 #include "worker.h"
 
 /*
@@ -13,6 +14,14 @@
  * added when the bus is not connected or the bucket cannot be read.
  */
 void profiles_view_annotate(cJSON *doc, worker *w);
+
+/*
+ * The day expectations of every valid profile in the `clients` bucket: *out
+ * is a new array of *count the caller frees.  -1 (nothing set) when the bus
+ * is not connected or the bucket cannot be opened: the caller keeps the
+ * expectations it had.
+ */
+int profiles_view_expectations(worker *w, days_profile **out, size_t *count);
 
 /* Releases the bucket handle; call after worker_finish(). */
 void profiles_view_finish(void);

@@ -415,6 +415,37 @@ static cJSON *failure_json(const failure_record *f)
     return json;
 }
 
+/*
+ * A client's "last_run" is its run of the newest order date (the latest of
+ * them when several), not the last run to finish: a re-run of an old date
+ * must not hide today's.  Runs come oldest first (under lock).
+ */
+static void set_last_run(cJSON *client, const state *st, const run_record *r)
+{
+    const cJSON *last = cJSON_GetObjectItemCaseSensitive(client, "last_run");
+    const cJSON *date = cJSON_GetObjectItemCaseSensitive(last, "order_date");
+
+    if (cJSON_IsString(date) && strcmp(date->valuestring, r->ev.order_date) > 0)
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(client, "last_run");
+    cJSON_AddItemToObject(client, "last_run", run_json(st, r));
+}
+
+/* A failure followed by a success of the same client, date and drop
+ * (under lock). */
+static int failure_resolved(const state *st, const failure_record *f)
+{
+    for (size_t i = 0; i < st->run_count; i++) {
+        const run_record *r = run_at(st, i);
+
+        if (r->at_ms >= f->at_ms && strcmp(r->ev.client_id, f->ev.client_id) == 0 &&
+            strcmp(r->ev.order_date, f->ev.order_date) == 0 &&
+            strcmp(r->ev.source, f->ev.source) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_t err_len)
 {
     cJSON *root = cJSON_CreateObject();
@@ -450,13 +481,16 @@ cJSON *state_to_json(state *st, worker *w, int *files_in_depot, char *err, size_
 
         cJSON_DeleteItemFromObjectCaseSensitive(dates, r->ev.order_date);
         cJSON_AddItemToObject(dates, r->ev.order_date, run_json(st, r));
-        cJSON_DeleteItemFromObjectCaseSensitive(client, "last_run");
-        cJSON_AddItemToObject(client, "last_run", run_json(st, r));
+        set_last_run(client, st, r);
     }
     for (size_t i = st->run_count; i-- > 0;)
         cJSON_AddItemToArray(runs, run_json(st, run_at(st, i)));
-    for (size_t i = st->failure_count; i-- > 0;)
-        cJSON_AddItemToArray(failures, failure_json(&st->failures[i]));
+    for (size_t i = st->failure_count; i-- > 0;) {
+        cJSON *f = failure_json(&st->failures[i]);
+
+        cJSON_AddBoolToObject(f, "resolved", failure_resolved(st, &st->failures[i]));
+        cJSON_AddItemToArray(failures, f);
+    }
     pthread_mutex_unlock(&st->lock);
     if (total < 0) {
         for (cJSON *client = clients->child; client != NULL; client = client->next)

@@ -726,13 +726,16 @@ static size_t dupset_budget(size_t memory_budget)
 /* Allocates the engine's fixed buffers; returns 0 or -1. */
 static int engine_init(engine *e)
 {
-    e->value = calloc(MAX_COLUMNS, sizeof(text));
-    e->pass = calloc(MAX_COLUMNS, sizeof(size_t));
+    /* malloc(), not calloc(): each slot is written before it is read, and
+     * zeroing them would touch (fault in) pages a small file never uses,
+     * which is most of a one-row clean's start-up. */
+    e->value = malloc(MAX_COLUMNS * sizeof(text));
+    e->pass = malloc(MAX_COLUMNS * sizeof(size_t));
     e->seen = dupset_create(dupset_budget(e->io->memory_budget));
-    e->pending_start = calloc(PENDING_MAX, sizeof(size_t));
-    e->pending_key = calloc(PENDING_MAX, sizeof(dupset_key));
-    e->pending_fresh = calloc(PENDING_MAX, 1);
-    e->pending_guarded = calloc(PENDING_MAX, sizeof(uint16_t));
+    e->pending_start = malloc(PENDING_MAX * sizeof(size_t));
+    e->pending_key = malloc(PENDING_MAX * sizeof(dupset_key));
+    e->pending_fresh = malloc(PENDING_MAX);
+    e->pending_guarded = malloc(PENDING_MAX * sizeof(uint16_t));
     if (e->value == NULL || e->pass == NULL || e->seen == NULL || e->pending_start == NULL ||
         e->pending_key == NULL || e->pending_fresh == NULL || e->pending_guarded == NULL)
         return -1;

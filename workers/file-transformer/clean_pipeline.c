@@ -532,9 +532,11 @@ int clean_pipeline_init(pipeline *q, parser *p)
         return -1;
     for (size_t i = 0; i < BATCHES; i++) {
         bytebuf_init(&q->batches[i].raw);
-        q->batches[i].fields = calloc(BATCH_FIELDS, sizeof(span));
-        q->batches[i].shapes = calloc(BATCH_FIELDS, 1);
-        q->batches[i].records = calloc(BATCH_RECORDS, sizeof(record));
+        /* Not zeroed: slots are written before they are read (see
+         * engine_init() in clean.c for why that matters). */
+        q->batches[i].fields = malloc(BATCH_FIELDS * sizeof(span));
+        q->batches[i].shapes = malloc(BATCH_FIELDS);
+        q->batches[i].records = malloc(BATCH_RECORDS * sizeof(record));
         if (q->batches[i].fields == NULL || q->batches[i].shapes == NULL ||
             q->batches[i].records == NULL)
             return -1;

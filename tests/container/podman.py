@@ -209,9 +209,22 @@ def make_bases(podman, workdir):
     tarball = os.path.join(workdir, "rootfs.tar")
     log(f"making {BASE} with mmdebstrap"
         f"{' (reusing the host apt cache)' if host_debs() else ''}")
-    res = subprocess.run(mmdebstrap_command(tarball))
-    if res.returncode != 0:
-        raise RuntimeError(f"base images not made: mmdebstrap exited {res.returncode}")
+    proc = subprocess.Popen(mmdebstrap_command(tarball))
+    try:
+        code = proc.wait()
+    finally:
+        # Stopped (SIGTERM from scripts/test): mmdebstrap got it too and
+        # removes its chroot (mounts, 1.6 GB of links) before it exits;
+        # killing it would leave them.
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if code != 0:
+        raise RuntimeError(f"base images not made: mmdebstrap exited {code}")
     log(f"mmdebstrap done in {time.time() - started:.0f}s")
     if need_full:
         import_base(podman, tarball, BASE, full)

@@ -21,28 +21,39 @@ ROW_BYTES = 113.9
 # median 1.24 CPU-s for 113.9 MB).
 CLEAN_CPU_PER_MB = 1.24 / 113.9
 # Fixed CPU per drop, whatever its size (bench/capacity/run-replicas
-# --rows 5 -n 1000 -k 1: the CPU seconds of each process over 1000 drops).
-EVENT_CPU = {"file-transformer": 0.0048, "status-checker": 0.0013, "nats-server": 0.0034}
-# One SFTP connection on loopback, MB/s (tests/integration/test_sftp_storage.py,
-# docs/operations.md): both ends are CPU-bound at these rates, so a MB costs
-# 1/rate CPU-s on the transformer and as much on the server.
+# --build build-release -k 1 -n 1000 --rows 5: each process's CPU seconds
+# over 1000 drops, divided by 1000).
+EVENT_CPU = {"file-transformer": 0.0042, "status-checker": 0.0013, "nats-server": 0.0029}
+# SFTP on the transformer's side: CPU seconds per MB moved (read or written),
+# bench/capacity/run-replicas --sftp -k 4 -n 50 against the same run on
+# file:// (196.4 - 138.3 ms per 11.4 MB drop read and written back).
+SFTP_CLIENT_CPU_PER_MB = 0.0581 / (2 * 11.39)
+# The server's side: one connection on loopback moves 241 MB/s read and
+# 183 MB/s written (tests/integration/test_sftp_storage.py,
+# docs/operations.md); counted as one server core busy for that time.
 SFTP_READ_MB_S = 241.0
 SFTP_WRITE_MB_S = 183.0
 # The clean output is about as large as the drop (plus the rejects file).
 OUT_FRACTION = 1.0
-# daily-checker's look at one client's folder (list, stat twice for a stable
-# drop, publish): ms of round trips, serial within one check.
-CHECK_MS_PER_CLIENT = 3.0
+# daily-checker's look at one client's folder (list, stat, publish the
+# DropCheck and the OrderDate, each waiting for JetStream's ack), serial
+# within one check: bench/capacity/run-replicas --checker, 300 folders on
+# file:// and 50 on sftp://, both under a load average of about 18.
+CHECK_S_PER_CLIENT = {"file": 0.024, "sftp": 0.136}
 
 
 def predict(clients, rows, replicas, cores, storage, sftp_servers=1, sftp_cores=2,
             nats_cores=1, status_cores=0.5):
     """Returns (seconds until the last file is in the depot, bottleneck name,
-    {stage: drops per second})."""
+    {stage: drops per second}, seconds of daily-checker's pass, seconds to
+    drain the events once published)."""
     mb = rows * ROW_BYTES / 1e6
-    transfer = (mb / SFTP_READ_MB_S + mb * OUT_FRACTION / SFTP_WRITE_MB_S) if storage == "sftp" else 0
+    sftp = storage == "sftp"
+    moved = mb * (1 + OUT_FRACTION)
+    server = (mb / SFTP_READ_MB_S + mb * OUT_FRACTION / SFTP_WRITE_MB_S) if sftp else 0
     # One replica handles one event at a time, on one core.
-    cpu_drop = EVENT_CPU["file-transformer"] + mb * CLEAN_CPU_PER_MB + transfer
+    cpu_drop = (EVENT_CPU["file-transformer"] + mb * CLEAN_CPU_PER_MB +
+                (moved * SFTP_CLIENT_CPU_PER_MB if sftp else 0))
     stages = {
         # K replicas, but never more CPU than the nodes they run on have.
         "file-transformer replicas": min(replicas, cores) / cpu_drop,
@@ -53,16 +64,17 @@ def predict(clients, rows, replicas, cores, storage, sftp_servers=1, sftp_cores=
         "NATS (stream leader)": nats_cores / EVENT_CPU["nats-server"],
     }
     if storage == "sftp":
-        stages["SFTP server"] = sftp_servers * sftp_cores / transfer
+        stages["SFTP server"] = sftp_servers * sftp_cores / server
     rate = min(stages.values())
     bottleneck = min(stages, key=stages.get)
-    check = clients * CHECK_MS_PER_CLIENT / 1000
+    check = clients * CHECK_S_PER_CLIENT[storage]
     # The checker publishes as it goes: its time overlaps the draining, and
     # the last drop still takes one whole drop time after its event.
+    drain = clients / rate + cpu_drop
     seconds = max(check, clients / rate) + cpu_drop
     if check > clients / rate:
-        bottleneck = "daily-checker (one pass over every client folder)"
-    return seconds, bottleneck, stages
+        bottleneck = f"daily-checker's pass, then {bottleneck}"
+    return seconds, bottleneck, stages, check, drain
 
 
 def human(seconds):
@@ -74,8 +86,8 @@ def human(seconds):
 
 
 def table():
-    print(f"{'clients':>8} {'rows/drop':>10} {'MB/drop':>8} {'replicas':>8} {'cores':>6} "
-          f"{'SFTP srv':>8}  {'time':>9}  first bottleneck")
+    print(f"{'clients':>7} {'rows/drop':>9} {'MB/drop':>7} {'replicas':>8} {'cores':>5} "
+          f"{'SFTP srv':>8} {'check':>9} {'drain':>9} {'morning':>9}  first bottleneck")
     for clients, rows, replicas, cores, servers in (
             (50, 100000, 2, 4, 1),
             (1000, 10000, 2, 4, 1),
@@ -87,9 +99,9 @@ def table():
             (5000, 1000000, 32, 64, 16),
             (20000, 20, 8, 16, 4),
             (200000, 20, 32, 64, 16)):
-        seconds, neck, _ = predict(clients, rows, replicas, cores, "sftp", servers)
-        print(f"{clients:>8} {rows:>10} {rows * ROW_BYTES / 1e6:>8.2f} {replicas:>8} {cores:>6} "
-              f"{servers:>8}  {human(seconds):>9}  {neck}")
+        seconds, neck, _, check, drain = predict(clients, rows, replicas, cores, "sftp", servers)
+        print(f"{clients:>7} {rows:>9} {rows * ROW_BYTES / 1e6:>7.2f} {replicas:>8} {cores:>5} "
+              f"{servers:>8} {human(check):>9} {human(drain):>9} {human(seconds):>9}  {neck}")
 
 
 def main():
@@ -104,10 +116,11 @@ def main():
     if args.clients is None:
         table()
         return 0
-    seconds, neck, stages = predict(args.clients, args.rows, args.replicas, args.cores,
+    seconds, neck, stages, check, drain = predict(args.clients, args.rows, args.replicas, args.cores,
                                     args.storage, args.sftp_servers)
     for name, rate in stages.items():
         print(f"  {name:<28} {rate:10.1f} drops/s")
+    print(f"  daily-checker's pass {human(check)}, draining once published {human(drain)}")
     print(f"predicted: {human(seconds)} for {args.clients} drops of {args.rows} rows "
           f"({args.clients / (seconds):.2f} drops/s), first bottleneck: {neck}")
     return 0

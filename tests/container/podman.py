@@ -122,8 +122,10 @@ class Podman:
 
 def recipe(options):
     """A digest of everything that decides a base image's content."""
-    text = json.dumps({"suites": SUITES, "dpkg": options, "hook": MERGED_USR_HOOK,
-                       "variant": "minbase", "derived": "tar-filter-1" if options else None})
+    what = {"suites": SUITES, "dpkg": options, "hook": MERGED_USR_HOOK, "variant": "minbase"}
+    if options:  # the slim one, derived from the full one's tarball
+        what["derived"] = "tar-filter-1"
+    text = json.dumps(what)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

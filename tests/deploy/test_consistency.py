@@ -58,6 +58,8 @@ SCHEDULE_ONLY_ENV = {"SCHEDULE", "CATCHUP_MAX_DAYS"}
 # namespaces, by name, and nobody else.
 WORKER_HTTP_NAMESPACES = {"monitoring", "ingress-nginx"}
 PART_OF = ("app.kubernetes.io/part-of", "dataretailx")
+# The workers, each a Prometheus job of its name (deploy/monitoring).
+WORKERS = ("daily-checker", "file-transformer", "status-checker")
 DOCUMENTED_ENV = {
     "NATS_URL", "NATS_CREDS_FILE", "INBOX_URL", "DEPOT_URL", "SFTP_KEY_FILE",
     "SFTP_PASSWORD_FILE", "SFTP_KNOWN_HOSTS", "SFTP_INSECURE_SKIP_HOST_KEY",
@@ -685,6 +687,66 @@ def check_worker_http(c, objs, where):
                 c.check(ok, f"{where}: {n} admits only namespaces {sorted(WORKER_HTTP_NAMESPACES)}", f"{peer}")
 
 
+def pod_relabel(relabelings, labels, job):
+    """The job label Prometheus gives a pod target after the PodMonitor's
+    relabelings (replace actions on pod labels, as the Operator passes them)."""
+    meta = {"__meta_kubernetes_pod_label_" + re.sub(r"[^A-Za-z0-9_]", "_", k): v for k, v in labels.items()}
+    out = {"job": job}
+    for r in relabelings or []:
+        if r.get("action", "replace").lower() != "replace":
+            continue
+        value = r.get("separator", ";").join(meta.get(n, out.get(n, "")) for n in r.get("sourceLabels", []))
+        m = re.fullmatch(r.get("regex", "(.*)"), value)
+        if m:
+            out[r["targetLabel"]] = m.expand(r.get("replacement", "$1").replace("$", "\\"))
+    return out["job"]
+
+
+def check_monitoring(c, objs, where, source_dir, extra_pods):
+    """deploy/monitoring in an overlay: the PodMonitor selects every worker
+    pod that serves HTTP and nothing else, names its job after the worker as
+    the alerts do, and the dashboard ConfigMap holds the dashboard file."""
+    pms = [o for o in objs if o["kind"] == "PodMonitor"]
+    rules = [o for o in objs if o["kind"] == "PrometheusRule"]
+    if not (c.check(len(pms) == 1, f"{where}: one PodMonitor") and c.check(len(rules) == 1, f"{where}: one PrometheusRule")):
+        return
+    pm = pms[0]["spec"]
+    namespaces = set((pm.get("namespaceSelector") or {}).get("matchNames") or [ns_of(pms[0])])
+    ep = (pm.get("podMetricsEndpoints") or [{}])[0]
+    pods = [(ns_of(o), meta.get("labels") or {}, o["metadata"]["name"],
+             {p.get("containerPort") for ctr in spec.get("containers", []) for p in ctr.get("ports") or []})
+            for o, meta, spec in pod_templates(objs)]
+    pods += [(ns, labels, name, {8080}) for ns, labels, name in extra_pods]
+    for ns, labels, name, ports in pods:
+        is_worker = labels.get("app.kubernetes.io/component") == "worker"
+        picked = ns in namespaces and selector_matches(pm.get("selector"), labels) and ep.get("portNumber") in ports
+        if is_worker and 8080 in ports:
+            c.check(picked, f"{where}: the PodMonitor scrapes {name} (namespace, labels, port 8080)", f"{ns} {labels} {ports}")
+        elif picked:
+            c.check(False, f"{where}: the PodMonitor selects only worker pods", name)
+        if picked:
+            job = pod_relabel(ep.get("relabelings"), labels, f"{ns_of(pms[0])}/{pms[0]['metadata']['name']}")
+            c.check(job == name, f"{where}: {name}'s job label is its worker name", job)
+    c.check(ep.get("path") == "/metrics", f"{where}: the PodMonitor scrapes /metrics")
+    # Every worker pod that runs all day is watched by an absent() alert, and
+    # no alert waits for a job that has no such pod.
+    exprs = [r["expr"] for g in rules[0]["spec"]["groups"] for r in g["rules"]]
+    absent = {m for e in exprs for m in re.findall(r'absent\(up\{job="([^"]+)"\}\)', e)}
+    always = {name for o, meta, spec in pod_templates(objs) if o["kind"] != "CronJob"
+              and (meta.get("labels") or {}).get("app.kubernetes.io/component") == "worker"
+              for name in [o["metadata"]["name"]]} | {name for _, _, name in extra_pods}
+    c.check(absent == always, f"{where}: an absent() alert for each long-running worker and no other",
+            f"alerts {sorted(absent)}, long-running {sorted(always)}")
+    named = {m for e in exprs for m in re.findall(r'job=~?"([^"]+)"', e) for m in m.split("|")}
+    c.check(named <= set(WORKERS), f"{where}: the alerts name worker jobs only", f"{sorted(named)}")
+    cms = [o for o in objs if o["kind"] == "ConfigMap" and (o["metadata"].get("labels") or {}).get("grafana_dashboard") == "1"]
+    with open(os.path.join(source_dir, "deploy", "monitoring", "dashboards", "dataretailx.json"), encoding="utf-8") as fh:
+        raw = fh.read()
+    c.check(len(cms) == 1 and cms[0].get("data", {}).get("dataretailx.json") == raw,
+            f"{where}: one grafana_dashboard=1 ConfigMap holding deploy/monitoring/dashboards/dataretailx.json")
+    c.check(json.loads(raw).get("uid") == "dataretailx-pipeline", f"{where}: the dashboard parses and keeps its uid")
+
+
 def check_dockerfile(c, source_dir, stack):
     path = os.path.join(source_dir, "Dockerfile")
     with open(path, encoding="utf-8") as fh:
@@ -897,6 +959,9 @@ def main():
     check_security(c, rendered["standalone-cronjob"], "standalone-cronjob")
     for name in ("openfaas", "standalone", "standalone-cronjob"):
         check_part_of(c, rendered[name], name)
+    check_monitoring(c, rendered["openfaas"], "openfaas", src, fn_pods)
+    check_monitoring(c, rendered["standalone"], "standalone", src, [])
+    check_monitoring(c, rendered["standalone-cronjob"], "standalone-cronjob", src, [])
 
     # The secrets script refuses a bad invocation with exit 2.
     r = subprocess.run([os.path.join(src, "deploy", "k8s", "create-secrets.sh"), "--target", "nowhere"],

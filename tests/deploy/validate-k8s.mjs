@@ -11,12 +11,19 @@
 //      not know (a typo such as readOnlyRootFileSystem would otherwise pass,
 //      and the API server would drop it silently).  The same check
 //      kubeconform's -strict mode does.
+//   3. @kubernetes-models/prometheus-operator (same project, generated from
+//      the Prometheus Operator's Go API) for the monitoring.coreos.com kinds
+//      of deploy/monitoring (PrometheusRule, PodMonitor): its ajv validators,
+//      and, for unknown fields, the properties its type declarations
+//      (.d.ts) give each model class, since client-node has no CRD models.
 //
 // Usage: node validate-k8s.mjs --kubectl PATH DIR [DIR...]
 //        node validate-k8s.mjs --file FILE.yaml        (already rendered)
 // Exit 0 when every object of every DIR is valid, 1 otherwise.
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 // The validators come from tests/deploy/node_modules (npm ci --prefix
 // tests/deploy); say so plainly when they are missing.
@@ -41,15 +48,92 @@ function parseArgs(argv) {
   return out;
 }
 
-// "apps/v1" -> "kubernetes-models/apps/v1"; "v1" -> "kubernetes-models/v1".
+// Custom resources with published models: API group -> npm package.
+const CRD_PACKAGES = { "monitoring.coreos.com": "@kubernetes-models/prometheus-operator" };
+
+function crdPackage(apiVersion) {
+  return apiVersion.includes("/") ? CRD_PACKAGES[apiVersion.split("/")[0]] : undefined;
+}
+
+// "apps/v1" -> "kubernetes-models/apps/v1"; "v1" -> "kubernetes-models/v1";
+// "monitoring.coreos.com/v1" PodMonitor ->
+// "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1/PodMonitor".
 async function modelClass(apiVersion, kind) {
   let mod;
+  const pkg = crdPackage(apiVersion);
   try {
-    mod = await import(`kubernetes-models/${apiVersion}`);
+    mod = await import(pkg ? `${pkg}/${apiVersion}/${kind}` : `kubernetes-models/${apiVersion}`);
   } catch {
     return null;
   }
   return mod[kind] ?? null;
+}
+
+// The properties a kubernetes-models class declares, from its .d.ts:
+// { props: Map(name -> type text), imports: Map(type name -> .d.ts path) },
+// or null when the file declares no model class (a type alias: a leaf).
+const NODE_MODULES = join(dirname(fileURLToPath(import.meta.url)), "node_modules");
+const dtsCache = new Map();
+function dtsModel(file) {
+  if (dtsCache.has(file)) return dtsCache.get(file);
+  let model = null;
+  const text = existsSync(file) ? readFileSync(file, "utf8") : "";
+  const body = /export declare class \w+ extends Model<[^>]*>[^{]*\{([\s\S]*?)\n\s*constructor\(/.exec(text);
+  if (body) {
+    const imports = new Map();
+    for (const m of text.matchAll(/import \{ (\w+) \} from "([^"]+)";/g)) {
+      const spec = m[2].replace(/\.js$/, "");
+      imports.set(m[1], spec.startsWith(".") ? join(dirname(file), `${spec}.d.ts`)
+        : join(NODE_MODULES, `${spec}.d.ts`));
+    }
+    const props = new Map();
+    const decls = [...body[1].matchAll(/^ {4}"([^"]+)"\??: /gm)];
+    decls.forEach((m, i) => {
+      const end = i + 1 < decls.length ? decls[i + 1].index : body[1].length;
+      props.set(m[1], body[1].slice(m.index + m[0].length, end).replace(/\s+/g, " ").replace(/;\s*(static[\s\S]*)?$/, "").trim());
+    });
+    model = { props, imports };
+  }
+  dtsCache.set(file, model);
+  return model;
+}
+
+// Walk value against the type `type` (text from a .d.ts) declared in the
+// file `file`; report every key its model class does not declare.
+function dtsUnknownFields(value, type, file, path, errors) {
+  if (value === null || typeof value !== "object") return;
+  let m = /^Array<(.+)>$/.exec(type);
+  if (m) {
+    if (Array.isArray(value)) value.forEach((v, i) => dtsUnknownFields(v, m[1], file, `${path}/${i}`, errors));
+    return;
+  }
+  m = /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  if (m) {
+    for (const [k, v] of Object.entries(value)) dtsUnknownFields(v, m[1], file, `${path}/${k}`, errors);
+    return;
+  }
+  const target = dtsModel(file)?.imports.get(type);
+  const model = target ? dtsModel(target) : null;
+  if (!model || Array.isArray(value)) return;
+  for (const [k, v] of Object.entries(value)) {
+    if (!model.props.has(k)) errors.push(`${path}/${k}: unknown field (not in ${type.replace(/^I(ComGithub\w+MonitoringV1|IoK8s\w+V1)/, "")})`);
+    else dtsUnknownFields(v, model.props.get(k), target, `${path}/${k}`, errors);
+  }
+}
+
+// The unknown-field check of a custom resource: its top-level model's
+// declared properties, then down through each declared type.
+function crdUnknownFields(obj, pkg, errors) {
+  const file = join(NODE_MODULES, pkg, obj.apiVersion, `${obj.kind}.d.ts`);
+  const model = dtsModel(file);
+  if (!model) {
+    errors.push(`${obj.apiVersion} ${obj.kind}: no model declaration for unknown-field check`);
+    return;
+  }
+  for (const [k, v] of Object.entries(obj)) {
+    if (!model.props.has(k)) errors.push(`/${k}: unknown field`);
+    else dtsUnknownFields(v, model.props.get(k), file, `/${k}`, errors);
+  }
 }
 
 // client-node names models <Version><Kind> (V1Deployment) and, where two
@@ -103,6 +187,11 @@ async function validateObject(obj) {
     new Model(obj).validate();
   } catch (e) {
     errors.push(...String(e.message).split(/, (?=data)/).map((s) => s.replace(/^data/, "")));
+  }
+  const pkg = crdPackage(apiVersion);
+  if (pkg) {
+    crdUnknownFields(obj, pkg, errors);
+    return errors;
   }
   const clientName = clientModelName(apiVersion, kind);
   if (!clientName) errors.push(`${apiVersion} ${kind}: no client-node model for unknown-field check`);

@@ -225,3 +225,38 @@ Subsystem sftp internal-sftp
     def __exit__(self, *exc):
         self.cleanup()
         return False
+
+
+def run_on_inbox(t, scheme, name, body, extra_env=None, start=lambda p: p.start()):
+    """Runs body(p, inbox) on a harness Pipeline named <name>-<scheme> whose
+    inbox is a local folder (scheme "file") or served by a real sshd
+    ("sftp"); inbox is its local path.  start(p) starts what the test needs.
+    An exception is a failed check; on a failure the logs are printed and the
+    work folder kept; the servers are stopped in every case."""
+    import harness
+    server = None
+    p = None
+    failed_before = t.failed
+    try:
+        if scheme == "sftp":
+            server = Sshd().start()
+            os.makedirs(server.path("inbox"))
+            p = harness.Pipeline(f"{name}-sftp", inbox_url=server.url("inbox"),
+                                 extra_env=dict(server.env(), **(extra_env or {})))
+            inbox = server.path("inbox")
+        else:
+            p = harness.Pipeline(f"{name}-file", extra_env=extra_env)
+            inbox = p.inbox
+        start(p)
+        body(p, inbox)
+    except Exception as e:  # a crash of the test is a failure, with logs
+        t.check(False, f"[{scheme}] exception: {e!r}")
+    finally:
+        if p is not None:
+            if t.failed > failed_before:
+                p.dump_logs()
+            p.stop()
+            if t.failed == failed_before:
+                shutil.rmtree(p.workdir, ignore_errors=True)
+        if server is not None:
+            server.cleanup()

@@ -4,6 +4,11 @@
    event comes back after ACK_WAIT to a restarted transformer, the outputs are
    byte-identical to `file-transformer clean`, the depot holds one copy of
    each and no temporary file, FileReady is stored once and counted once.
+1b. Several events in flight (MAX_IN_FLIGHT=8) and file-transformer killed
+   with SIGKILL in the middle of the batch (test_faults_batch): every drop of
+   every client ends in the depot once, byte-identical to `file-transformer
+   clean`, archived once, counted once, one FileReady each, and the strace of
+   the killed worker shows no ack sent before the commits of its event.
 2. nats-server killed and restarted (same port, same store) in the middle of
    a run: the workers reconnect, the run completes, every client is counted.
 3. Depot unavailable (replaced by a file; read-only bind mount; full tmpfs)
@@ -21,7 +26,8 @@ itself in a private mount namespace (`unshare --mount`) so that nothing it
 mounts is visible outside or outlives it.  chmod does not stop root, a
 read-only mount does (EROFS).
 
-The cases are chosen by argument (default: kill nats depot term).  The two
+The cases are chosen by argument (default: kill nats depot term; batch
+runs as test_faults_batch).  The two
 that cannot always run are tests of their own, which exit 77 (meson: SKIP)
 when they could not check what they are for:
   mounts  (test_faults_mounts): the read-only and full depots of case 3,
@@ -84,6 +90,16 @@ def consumer(p, durable="file-transformer"):
         return c.consumer_info(durable)
     finally:
         c.close()
+
+
+def file_ready_entries(p):
+    """The FileReady messages of the stream and their Nats-Msg-Ids."""
+    c = p.client()
+    try:
+        ready = c.stream_entries("orders.file-ready")
+    finally:
+        c.close()
+    return ready, faultlib.msg_ids(ready)
 
 
 def wait_consumer_idle(p, durable, timeout=30):
@@ -198,6 +214,155 @@ def test_sigkill_mid_file(t, big, ref_out, ref_rejects):
         finish(t, p)
 
 
+# ------------------------------------------------- 1b. SIGKILL mid-batch
+
+BATCH_CLIENTS = 12
+BATCH_IN_FLIGHT = 8
+BATCH_DROPS = ("input.csv", "second.csv")
+
+
+def batch_drop(client, name):
+    """A small drop of its own per client and name, with a duplicate and a
+    reject, so that both outputs have content."""
+    tag = f"{client}-{name.split('.')[0]}"
+    rows = [f"{tag}-{i},{DATE},C{i},c{i}@example.com,SKU-{i},Item {i},{i},{i}.50,EUR,paid\n"
+            for i in range(1, 9)]
+    rows.append(rows[3])
+    rows.append(f"{tag}-99,{DATE},C9,x@example.com,SKU-9,Cup,zero,1.00,EUR,paid\n")
+    return SAMPLE_ORDERS.splitlines(keepends=True)[0] + "".join(rows)
+
+
+def trace_lines(path):
+    """The completed calls of an strace -f output, in order (a call cut in
+    two by another thread counts at its second half)."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return []
+    pending, out = {}, []
+    for ln in lines:
+        pid = ln.split(" ", 1)[0]
+        if ln.endswith("<unfinished ...>"):
+            pending[pid] = ln[:-len("<unfinished ...>")]
+        elif "resumed>" in ln and pid in pending:
+            out.append(pending.pop(pid) + ln.split("resumed>", 1)[1])
+        else:
+            out.append(ln)
+    return out
+
+
+def acks_ahead_of_commits(trace_path, depot):
+    """Walks the trace of the killed transformer in order; returns the calls
+    that sent an ack while fewer events had been committed (an event is
+    committed once its client's depot folder is fsync'd after the renames of
+    all its drops), or [] when every ack followed the commits of its event."""
+    renamed, committed, ahead = {}, set(), []
+    acks = 0
+    for line in trace_lines(trace_path):
+        if "rename" in line and depot in line and line.count('"') >= 4:
+            folder = os.path.dirname(line.split('"')[3])
+            renamed[folder] = renamed.get(folder, 0) + 1
+        elif "fsync(" in line and depot in line and "<" in line:
+            folder = line.split("<", 1)[1].split(">", 1)[0]
+            if renamed.get(folder, 0) >= 2 * len(BATCH_DROPS):
+                committed.add(folder)
+        acks += line.count("+ACK")
+        if acks > len(committed):
+            ahead.append(line[:160])
+    return ahead
+
+
+def test_sigkill_mid_batch(t, data):
+    """MAX_IN_FLIGHT events held at once, the transformer killed with SIGKILL
+    in the middle of a batch: every drop of every client ends in the depot
+    once, byte-identical to `file-transformer clean`, counted once, and no
+    ack was sent ahead of the commits of its event."""
+    trace_path = os.path.join(data, "batch.strace")
+    p = harness.Pipeline("faults-batch", extra_env={"ACK_WAIT": "5",
+                                                    "MAX_IN_FLIGHT": str(BATCH_IN_FLIGHT)})
+    clients = [f"US{i}" for i in range(1, BATCH_CLIENTS + 1)]
+    refs = {}
+    try:
+        for c in clients:
+            for name in BATCH_DROPS:
+                src = os.path.join(data, f"{c}-{name}")
+                with open(src, "w") as f:
+                    f.write(batch_drop(c, name))
+                refs[(c, name)] = faultlib.clean_reference(src, data, f"{c}-{name}")
+                faultlib.copy_drop(p, c, name, src)
+        p.start_nats()
+        p.start_worker("status-checker")
+        # Each rename of the transformer takes 0.2 s, so that the kill lands
+        # in the middle of a batch; the trace keeps the acks (writes to the
+        # NATS socket) in order with the fsyncs and renames.
+        ft = p.start_worker("file-transformer", wrapper=[
+            "strace", "-f", "-y", "-qq", "-s", "4096", "-e", "signal=none",
+            "-e", "trace=fsync,rename,renameat,renameat2,write,writev,sendto,sendmsg",
+            "-e", "inject=rename,renameat,renameat2:delay_enter=200000", "-o", trace_path])
+        nc = p.client()
+        try:
+            nc.publish_many("orders.order-date", [
+                json.dumps({"order_date": DATE, "client_id": c}) for c in clients])
+        finally:
+            nc.close()
+        harness.wait_until(lambda: len(harness.log_records(ft, "file ready")) >= 3, timeout=60,
+                           what="three files ready")
+        held = consumer(p).get("num_ack_pending", 0)
+        os.killpg(ft.pid, signal.SIGKILL)
+        ft.wait(timeout=10)
+        done_before = len(harness.log_records(ft, "file ready"))
+        t.check(held >= 2, f"several events were in flight at the kill ({held} unacknowledged, "
+                           f"MAX_IN_FLIGHT {BATCH_IN_FLIGHT})")
+        t.check(done_before < len(clients) * len(BATCH_DROPS),
+                f"killed in the middle of the work ({done_before} files ready)")
+        ahead = acks_ahead_of_commits(trace_path, p.depot)
+        t.check(ahead == [], f"no ack before the commits of its event ({ahead[:2]})")
+        t.check(any("+ACK" in ln for ln in trace_lines(trace_path)),
+                "the trace shows the acks of the events finished before the kill")
+
+        p.start_worker("file-transformer", log_name="file-transformer-2")
+        p.wait_runs(clients, DATE, timeout=120)
+        harness.wait_until(lambda: all(len(faultlib.runs_of(p.status(), c, DATE)) ==
+                                       len(BATCH_DROPS) for c in clients),
+                           timeout=60, what="every drop counted")
+        wait_consumer_idle(p, "file-transformer", timeout=60)
+        wait_consumer_idle(p, "status-checker", timeout=60)
+        st = p.status()
+        wrong = []
+        expected_files = sorted(n for d in BATCH_DROPS
+                                for n in (d, d.replace(".csv", ".rejects.csv")))
+        for c in clients:
+            if faultlib.depot_files(p, c, DATE) != expected_files:
+                wrong.append(f"{c}: depot {faultlib.depot_files(p, c, DATE)}")
+                continue
+            for name in BATCH_DROPS:
+                out, rej = refs[(c, name)]
+                got = os.path.join(p.depot, c, DATE, name)
+                if faultlib.sha256_file(got) != faultlib.sha256_file(out) or \
+                        faultlib.sha256_file(got.replace(".csv", ".rejects.csv")) != \
+                        faultlib.sha256_file(rej):
+                    wrong.append(f"{c}/{name}: differs from file-transformer clean")
+            archive = os.path.join(p.inbox, c, "archive", DATE)
+            archived = sorted(os.listdir(archive)) if os.path.isdir(archive) else []
+            if archived != sorted(BATCH_DROPS):
+                wrong.append(f"{c}: archive {archived}")
+            if len(faultlib.runs_of(st, c, DATE)) != len(BATCH_DROPS):
+                wrong.append(f"{c}: {len(faultlib.runs_of(st, c, DATE))} runs in status")
+        t.check(wrong == [], f"every drop once in the depot, byte-identical, archived once and "
+                             f"counted once ({wrong[:3]})")
+        t.check(st["failures"] == [], f"no failure ({st['failures'][:2]})")
+        t.check(faultlib.temp_files(p.depot) == [],
+                f"no temporary file left in the depot ({faultlib.temp_files(p.depot)})")
+        ready, ids = file_ready_entries(p)
+        t.check(len(ready) == len(clients) * len(BATCH_DROPS) and len(set(ids)) == len(ids),
+                f"one FileReady per drop in the stream ({len(ready)}, {len(set(ids))} distinct)")
+    except Exception as e:
+        t.check(False, f"batch: exception {e!r}")
+    finally:
+        finish(t, p)
+
+
 # ------------------------------------------------------ 2. NATS restarted
 
 def test_nats_restart(t, medium):
@@ -243,12 +408,7 @@ def test_nats_restart(t, medium):
                 figure(f"{name} reconnected {faultlib.log_time(back[0]) - restarted_at:.1f} s "
                        f"after nats-server was back")
         wait_consumer_idle(p, "file-transformer", timeout=60)
-        c = p.client()
-        try:
-            ready = c.stream_entries("orders.file-ready")
-        finally:
-            c.close()
-        ids = faultlib.msg_ids(ready)
+        ready, ids = file_ready_entries(p)
         t.check(len(ids) == len(clients) and len(set(ids)) == len(clients),
                 f"one FileReady per drop in the stream ({len(ids)})")
     except Exception as e:
@@ -562,7 +722,8 @@ def main():
     t = harness.TestRun("test_faults")
     data = tempfile.mkdtemp(prefix="dx-faults-data-")
     selected = sys.argv[1:] or ["kill", "nats", "depot", "term"]
-    unknown = set(selected) - {"kill", "nats", "depot", "term", "mounts", "term-fn"}
+    unknown = set(selected) - {"kill", "batch", "nats", "depot", "term", "mounts",
+                               "term-fn"}
     try:
         if unknown:
             raise ValueError(f"unknown case {sorted(unknown)}")
@@ -574,6 +735,8 @@ def main():
                    f"{time.time() - started:.1f} s")
         if "kill" in selected:
             test_sigkill_mid_file(t, big, ref_out, ref_rejects)
+        if "batch" in selected:
+            test_sigkill_mid_batch(t, data)
         if "nats" in selected:
             medium = faultlib.write_orders(os.path.join(data, "medium.csv"), 100000, prefix="M")
             test_nats_restart(t, medium)

@@ -42,7 +42,7 @@ MAX_DELIVER = "2"
 
 # The only labels a dx_ series may carry: nothing unbounded (no file name,
 # no trace id) ever becomes a label.
-ALLOWED_LABELS = {"__name__", "job", "instance", "subject", "client_id", "kind", "code",
+ALLOWED_LABELS = {"__name__", "job", "instance", "subject", "client_id", "reason", "kind", "code",
                   "worker", "version", "le", "metric"}
 
 
@@ -125,6 +125,13 @@ def run_pipeline(p, t):
     published = json.loads(body).get("published", []) if code == 200 else []
     t.check(sorted(e["client_id"] for e in published) == ["US1", "US2", "US3", "US4"],
             f"one order-date per client with a drop (got {len(published)})")
+    return publish_undecodable_and_settle(p, handled=6, ready=2, failed=2)
+
+
+def publish_undecodable_and_settle(p, handled, ready, failed):
+    """Publishes one undecodable order-date, waits until file-transformer
+    has handled `handled` events and status-checker consumed `ready`
+    file-ready and `failed` file-failed; returns US1's and US2's /status."""
     c = p.client()
     try:
         c.publish("orders.order-date", b"\xff\x00\x13 not an event")
@@ -134,9 +141,9 @@ def run_pipeline(p, t):
     def settled():
         ft = worker_metrics(p, "file-transformer")
         sc = worker_metrics(p, "status-checker")
-        return (sample(ft, "dx_processing_duration_seconds_count") == 6
-                and sample(sc, 'dx_events_consumed_total{subject="orders.file-ready"}') == 2
-                and sample(sc, 'dx_events_consumed_total{subject="orders.file-failed"}') == 2)
+        return (sample(ft, "dx_processing_duration_seconds_count") == handled
+                and sample(sc, 'dx_events_consumed_total{subject="orders.file-ready"}') == ready
+                and sample(sc, 'dx_events_consumed_total{subject="orders.file-failed"}') == failed)
     harness.wait_until(settled, timeout=60, what="the pipeline to settle")
     return p.wait_runs(["US1", "US2"], DATE)
 
@@ -161,7 +168,9 @@ def check_series(prom, t, status, started):
     expected = {
         'dx_rows_in_total{client_id="US1"}': US1_ROWS,
         'dx_rows_out_total{client_id="US1"}': us1["rows_out"],
-        'dx_rows_rejected_total{client_id="US1"}': us1["rows_rejected"],
+        # by reason: US1's one rejected row has an impossible date
+        'dx_rows_rejected_total{client_id="US1",reason="invalid_date"}': us1["rows_rejected"],
+        'sum(dx_rows_rejected_total{client_id="US1"})': us1["rows_rejected"],
         'dx_rows_duplicate_total{client_id="US1"}': us1["rows_duplicate"],
         'dx_rows_in_total{client_id="US2"}': US2_ROWS,
         'dx_files_processed_total{client_id="US1"}': 1,

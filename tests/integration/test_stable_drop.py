@@ -17,12 +17,11 @@ throughout that run whatever the machine's speed (no timed assertion).
 """
 
 import os
-import shutil
 import threading
 
 import harness
 from harness import SAMPLE_ORDERS
-from sshd import Sshd
+from sshd import run_on_inbox
 
 DATE = "2026-11-24"
 HEADER = SAMPLE_ORDERS.splitlines()[0] + "\n"
@@ -174,32 +173,7 @@ def check_pipeline(t, p, inbox, scheme):
 
 
 def run_variant(t, scheme):
-    server = None
-    p = None
-    failed_before = t.failed
-    try:
-        if scheme == "sftp":
-            server = Sshd().start()
-            os.makedirs(server.path("inbox"))
-            p = harness.Pipeline("stable-sftp", inbox_url=server.url("inbox"),
-                                 extra_env=server.env())
-            inbox = server.path("inbox")
-        else:
-            p = harness.Pipeline("stable-file")
-            inbox = p.inbox
-        p.start()
-        check_pipeline(t, p, inbox, scheme)
-    except Exception as e:  # a crash of the test is a failure, with logs
-        t.check(False, f"[{scheme}] exception: {e!r}")
-    finally:
-        if p is not None:
-            if t.failed > failed_before:
-                p.dump_logs()
-            p.stop()
-            if t.failed == failed_before:
-                shutil.rmtree(p.workdir, ignore_errors=True)
-        if server is not None:
-            server.cleanup()
+    run_on_inbox(t, scheme, "stable", lambda p, inbox: check_pipeline(t, p, inbox, scheme))
 
 
 def main():

@@ -103,6 +103,11 @@ static void run_with(const clean_io *io, result *r)
                      r->counts.rows_out + r->counts.rows_rejected + r->counts.rows_duplicate);
         CHECK_EQ_INT(r->counts.bytes_out, r->out.len);
         CHECK_EQ_INT(r->counts.bytes_rejects, r->rejects.len);
+        uint64_t by_reason = 0;
+        for (size_t k = 0; k < CLEAN_REJECT_REASONS; k++)
+            by_reason += r->counts.rejected_by_reason[k];
+        CHECK_EQ_INT(by_reason, r->counts.rows_rejected);
+        CHECK_EQ_INT(r->counts.rejected_by_reason[0], 0);
     }
 }
 
@@ -381,6 +386,11 @@ static void test_row_rules(void)
                              c->rejected, text_of(&r.rejects));
             testing_checks++;
             CHECK_EQ_INT(r.counts.rows_rejected, 1);
+            /* The per-reason count (FileReady.rejects_by_reason) names the
+             * code written in the rejects file. */
+            for (size_t k = 0; k < CLEAN_REJECT_REASONS; k++)
+                CHECK_EQ_INT(r.counts.rejected_by_reason[k],
+                             strcmp(clean_reject_code(k), c->rejected) == 0);
         }
         result_free(&r);
     }

@@ -18,6 +18,7 @@ static const char *vars[] = {"NATS_URL",
                              "EVENT_ENCODING",
                              "SUBSCRIBE",
                              "MAX_DELIVER",
+                             "MAX_IN_FLIGHT",
                              "HTTP_ADDR",
                              "DROP_MIN_AGE",
                              "SCHEDULE",
@@ -53,12 +54,11 @@ static dx_status load_with(const char *name, const char *value, config *cfg, cha
  * current value. */
 static void test_help(void)
 {
-    static const char *all[] = {"NATS_URL",        "NATS_CREDS_FILE", "INBOX_URL",
-                                "DEPOT_URL",       "HTTP_ADDR",       "PORT",
-                                "LOG_LEVEL",       "CLIENT_PATTERN",  "EVENT_ENCODING",
-                                "SUBSCRIBE",       "SCHEDULE",        "CATCHUP_MAX_DAYS",
-                                "DROP_MIN_AGE",    "MAX_DELIVER",     "ACK_WAIT",
-                                "MAX_EVENT_BYTES", "SHUTDOWN_GRACE",  "STREAM_REPLICAS"};
+    static const char *all[] = {
+        "NATS_URL",    "NATS_CREDS_FILE",  "INBOX_URL",       "DEPOT_URL",       "HTTP_ADDR",
+        "PORT",        "LOG_LEVEL",        "CLIENT_PATTERN",  "EVENT_ENCODING",  "SUBSCRIBE",
+        "SCHEDULE",    "CATCHUP_MAX_DAYS", "DROP_MIN_AGE",    "RECHECK_SECONDS", "RECHECK_MAX",
+        "MAX_DELIVER", "ACK_WAIT",         "MAX_EVENT_BYTES", "SHUTDOWN_GRACE",  "STREAM_REPLICAS"};
     char *text = NULL, err[256], creds[] = "/tmp/dx-do-not-print-XXXXXX";
     size_t len = 0;
     config cfg;
@@ -110,6 +110,7 @@ int main(void)
     CHECK_EQ_INT(cfg.emit_json, 0);
     CHECK_EQ_INT(cfg.subscribe, 1);
     CHECK_EQ_INT(cfg.drop_min_age, 30);
+    CHECK_EQ_INT(cfg.max_in_flight, 16);
     CHECK_EQ_INT(cfg.catchup_max_days, 7);
     CHECK_EQ_STR(cfg.http_addr, "127.0.0.1");
     /* The SFTP_* settings are read here too, with their defaults. */
@@ -168,6 +169,8 @@ int main(void)
         {"EVENT_ENCODING", "xml"},
         {"SUBSCRIBE", "maybe"},
         {"MAX_DELIVER", "0"},
+        {"MAX_IN_FLIGHT", "0"},
+        {"MAX_IN_FLIGHT", "257"},
         {"INBOX_URL", "/abs"},
         {"DEPOT_URL", "http://x/"},
         {"DROP_MIN_AGE", "1m"},

@@ -1,4 +1,5 @@
 /* Event codecs: protobuf and JSON both ways, and malformed input. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,11 @@ static void roundtrip_file_ready(int json)
     in.rows_duplicate = 1;
     in.bytes_out = 1234567890123ULL;
     strcpy(in.sha256, "ab");
+    in.rejects_by_reason.count = 2;
+    strcpy(in.rejects_by_reason.items[0].reason, "invalid_date");
+    in.rejects_by_reason.items[0].rows = 1;
+    strcpy(in.rejects_by_reason.items[1].reason, "missing_quantity");
+    in.rejects_by_reason.items[1].rows = 1234567890123456789ULL;
     CHECK_EQ_INT(event_encode(EVENT_FILE_READY, &in, json, &data, &len), DX_OK);
     CHECK_EQ_INT(event_decode(EVENT_FILE_READY, data, len, NULL, &out, err, sizeof(err)), DX_OK);
     CHECK(memcmp(&in, &out, sizeof(in)) == 0);
@@ -216,6 +222,91 @@ static void malformed(void)
         DX_ERR_INVALID);
 }
 
+/* Writes a FileReady JSON with n rejects_by_reason entries into buf. */
+static void rejects_json(char *buf, size_t cap, int n, const char *dup)
+{
+    size_t used = (size_t)snprintf(buf, cap,
+                                   "{\"order_date\":\"2026-11-24\",\"client_id\":"
+                                   "\"US1\",\"rejects_by_reason\":{");
+
+    for (int i = 0; i < n; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s\"r%d\":%d", i ? "," : "",
+                                 dup && i == n - 1 ? 0 : i, i + 1);
+    snprintf(buf + used, cap - used, "}}");
+}
+
+/* rejects_by_reason: the bound and the entries' rules, in both encodings. */
+static void rejects_bound(void)
+{
+    char text[4096], err[256];
+    event_file_ready fr, big = {0};
+    void *data = NULL;
+    size_t len = 0;
+
+    rejects_json(text, sizeof(text), EVENT_REJECT_REASONS_MAX, NULL);
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, text, strlen(text), NULL, &fr, err, sizeof(err)),
+                 DX_OK);
+    CHECK_EQ_INT((int)fr.rejects_by_reason.count, EVENT_REJECT_REASONS_MAX);
+    CHECK_EQ_STR(fr.rejects_by_reason.items[3].reason, "r3");
+    rejects_json(text, sizeof(text), EVENT_REJECT_REASONS_MAX + 1, NULL);
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, text, strlen(text), NULL, &fr, err, sizeof(err)),
+                 DX_ERR_INVALID);
+    CHECK(strstr(err, "rejects_by_reason has more than 16 entries") != NULL);
+    rejects_json(text, sizeof(text), 3, "dup");
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, text, strlen(text), NULL, &fr, err, sizeof(err)),
+                 DX_ERR_INVALID);
+    CHECK(strstr(err, "twice") != NULL);
+    const char *not_object = "{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\","
+                             "\"rejects_by_reason\":[{\"reason\":\"invalid_date\",\"rows\":2}]}";
+    CHECK_EQ_INT(
+        event_decode(EVENT_FILE_READY, not_object, strlen(not_object), NULL, &fr, err, sizeof(err)),
+        DX_ERR_INVALID);
+    CHECK(strstr(err, "must be an object") != NULL);
+    const char *bad_rows = "{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\","
+                           "\"rejects_by_reason\":{\"invalid_date\":-2}}";
+    CHECK_EQ_INT(
+        event_decode(EVENT_FILE_READY, bad_rows, strlen(bad_rows), NULL, &fr, err, sizeof(err)),
+        DX_ERR_INVALID);
+    CHECK(strstr(err, "rows of invalid_date") != NULL);
+    const char *empty_reason = "{\"order_date\":\"2026-11-24\",\"client_id\":\"US1\","
+                               "\"rejects_by_reason\":{\"\":1}}";
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, empty_reason, strlen(empty_reason), NULL, &fr, err,
+                              sizeof(err)),
+                 DX_ERR_INVALID);
+    /* Protobuf from another producer may hold any number: 17 entries are
+     * refused the same way.  Built by hand: RejectCount{reason="rN"} is
+     * field 17 (key 0x8a 0x01), length 4, then 0x0a 0x02 'r' 'A'+i. */
+    uint8_t pb[256];
+    size_t n = 0;
+    const char head[] = "\x2a\x0a"
+                        "2026-11-24"
+                        "\x22\x03"
+                        "US1";
+    memcpy(pb, head, sizeof(head) - 1);
+    n = sizeof(head) - 1;
+    for (int i = 0; i <= EVENT_REJECT_REASONS_MAX; i++) {
+        const uint8_t entry[] = {0x8a, 0x01, 0x04, 0x0a, 0x02, 'r', (uint8_t)('A' + i)};
+        memcpy(pb + n, entry, sizeof(entry));
+        n += sizeof(entry);
+    }
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, pb, n, NULL, &fr, err, sizeof(err)),
+                 DX_ERR_INVALID);
+    CHECK(strstr(err, "more than 16 entries") != NULL);
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, pb, n - 7, NULL, &fr, err, sizeof(err)), DX_OK);
+    CHECK_EQ_INT((int)fr.rejects_by_reason.count, EVENT_REJECT_REASONS_MAX);
+    /* A NUL inside a nested reason is refused like one at top level. */
+    pb[n - 8] = 0;
+    CHECK_EQ_INT(event_decode(EVENT_FILE_READY, pb, n - 7, NULL, &fr, err, sizeof(err)),
+                 DX_ERR_INVALID);
+    CHECK(strstr(err, "NUL") != NULL);
+    /* An encoder given a full list writes it all; the empty list is []. */
+    strcpy(big.client_id, "US1");
+    strcpy(big.order_date, "2026-11-24");
+    CHECK_EQ_INT(event_encode(EVENT_FILE_READY, &big, 1, &data, &len), DX_OK);
+    CHECK(strstr((char *)data, "\"rejects_by_reason\":{}") != NULL);
+    free(data);
+}
+
 static void json_output_names(void)
 {
     event_order_date ev = {0};
@@ -237,6 +328,7 @@ int main(void)
     json_input_forms();
     malformed();
     too_deep();
+    rejects_bound();
     json_output_names();
     return testing_finish("test_event");
 }

@@ -361,7 +361,7 @@ static void test_standard(void)
     metrics_add_named("dx_events_terminated_total", "orders.order-date", 1);
     metrics_add_named("dx_rows_in_total", "US1", 10);
     metrics_add_named("dx_rows_out_total", "US1", 8);
-    metrics_add_named("dx_rows_rejected_total", "US1", 1);
+    metrics_add_named("dx_rows_rejected_total", "US1,invalid_date", 1);
     metrics_add_named("dx_rows_duplicate_total", "US1", 1);
     metrics_add_named("dx_files_processed_total", "US1", 1);
     metrics_add_named("dx_files_failed_total", "US2", 1);

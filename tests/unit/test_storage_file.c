@@ -137,6 +137,31 @@ int main(void)
     CHECK(storage_list(st, "US9", &entries, &count) != DX_OK);
     CHECK(storage_writer_open(st, "US9/x.csv", &wr) != DX_OK);
 
+    /* A folder made once is not made again for every file, but one
+     * removed behind the storage's back is made again, for a write and for
+     * a rename; one replaced by a symbolic link is still refused. */
+    CHECK_EQ_INT(storage_writer_open(st, "US2/2026-11-25/a.csv", &wr), DX_OK);
+    CHECK_EQ_INT(storage_writer_commit(wr), DX_OK);
+    snprintf(path, sizeof(path), "rm -rf '%s/US2'", root);
+    CHECK(system(path) == 0);
+    CHECK_EQ_INT(storage_writer_open(st, "US2/2026-11-25/b.csv", &wr), DX_OK);
+    CHECK_EQ_INT(storage_write(wr, "b", 1), DX_OK);
+    CHECK_EQ_INT(storage_writer_commit(wr), DX_OK);
+    CHECK_EQ_INT(storage_stat(st, "US2/2026-11-25/b.csv", &entry), DX_OK);
+    CHECK_EQ_INT(storage_rename(st, "US2/2026-11-25/b.csv", "US2/archive/2026-11-25/b.csv"), DX_OK);
+    snprintf(path, sizeof(path), "rm -rf '%s/US2/archive'", root);
+    CHECK(system(path) == 0);
+    CHECK_EQ_INT(storage_writer_open(st, "US2/2026-11-25/c.csv", &wr), DX_OK);
+    CHECK_EQ_INT(storage_writer_commit(wr), DX_OK);
+    CHECK_EQ_INT(storage_rename(st, "US2/2026-11-25/c.csv", "US2/archive/2026-11-25/c.csv"), DX_OK);
+    CHECK_EQ_INT(storage_stat(st, "US2/archive/2026-11-25/c.csv", &entry), DX_OK);
+    snprintf(path, sizeof(path), "rm -rf '%s/US2/2026-11-25' && ln -s /tmp '%s/US2/2026-11-25'",
+             root, root);
+    CHECK(system(path) == 0);
+    CHECK_EQ_INT(storage_writer_open(st, "US2/2026-11-25/d.csv", &wr), DX_ERR_INVALID);
+    CHECK_EQ_INT(storage_rename(st, "US2/archive/2026-11-25/c.csv", "US2/2026-11-25/c.csv"),
+                 DX_ERR_INVALID);
+
     storage_destroy(st);
     snprintf(path, sizeof(path), "rm -rf '%s'", root);
     CHECK(system(path) == 0);

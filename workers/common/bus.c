@@ -15,9 +15,6 @@
 
 #define NS_PER_MS 1000000LL
 
-/* Messages pulled at a time by bus_consume(), all kept in progress until
- * handled; one today, MAX_IN_FLIGHT later. */
-#define BUS_FETCH_BATCH 1
 /* How long one Fetch waits for a message (the stop flag is checked between). */
 #define FETCH_WAIT_MS 1000
 
@@ -26,12 +23,17 @@ struct bus {
     jsCtx *js;
     int ack_wait_s;
     int max_deliver;
+    /* MAX_IN_FLIGHT: messages bus_consume() pulls in one request, all kept
+     * in progress by the heartbeat until each is handled. */
+    int max_in_flight;
 };
 
 static const char *stream_subjects[] = {
-    EVENT_SUBJECT_ORDER_DATE,
-    EVENT_SUBJECT_FILE_READY,
-    EVENT_SUBJECT_FILE_FAILED,
+    EVENT_SUBJECT_ORDER_DATE,   /* daily-checker: a client's day to transform */
+    EVENT_SUBJECT_FILE_READY,   /* file-transformer: a run's outcome */
+    EVENT_SUBJECT_FILE_FAILED,  /* file-transformer: a run's outcome */
+    EVENT_SUBJECT_DROP_CHECK,   /* daily-checker: what each check found */
+    EVENT_SUBJECT_CLIENT_STATE, /* status-checker: day states, the notifier's input */
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -79,8 +81,8 @@ static dx_status ensure_stream(bus *b, const config *cfg, char *err, size_t err_
     return DX_OK;
 }
 
-static dx_status ensure_consumer(bus *b, const char *durable, const char *filter, char *err,
-                                 size_t err_len)
+static dx_status ensure_consumer(bus *b, const char *durable, const char *filter,
+                                 int64_t max_deliver, char *err, size_t err_len)
 {
     jsConsumerConfig cc;
     jsConsumerInfo *ci = NULL;
@@ -93,7 +95,7 @@ static dx_status ensure_consumer(bus *b, const char *durable, const char *filter
     cc.AckPolicy = js_AckExplicit;
     cc.DeliverPolicy = js_DeliverAll;
     cc.AckWait = (int64_t)b->ack_wait_s * 1000 * NS_PER_MS;
-    cc.MaxDeliver = b->max_deliver;
+    cc.MaxDeliver = max_deliver;
     s = js_GetConsumerInfo(&ci, b->js, BUS_STREAM, durable, NULL, &jerr);
     if (s == NATS_OK)
         s = js_UpdateConsumer(NULL, b->js, BUS_STREAM, &cc, NULL, &jerr);
@@ -244,15 +246,17 @@ dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err,
     }
     b->ack_wait_s = cfg->ack_wait;
     b->max_deliver = cfg->max_deliver;
+    b->max_in_flight = cfg->max_in_flight > 0 ? cfg->max_in_flight : 1;
     ds = ensure_stream(b, cfg, err, err_len);
     /* In function mode (SUBSCRIBE=0) the OpenFaaS connectors deliver over
      * HTTP and nobody would ever drain a durable consumer. */
     if (ds == DX_OK && cfg->subscribe)
-        ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, EVENT_SUBJECT_ORDER_DATE, err, err_len);
+        ds = ensure_consumer(b, BUS_DURABLE_TRANSFORMER, EVENT_SUBJECT_ORDER_DATE, b->max_deliver,
+                             err, err_len);
     if (ds == DX_OK && cfg->subscribe)
         /* No filter: nats-server 2.9 takes one filter subject per consumer and
          * status-checker wants two; it skips orders.order-date itself. */
-        ds = ensure_consumer(b, BUS_DURABLE_STATUS, NULL, err, err_len);
+        ds = ensure_consumer(b, BUS_DURABLE_STATUS, NULL, b->max_deliver, err, err_len);
     if (ds != DX_OK)
         goto fail;
     natsOptions_Destroy(opts);
@@ -262,6 +266,24 @@ fail:
     natsOptions_Destroy(opts);
     bus_destroy(b);
     return ds;
+}
+
+dx_status bus_ensure_consumer(bus *b, const char *durable, const char *filter, int64_t max_deliver,
+                              char *err, size_t err_len)
+{
+    return ensure_consumer(b, durable, filter, max_deliver, err, err_len);
+}
+
+dx_status bus_consumer_pending(bus *b, const char *durable, uint64_t *pending)
+{
+    jsConsumerInfo *ci = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetConsumerInfo(&ci, b->js, BUS_STREAM, durable, NULL, &jerr);
+
+    if (s == NATS_OK)
+        *pending = ci->NumPending + (uint64_t)ci->NumAckPending;
+    jsConsumerInfo_Destroy(ci);
+    return s == NATS_OK ? DX_OK : DX_ERR_IO;
 }
 
 void bus_destroy(bus *b)
@@ -347,9 +369,12 @@ static void signal_in_progress(void *msg)
 /*
  * Handles one fetched message, registered in beats since its fetch: it is
  * unregistered before its acknowledgement, so that the heartbeat never
- * touches a message being acked (nor one destroyed after it).
+ * touches a message being acked (nor one destroyed after it).  The ack is
+ * sent after the handler has committed the message's outputs but not waited
+ * for: bus_consume() confirms the acks of a whole batch with one round trip
+ * (confirm_acks).  Returns 1 when a verdict was sent.
  */
-static void handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler handler, void *ctx)
+static int handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler handler, void *ctx)
 {
     jsMsgMetaData *meta = NULL;
     bus_delivery d = {0};
@@ -380,7 +405,7 @@ static void handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler ha
     inflight_remove(beats, msg);
     switch (verdict) {
     case BUS_ACK:
-        s = natsMsg_AckSync(msg, NULL, NULL);
+        s = natsMsg_Ack(msg, NULL);
         break;
     case BUS_NAK:
         metrics_add(DX_EVENTS_FAILED_TOTAL, d.subject, 1);
@@ -402,6 +427,37 @@ static void handle_message(bus *b, inflight *beats, natsMsg *msg, bus_handler ha
         log_printf(LOG_LEVEL_WARN, NULL,
                    "acknowledging a message on %s failed: %s (it will be redelivered)", d.subject,
                    natsStatus_GetText(s));
+    return s == NATS_OK;
+}
+
+/*
+ * One round trip for the verdicts of a batch: once the server has answered
+ * the flush, it has every ack, nak and term sent before it (a connection
+ * delivers in order).  A failure is only logged: the messages whose ack was
+ * lost are redelivered after ACK_WAIT and their rerun is idempotent.
+ */
+static void confirm_acks(bus *b, int sent)
+{
+    natsStatus s;
+
+    if (sent == 0)
+        return;
+    s = natsConnection_FlushTimeout(b->nc, 5000);
+    if (s != NATS_OK)
+        log_printf(LOG_LEVEL_WARN, NULL,
+                   "confirming %d acknowledgements failed: %s (their messages will be redelivered)",
+                   sent, natsStatus_GetText(s));
+}
+
+/*
+ * Hands a fetched message back unhandled (the worker is stopping): a nak
+ * without delay, so that another replica, or this worker after its restart,
+ * takes it at once.
+ */
+static void hand_back(inflight *beats, natsMsg *msg)
+{
+    inflight_remove(beats, msg);
+    natsMsg_Nak(msg, NULL);
 }
 
 /*
@@ -458,14 +514,14 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
 {
     natsSubscription *sub = NULL;
     inflight *beats = NULL;
-    int after_work = 0;
+    int after_work = 0, sent;
     jsSubOptions so;
     jsErrCode jerr = 0;
     natsStatus s;
 
     /* A quarter of ACK_WAIT leaves room for one lost or late heartbeat
      * before the server would give the message to another replica. */
-    if (inflight_create(&beats, BUS_FETCH_BATCH, (int64_t)b->ack_wait_s * 1000 / 4,
+    if (inflight_create(&beats, (size_t)b->max_in_flight, (int64_t)b->ack_wait_s * 1000 / 4,
                         signal_in_progress) != DX_OK) {
         log_printf(LOG_LEVEL_ERROR, NULL, "cannot start the in-progress heartbeat");
         return DX_ERR_NOMEM;
@@ -492,7 +548,9 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
             queued = 0;
         after_work = 0;
         asked = util_monotonic_ms();
-        s = natsSubscription_Fetch(&list, sub, BUS_FETCH_BATCH, FETCH_WAIT_MS, &jerr);
+        /* Up to MAX_IN_FLIGHT at once: nats.c asks the server without
+         * waiting first, so a batch is whatever is there (at least one). */
+        s = natsSubscription_Fetch(&list, sub, b->max_in_flight, FETCH_WAIT_MS, &jerr);
         if (s == NATS_TIMEOUT) {
             if (util_monotonic_ms() - asked >= FETCH_WAIT_MS)
                 wait_request_expired(sub, stop);
@@ -513,9 +571,16 @@ dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ct
             }
             inflight_add(beats, list.Msgs[i]);
         }
-        for (int i = 0; i < list.Count; i++)
-            if (list.Msgs[i] != NULL)
-                handle_message(b, beats, list.Msgs[i], handler, ctx);
+        sent = 0;
+        for (int i = 0; i < list.Count; i++) {
+            if (list.Msgs[i] == NULL)
+                continue;
+            if (atomic_load(stop))
+                hand_back(beats, list.Msgs[i]);
+            else
+                sent += handle_message(b, beats, list.Msgs[i], handler, ctx);
+        }
+        confirm_acks(b, sent);
         natsMsgList_Destroy(&list);
         after_work = 1;
     }

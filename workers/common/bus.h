@@ -9,7 +9,7 @@
 
 /*
  * The bus: the NATS connection and the JetStream stream ORDERS that carries
- * the three subjects.  Every worker calls bus_connect() at start, which
+ * the pipeline's subjects.  Every worker calls bus_connect() at start, which
  * creates or updates the stream and both durable consumers idempotently, so
  * whichever worker starts first, no event published afterwards can miss its
  * consumer.  The connection reconnects forever; publishes wait for
@@ -64,6 +64,23 @@ dx_status bus_connect(bus **out, const config *cfg, const char *name, char *err,
  */
 dx_status bus_check_config(const config *cfg, char *err, size_t err_len);
 
+/*
+ * Creates or updates a durable pull consumer of its own for a module that
+ * is not one of the two above (status-checker's notifier): filter is its
+ * subject (NULL for all), max_deliver its redelivery bound (-1: unlimited).
+ * Every message starts from the stream's first on creation.  DX_ERR_IO with
+ * err when JetStream refuses or is unreachable.
+ */
+dx_status bus_ensure_consumer(bus *b, const char *durable, const char *filter, int64_t max_deliver,
+                              char *err, size_t err_len);
+
+/*
+ * The messages durable has not finished: not yet delivered plus delivered
+ * and not acknowledged (being handled or waiting for a redelivery), into
+ * *pending.  DX_ERR_IO when JetStream is unreachable.
+ */
+dx_status bus_consumer_pending(bus *b, const char *durable, uint64_t *pending);
+
 /* Drains the connection (in-flight acks and publishes are flushed) and frees
  * the bus.  Accepts NULL. */
 void bus_destroy(bus *b);
@@ -87,12 +104,16 @@ dx_status bus_publish(bus *b, const char *subject, const void *data, size_t len,
                       const char *content_type, const char *msg_id);
 
 /*
- * Pulls from the durable consumer and calls handler for each message until
- * *stop becomes non-zero (checked at least every second).  While a message
- * is being handled, a heartbeat thread tells JetStream every quarter of
- * ACK_WAIT that it is in progress, so that no other replica gets it however
- * long the handler takes; a handler that hangs therefore holds its message
- * until the process dies.  Returns DX_OK when stopped.
+ * Pulls from the durable consumer, up to MAX_IN_FLIGHT messages per request,
+ * and calls handler for each, one after another in stream order, until
+ * *stop becomes non-zero (checked at least every second).  From its fetch
+ * until its verdict, a heartbeat thread tells JetStream every quarter of
+ * ACK_WAIT that a message is in progress, so that no other replica gets it
+ * however long the handler (or the messages before it) takes; a handler
+ * that hangs therefore holds its batch until the process dies.  Each verdict
+ * is sent right after its handler returns and the batch's are confirmed with
+ * one flush; once stop is set, the messages not yet handled are nak'd
+ * without delay.  Returns DX_OK when stopped.
  */
 dx_status bus_consume(bus *b, const char *durable, bus_handler handler, void *ctx,
                       const atomic_int *stop);

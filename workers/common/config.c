@@ -254,6 +254,55 @@ static dx_status check_readable(const char *name, const char *path, char *err, s
     return DX_OK;
 }
 
+/* Refuses a folder variable that names no folder this process can list. */
+static dx_status check_directory(const char *name, const char *path, char *err, size_t err_len)
+{
+    int fd;
+
+    if (path[0] == '\0')
+        return DX_OK;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: cannot open the folder %s: %s", name, path, strerror(errno));
+        return DX_ERR_INVALID;
+    }
+    close(fd);
+    return DX_OK;
+}
+
+/*
+ * The notifier's settings.  The URL files are secrets: only their names are
+ * checked here; notify.c reads them (and refuses one that holds no http(s)
+ * URL) without ever writing their content anywhere.
+ */
+static dx_status load_notify(config_notify *n, char *err, size_t err_len)
+{
+    dx_status s = get_string("NOTIFY_WEBHOOK_URL_FILE", "", n->webhook_url_file,
+                             sizeof(n->webhook_url_file), err, err_len);
+
+    if (s == DX_OK)
+        s = get_string("NOTIFY_WEBHOOKS_DIR", "", n->webhooks_dir, sizeof(n->webhooks_dir), err,
+                       err_len);
+    if (s == DX_OK)
+        s = get_string("NOTIFY_CA_FILE", "", n->ca_file, sizeof(n->ca_file), err, err_len);
+    if (s == DX_OK)
+        s = get_string("STATUS_PUBLIC_URL", "", n->public_url, sizeof(n->public_url), err, err_len);
+    if (s == DX_OK)
+        s = get_int("NOTIFY_TIMEOUT_MS", 5000, 100, 120000, &n->timeout_ms, err, err_len);
+    if (s == DX_OK)
+        s = check_readable("NOTIFY_WEBHOOK_URL_FILE", n->webhook_url_file, err, err_len);
+    if (s == DX_OK)
+        s = check_readable("NOTIFY_CA_FILE", n->ca_file, err, err_len);
+    if (s == DX_OK)
+        s = check_directory("NOTIFY_WEBHOOKS_DIR", n->webhooks_dir, err, err_len);
+    if (s == DX_OK && n->public_url[0] != '\0' && strncmp(n->public_url, "http://", 7) != 0 &&
+        strncmp(n->public_url, "https://", 8) != 0) {
+        snprintf(err, err_len, "STATUS_PUBLIC_URL must start with http:// or https://");
+        s = DX_ERR_INVALID;
+    }
+    return s;
+}
+
 static dx_status load_nats(config *cfg, char *err, size_t err_len)
 {
     dx_status s = get_string("NATS_URL", "nats://127.0.0.1:4222", cfg->nats_url,
@@ -354,7 +403,13 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
     if (s == DX_OK)
         s = get_int("DROP_MIN_AGE", 30, 0, 86400, &cfg->drop_min_age, err, err_len);
     if (s == DX_OK)
+        s = get_int("RECHECK_SECONDS", 300, 0, 86400, &cfg->recheck_seconds, err, err_len);
+    if (s == DX_OK)
+        s = get_int("RECHECK_MAX", 12, 0, 1000, &cfg->recheck_max, err, err_len);
+    if (s == DX_OK)
         s = get_int("MAX_DELIVER", 5, 1, 100, &cfg->max_deliver, err, err_len);
+    if (s == DX_OK)
+        s = get_int("MAX_IN_FLIGHT", 16, 1, 256, &cfg->max_in_flight, err, err_len);
     if (s == DX_OK)
         s = get_int("ACK_WAIT", 60, 1, 86400, &cfg->ack_wait, err, err_len);
     if (s == DX_OK)
@@ -380,6 +435,13 @@ dx_status config_load(config *cfg, char *err, size_t err_len)
         s = get_bool("CSV_FORMULA_GUARD", 1, &cfg->formula_guard, err, err_len);
     if (s == DX_OK)
         s = get_int("CLEAN_MEMORY_MB", 24, 1, 1 << 20, &cfg->clean_memory_mb, err, err_len);
+    if (s == DX_OK)
+        s = load_notify(&cfg->notify, err, err_len);
+    if (s == DX_OK)
+        s = get_string("STATUS_AUTH_FILE", "", cfg->status_auth_file, sizeof(cfg->status_auth_file),
+                       err, err_len);
+    if (s == DX_OK)
+        s = check_readable("STATUS_AUTH_FILE", cfg->status_auth_file, err, err_len);
     return s;
 }
 

@@ -27,6 +27,15 @@ typedef struct config_sftp {
                                  wait for the server */
 } config_sftp;
 
+/* status-checker's notifier (workers/status-checker/notify.h). */
+typedef struct config_notify {
+    char webhook_url_file[1024]; /* NOTIFY_WEBHOOK_URL_FILE ("" for no global webhook) */
+    char webhooks_dir[1024];     /* NOTIFY_WEBHOOKS_DIR: a URL file per webhook NAME */
+    char ca_file[1024];          /* NOTIFY_CA_FILE ("" for the system CAs) */
+    char public_url[1024];       /* STATUS_PUBLIC_URL: base of the links ("" for none) */
+    int timeout_ms;              /* NOTIFY_TIMEOUT_MS: one attempt, connect to status */
+} config_notify;
+
 typedef struct config {
     char nats_url[512];           /* NATS_URL */
     char nats_creds_file[512];    /* NATS_CREDS_FILE ("" for none) */
@@ -45,7 +54,10 @@ typedef struct config {
     char schedule[512];           /* SCHEDULE ("" for none) */
     int catchup_max_days;         /* CATCHUP_MAX_DAYS */
     int drop_min_age;             /* DROP_MIN_AGE, seconds */
+    int recheck_seconds;          /* RECHECK_SECONDS: delay of a not-stable drop's re-check */
+    int recheck_max;              /* RECHECK_MAX: re-checks of a client per scheduled run */
     int max_deliver;              /* MAX_DELIVER */
+    int max_in_flight;            /* MAX_IN_FLIGHT, messages fetched and held at once */
     int ack_wait;                 /* ACK_WAIT, seconds */
     int max_event_bytes;          /* MAX_EVENT_BYTES */
     int shutdown_grace;           /* SHUTDOWN_GRACE, seconds */
@@ -55,6 +67,8 @@ typedef struct config {
     int64_t stream_max_bytes;     /* STREAM_MAX_BYTES (-1: no limit) */
     int formula_guard;            /* CSV_FORMULA_GUARD */
     int clean_memory_mb;          /* CLEAN_MEMORY_MB, the duplicate set's budget in MiB */
+    config_notify notify;         /* NOTIFY_*, STATUS_PUBLIC_URL */
+    char status_auth_file[512];   /* STATUS_AUTH_FILE ("" for none: status-checker open) */
 } config;
 
 /*

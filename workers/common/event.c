@@ -10,7 +10,8 @@
 #include "events.pb-c.h"
 #include "util.h"
 
-typedef enum field_kind { FIELD_STRING, FIELD_UINT64, FIELD_BOOL } field_kind;
+/* FIELD_REJECTS: an event_reject_counts (FileReady.rejects_by_reason). */
+typedef enum field_kind { FIELD_STRING, FIELD_UINT64, FIELD_BOOL, FIELD_REJECTS } field_kind;
 
 /* One member of our C struct, named as in proto/events.proto. */
 typedef struct field_desc {
@@ -56,6 +57,8 @@ static const field_desc file_ready_fields[] = {
     STR(event_file_ready, sha256, "sha256"),
     U64(event_file_ready, profile_revision, "profileRevision"),
     STR(event_file_ready, triggered_by, "triggeredBy"),
+    {"rejects_by_reason", "rejectsByReason", FIELD_REJECTS,
+     offsetof(event_file_ready, rejects_by_reason), 0},
 };
 
 static const field_desc file_failed_fields[] = {
@@ -166,6 +169,73 @@ static dx_status set_string(const field_desc *f, void *ev, const char *value, ch
 }
 
 static dx_status json_field(const field_desc *f, const cJSON *item, void *ev, char *err,
+                            size_t err_len);
+
+/*
+ * Adds one reason's count to *rc, refusing an empty, over-long or repeated
+ * reason and more than EVENT_REJECT_REASONS_MAX entries.
+ */
+static dx_status rejects_add(event_reject_counts *rc, const char *reason, uint64_t rows, char *err,
+                             size_t err_len)
+{
+    static const field_desc reason_field = STR(event_reject_count, reason, "reason");
+    event_reject_count *item;
+
+    if (rc->count >= EVENT_REJECT_REASONS_MAX) {
+        snprintf(err, err_len, "field rejects_by_reason has more than %d entries",
+                 EVENT_REJECT_REASONS_MAX);
+        return DX_ERR_INVALID;
+    }
+    if (reason == NULL || reason[0] == '\0') {
+        snprintf(err, err_len, "field rejects_by_reason has an entry without a reason");
+        return DX_ERR_INVALID;
+    }
+    for (size_t i = 0; i < rc->count; i++) {
+        if (strcmp(rc->items[i].reason, reason) == 0) {
+            snprintf(err, err_len, "field rejects_by_reason names reason %.32s twice", reason);
+            return DX_ERR_INVALID;
+        }
+    }
+    item = &rc->items[rc->count];
+    if (set_string(&reason_field, item, reason, err, err_len) != DX_OK)
+        return DX_ERR_INVALID;
+    item->rows = rows;
+    rc->count++;
+    return DX_OK;
+}
+
+/*
+ * rejects_by_reason in JSON: an object from reason to rows, {"invalid_date":
+ * 3, ...}, the shape /status shows (a repeated key is refused like a
+ * repeated reason in protobuf).
+ */
+static dx_status json_rejects(const field_desc *f, const cJSON *item, void *ev, char *err,
+                              size_t err_len)
+{
+    static const field_desc rows_field = U64(event_reject_count, rows, "rows");
+    event_reject_counts *rc = (event_reject_counts *)((char *)ev + f->offset);
+    const cJSON *entry;
+
+    if (!cJSON_IsObject(item)) {
+        snprintf(err, err_len, "field %s must be an object of reason: rows", f->name);
+        return DX_ERR_INVALID;
+    }
+    cJSON_ArrayForEach(entry, item)
+    {
+        event_reject_count one = {.rows = 0};
+
+        if (json_field(&rows_field, entry, &one, err, err_len) != DX_OK) {
+            snprintf(err, err_len, "field %s: rows of %.32s must be a non-negative integer",
+                     f->name, entry->string);
+            return DX_ERR_INVALID;
+        }
+        if (rejects_add(rc, entry->string, one.rows, err, err_len) != DX_OK)
+            return DX_ERR_INVALID;
+    }
+    return DX_OK;
+}
+
+static dx_status json_field(const field_desc *f, const cJSON *item, void *ev, char *err,
                             size_t err_len)
 {
     void *dst = (char *)ev + f->offset;
@@ -203,6 +273,8 @@ static dx_status json_field(const field_desc *f, const cJSON *item, void *ev, ch
         }
         *(int *)dst = cJSON_IsTrue(item);
         return DX_OK;
+    case FIELD_REJECTS:
+        return json_rejects(f, item, ev, err, err_len);
     }
     return DX_ERR_INVALID;
 }
@@ -312,7 +384,8 @@ static int read_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *valu
  * would read as "US1": such an event is refused instead.  Only called on
  * data protobuf-c has unpacked, so the walk may stop at anything odd.
  */
-static const char *protobuf_nul_field(const message_desc *m, const uint8_t *p, size_t len)
+static const char *protobuf_nul_field(const ProtobufCMessageDescriptor *m, const uint8_t *p,
+                                      size_t len)
 {
     size_t pos = 0;
 
@@ -337,9 +410,13 @@ static const char *protobuf_nul_field(const message_desc *m, const uint8_t *p, s
             if (read_varint(p, len, &pos, &n) < 0 || n > len - pos)
                 return NULL;
             pf = key >> 3 <= UINT32_MAX
-                     ? protobuf_c_message_descriptor_get_field(m->proto, (unsigned)(key >> 3))
+                     ? protobuf_c_message_descriptor_get_field(m, (unsigned)(key >> 3))
                      : NULL;
             if (pf != NULL && pf->type == PROTOBUF_C_TYPE_STRING && memchr(p + pos, '\0', n))
+                return pf->name;
+            /* A nested message (RejectCount) has strings of its own. */
+            if (pf != NULL && pf->type == PROTOBUF_C_TYPE_MESSAGE &&
+                protobuf_nul_field(pf->descriptor, p + pos, n) != NULL)
                 return pf->name;
             pos += n;
             break;
@@ -361,7 +438,7 @@ static dx_status decode_protobuf(const message_desc *m, const void *data, size_t
         snprintf(err, err_len, "undecodable %s: neither protobuf nor JSON", m->name);
         return DX_ERR_INVALID;
     }
-    if ((nul_field = protobuf_nul_field(m, data, len)) != NULL) {
+    if ((nul_field = protobuf_nul_field(m->proto, data, len)) != NULL) {
         snprintf(err, err_len, "field %s contains a NUL character", nul_field);
         protobuf_c_message_free_unpacked(msg, NULL);
         return DX_ERR_INVALID;
@@ -382,6 +459,15 @@ static dx_status decode_protobuf(const message_desc *m, const void *data, size_t
         case FIELD_BOOL:
             *(int *)((char *)ev + f->offset) = *(const protobuf_c_boolean *)src != 0;
             break;
+        case FIELD_REJECTS: {
+            size_t n = *(const size_t *)((const char *)msg + pf->quantifier_offset);
+            Orders__RejectCount *const *items = *(Orders__RejectCount *const *const *)src;
+
+            for (size_t k = 0; k < n && s == DX_OK; k++)
+                s = rejects_add((event_reject_counts *)((char *)ev + f->offset), items[k]->reason,
+                                items[k]->rows, err, err_len);
+            break;
+        }
         }
     }
     protobuf_c_message_free_unpacked(msg, NULL);
@@ -451,6 +537,18 @@ dx_status event_decode(event_type type, const void *data, size_t len, const char
     return s;
 }
 
+static void add_u64(cJSON *obj, const char *name, uint64_t value);
+
+/* Returns a new JSON object of rc, reason -> rows (owned by the caller). */
+static cJSON *rejects_to_json(const event_reject_counts *rc)
+{
+    cJSON *obj = cJSON_CreateObject();
+
+    for (size_t i = 0; obj != NULL && i < rc->count; i++)
+        add_u64(obj, rc->items[i].reason, rc->items[i].rows);
+    return obj;
+}
+
 cJSON *event_to_json(event_type type, const void *ev)
 {
     const message_desc *m = &messages[type];
@@ -466,33 +564,58 @@ cJSON *event_to_json(event_type type, const void *ev)
         case FIELD_STRING:
             cJSON_AddStringToObject(root, f->name, src);
             break;
-        case FIELD_UINT64: {
-            uint64_t value = *(const uint64_t *)src;
-            char digits[24];
-
-            /* cJSON prints numbers with 15 significant digits (and keeps
-             * that when it reads back "close enough"), so an integer of 16
-             * digits or more would come back changed: those are written as
-             * strings, as proto3 JSON allows. */
-            if (value <= 999999999999999ull) {
-                cJSON_AddNumberToObject(root, f->name, (double)value);
-            } else {
-                snprintf(digits, sizeof(digits), "%" PRIu64, value);
-                cJSON_AddStringToObject(root, f->name, digits);
-            }
+        case FIELD_UINT64:
+            add_u64(root, f->name, *(const uint64_t *)src);
             break;
-        }
         case FIELD_BOOL:
             cJSON_AddBoolToObject(root, f->name, *(const int *)src);
+            break;
+        case FIELD_REJECTS:
+            cJSON_AddItemToObject(root, f->name, rejects_to_json((const event_reject_counts *)src));
             break;
         }
     }
     return root;
 }
 
+static void add_u64(cJSON *obj, const char *name, uint64_t value)
+{
+    char digits[24];
+
+    /* cJSON prints numbers with 15 significant digits (and keeps that when
+     * it reads back "close enough"), so an integer of 16 digits or more
+     * would come back changed: those are written as strings, as proto3 JSON
+     * allows. */
+    if (value <= 999999999999999ull) {
+        cJSON_AddNumberToObject(obj, name, (double)value);
+    } else {
+        snprintf(digits, sizeof(digits), "%" PRIu64, value);
+        cJSON_AddStringToObject(obj, name, digits);
+    }
+}
+
+/* The repeated RejectCount of a message being packed: it borrows rc's
+ * strings; items and ptrs (EVENT_REJECT_REASONS_MAX each) are the caller's. */
+static void rejects_to_protobuf(const event_reject_counts *rc, Orders__RejectCount *items,
+                                Orders__RejectCount **ptrs, size_t *n, Orders__RejectCount ***out)
+{
+    size_t count = rc->count < EVENT_REJECT_REASONS_MAX ? rc->count : EVENT_REJECT_REASONS_MAX;
+
+    for (size_t i = 0; i < count; i++) {
+        orders__reject_count__init(&items[i]);
+        items[i].reason = (char *)rc->items[i].reason;
+        items[i].rows = rc->items[i].rows;
+        ptrs[i] = &items[i];
+    }
+    *n = count;
+    *out = count > 0 ? ptrs : NULL;
+}
+
 static dx_status encode_protobuf(const message_desc *m, const void *ev, void **data, size_t *len)
 {
     ProtobufCMessage *msg = calloc(1, m->proto->sizeof_message);
+    Orders__RejectCount items[EVENT_REJECT_REASONS_MAX];
+    Orders__RejectCount *ptrs[EVENT_REJECT_REASONS_MAX];
     uint8_t *buf = NULL;
     size_t size;
 
@@ -516,6 +639,11 @@ static dx_status encode_protobuf(const message_desc *m, const void *ev, void **d
             break;
         case FIELD_BOOL:
             *(protobuf_c_boolean *)dst = *(const int *)src != 0;
+            break;
+        case FIELD_REJECTS:
+            rejects_to_protobuf((const event_reject_counts *)src, items, ptrs,
+                                (size_t *)((char *)msg + pf->quantifier_offset),
+                                (Orders__RejectCount ***)dst);
             break;
         }
     }

@@ -25,6 +25,23 @@
 #define EVENT_CLIENT_MAX 72
 #define EVENT_PATH_MAX   512
 
+/* FileReady.rejects_by_reason: at most this many reasons (the engine has 13
+ * reject codes; decoders refuse more entries), each code shorter than
+ * EVENT_REASON_MAX. */
+#define EVENT_REJECT_REASONS_MAX 16
+#define EVENT_REASON_MAX         32
+
+/* Rows of one drop rejected for one reason. */
+typedef struct event_reject_count {
+    char reason[EVENT_REASON_MAX];
+    uint64_t rows;
+} event_reject_count;
+
+typedef struct event_reject_counts {
+    size_t count;
+    event_reject_count items[EVENT_REJECT_REASONS_MAX];
+} event_reject_counts;
+
 typedef struct event_order_date {
     char event_id[EVENT_ID_MAX];
     char trace_id[EVENT_ID_MAX];
@@ -51,6 +68,8 @@ typedef struct event_file_ready {
     char sha256[72];
     uint64_t profile_revision; /* the client profile's revision used, 0 when none */
     char triggered_by[32];     /* the OrderDate's triggered_by */
+    /* Per reason, distinct non-empty reasons, in the engine's order. */
+    event_reject_counts rejects_by_reason;
 } event_file_ready;
 
 typedef struct event_file_failed {
@@ -104,7 +123,10 @@ typedef enum event_type {
  * given type.  content_type may be NULL.  Returns DX_ERR_INVALID with a
  * one-line reason in err for undecodable input, wrong JSON types, over-long
  * strings, or a missing/invalid required field (every event needs a valid
- * order_date; FileReady and FileFailed also need a client_id).
+ * order_date; FileReady and FileFailed also need a client_id).  A FileReady's
+ * rejects_by_reason is refused with more than EVENT_REJECT_REASONS_MAX
+ * entries, an empty or repeated reason; in JSON it is an object from reason
+ * to rows ({"invalid_date": 3}), the shape /status shows.
  */
 dx_status event_decode(event_type type, const void *data, size_t len, const char *content_type,
                        void *out, char *err, size_t err_len);

@@ -80,19 +80,78 @@ static int append_body(request_state *st, const char *data, size_t len, size_t m
     return st->body.failed ? -1 : 0;
 }
 
+/* A streamed body: one http_response's stream callbacks, owned by MHD's
+ * response from its creation (freed in stream_free). */
+typedef struct stream_state {
+    http_stream_read_fn read;
+    http_stream_done_fn done;
+    void *ctx;
+} stream_state;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    stream_state *ss = cls;
+    long got = ss->read(ss->ctx, buf, max);
+
+    (void)pos; /* read in order: MHD asks for each position once */
+    if (got == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return got < 0 ? MHD_CONTENT_READER_END_WITH_ERROR : (ssize_t)got;
+}
+
+static void stream_free(void *cls)
+{
+    stream_state *ss = cls;
+
+    ss->done(ss->ctx);
+    free(ss);
+}
+
+/* The MHD response of resp; its stream (if any) is handed over, even when
+ * this fails. */
+static struct MHD_Response *create_response(http_response *resp)
+{
+    const char *body = resp->body ? resp->body : "";
+    stream_state *ss;
+    struct MHD_Response *r;
+
+    if (resp->stream == NULL)
+        return MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    ss = malloc(sizeof(*ss));
+    if (ss == NULL) {
+        resp->stream_done(resp->stream_ctx);
+        return NULL;
+    }
+    *ss = (stream_state){resp->stream, resp->stream_done, resp->stream_ctx};
+    resp->stream = NULL;
+    r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, ss,
+                                          stream_free);
+    if (r == NULL)
+        stream_free(ss);
+    return r;
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *conn, http_response *resp)
 {
     struct MHD_Response *r;
     enum MHD_Result ret;
-    const char *body = resp->body ? resp->body : "";
     char code[8];
 
-    r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (r == NULL)
+    r = create_response(resp);
+    if (r == NULL) {
+        free(resp->disposition);
+        resp->disposition = NULL;
         return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type",
                             resp->content_type ? resp->content_type : "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (resp->www_authenticate != NULL)
+        MHD_add_response_header(r, "WWW-Authenticate", resp->www_authenticate);
+    if (resp->disposition != NULL)
+        MHD_add_response_header(r, "Content-Disposition", resp->disposition); /* copied */
+    free(resp->disposition);
+    resp->disposition = NULL;
     ret = MHD_queue_response(conn, (unsigned int)resp->status, r);
     MHD_destroy_response(r);
     snprintf(code, sizeof(code), "%d", resp->status);
@@ -273,6 +332,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req.traceparent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
     req.x_topic = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Topic");
     req.x_connector = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Connector");
+    req.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     /* The request is in: the handler's time is not the client's, so
      * neither the read deadline nor the idle timeout runs meanwhile. */
     track_reading(srv, conn, 0);

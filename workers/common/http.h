@@ -40,12 +40,28 @@ typedef struct http_request {
     const char *traceparent;
     const char *x_topic;
     const char *x_connector;
+    const char *authorization; /* the Authorization header (a secret: never logged) */
 } http_request;
+
+/*
+ * A streamed body (GET /files): http.c calls read(ctx, buf, cap) for each
+ * chunk as the client takes it, so memory stays bounded whatever the size.
+ * read returns the bytes written to buf (> 0), 0 at the end, or -1 on an
+ * error (the connection is then closed: the client sees a short body).
+ * done(ctx) is called once, when the response is over or was never sent.
+ */
+typedef long (*http_stream_read_fn)(void *ctx, char *buf, size_t cap);
+typedef void (*http_stream_done_fn)(void *ctx);
 
 typedef struct http_response {
     int status;
-    char *body;               /* malloc'd; http.c frees it after sending */
-    const char *content_type; /* static; "application/json" when NULL */
+    char *body;                   /* malloc'd; http.c frees it after sending */
+    const char *content_type;     /* static; "application/json" when NULL */
+    const char *www_authenticate; /* static; the WWW-Authenticate header of a 401 */
+    char *disposition;            /* malloc'd Content-Disposition, or NULL; freed by http.c */
+    http_stream_read_fn stream;   /* when set, the body (body is then ignored) */
+    http_stream_done_fn stream_done;
+    void *stream_ctx;
 } http_response;
 
 typedef void (*http_handler)(void *ctx, const http_request *req, http_response *resp);

@@ -704,7 +704,8 @@ void metrics_define_standard(const char *worker)
         "undecodable",   "invalid_event",    "invalid_client", "oversized",      "unusable_file",
         "unusable_name", "not_regular_file", "slow_request",   "invalid_profile"};
     static const char *const subjects[] = {EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,
-                                           EVENT_SUBJECT_FILE_FAILED};
+                                           EVENT_SUBJECT_FILE_FAILED, EVENT_SUBJECT_DROP_CHECK,
+                                           EVENT_SUBJECT_CLIENT_STATE};
     static const metric_id event_families[] = {DX_EVENTS_CONSUMED_TOTAL, DX_EVENTS_PUBLISHED_TOTAL,
                                                DX_EVENTS_FAILED_TOTAL, DX_EVENTS_TERMINATED_TOTAL,
                                                DX_EVENTS_REDELIVERED_TOTAL};

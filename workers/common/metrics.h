@@ -55,8 +55,8 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
       "CSV data rows read from client drops.")                                                     \
     X(DX_ROWS_OUT_TOTAL, "dx_rows_out_total", METRIC_COUNTER, "client_id", NULL,                   \
       "Clean rows written to the depot.")                                                          \
-    X(DX_ROWS_REJECTED_TOTAL, "dx_rows_rejected_total", METRIC_COUNTER, "client_id", NULL,         \
-      "Rows written to the rejects file.")                                                         \
+    X(DX_ROWS_REJECTED_TOTAL, "dx_rows_rejected_total", METRIC_COUNTER, "client_id,reason", NULL,  \
+      "Rows written to the rejects file, by reason (the reject code of its second column).")       \
     X(DX_ROWS_DUPLICATE_TOTAL, "dx_rows_duplicate_total", METRIC_COUNTER, "client_id", NULL,       \
       "Rows dropped as duplicates.")                                                               \
     X(DX_CELLS_NEUTRALISED_TOTAL, "dx_cells_neutralised_total", METRIC_COUNTER, "client_id", NULL, \
@@ -80,7 +80,7 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
       "Input refused, by kind (undecodable, invalid_event, invalid_client, not_regular_file, "     \
       "oversized, unusable_file, unusable_name, slow_request, invalid_profile).")                  \
     X(DX_SCHEDULED_RUNS_TOTAL, "dx_scheduled_runs_total", METRIC_COUNTER, "triggered_by",          \
-      "daily-checker", "Scheduled runs completed; triggered_by: schedule, catch-up.")              \
+      "daily-checker", "Scheduled runs completed; triggered_by: schedule, catch-up, recheck.")     \
     X(DX_SCHEDULED_RUNS_FAILED_TOTAL, "dx_scheduled_runs_failed_total", METRIC_COUNTER,            \
       "triggered_by", "daily-checker",                                                             \
       "Scheduled runs that failed and will be retried as catch-up.")                               \
@@ -89,6 +89,14 @@ typedef enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM } metr
     X(DX_CATCHUP_SKIPPED_DATES_TOTAL, "dx_catchup_skipped_dates_total", METRIC_COUNTER, "",        \
       "daily-checker",                                                                             \
       "Missed order dates not caught up, older than the newest CATCHUP_MAX_DAYS.")                 \
+    X(DX_NOTIFICATIONS_SENT_TOTAL, "dx_notifications_sent_total", METRIC_COUNTER, "target",        \
+      "status-checker",                                                                            \
+      "Notifications delivered (2xx), by target: global or the profile's webhook NAME.")           \
+    X(DX_NOTIFICATIONS_FAILED_TOTAL, "dx_notifications_failed_total", METRIC_COUNTER, "target",    \
+      "status-checker",                                                                            \
+      "Notification attempts that failed (retried, or given up when permanent), by target.")       \
+    X(DX_NOTIFICATIONS_PENDING, "dx_notifications_pending", METRIC_GAUGE, "", "status-checker",    \
+      "ClientState events the notifier has not finished (not yet delivered or being retried).")    \
     X(DX_BUILD_INFO, "dx_build_info", METRIC_GAUGE, "worker,version", NULL,                        \
       "Always 1; names the worker and its version.")                                               \
     X(DX_METRICS_SERIES_DROPPED_TOTAL, "dx_metrics_series_dropped_total", METRIC_COUNTER,          \

@@ -21,9 +21,16 @@
 #include "log.h"
 #include "util.h"
 
+/* Folders this storage made or found made, remembered so that a morning of
+ * small drops does not mkdir (and fail with EEXIST) the same client and
+ * date folders for every file.  Replaced round-robin when full. */
+#define MADE_DIRS_MAX 256
+
 typedef struct file_storage {
     struct storage base;
     char root[PATH_MAX];
+    char *made[MADE_DIRS_MAX]; /* relative paths, owned; NULL when free */
+    size_t made_next;          /* the slot replaced next */
 } file_storage;
 
 typedef struct file_reader {
@@ -148,6 +155,10 @@ dx_status storage_file_create(storage **out, const char *root, char *err, size_t
 
 static void file_destroy(storage *st)
 {
+    file_storage *fs = (file_storage *)st;
+
+    for (size_t i = 0; i < MADE_DIRS_MAX; i++)
+        free(fs->made[i]);
     free(st);
 }
 
@@ -263,32 +274,102 @@ static dx_status mkdirs_abs(storage *st, char *abs, size_t root_len, const char 
     }
 }
 
+/* The slot of dir in the cache of made folders, or -1. */
+static int made_slot(const file_storage *fs, const char *dir)
+{
+    for (int i = 0; i < MADE_DIRS_MAX; i++)
+        if (fs->made[i] != NULL && strcmp(fs->made[i], dir) == 0)
+            return i;
+    return -1;
+}
+
+/* Remembers dir as made (a failed strdup only costs a mkdir later). */
+static void made_add(file_storage *fs, const char *dir)
+{
+    if (made_slot(fs, dir) >= 0)
+        return;
+    free(fs->made[fs->made_next]);
+    fs->made[fs->made_next] = strdup(dir);
+    fs->made_next = (fs->made_next + 1) % MADE_DIRS_MAX;
+}
+
+/* Forgets dir and every folder under it: it was removed behind our back. */
+static void made_forget(file_storage *fs, const char *dir)
+{
+    size_t len = strlen(dir);
+
+    for (int i = 0; i < MADE_DIRS_MAX; i++)
+        if (fs->made[i] != NULL && strncmp(fs->made[i], dir, len) == 0 &&
+            (fs->made[i][len] == '\0' || fs->made[i][len] == '/')) {
+            free(fs->made[i]);
+            fs->made[i] = NULL;
+        }
+}
+
+/*
+ * Creates dir and its missing parents, unless this storage made it before.
+ * The cache only saves the mkdir calls: every path is still resolved (and
+ * its symbolic links refused) by the operation that uses it, and an
+ * operation that finds a remembered folder gone forgets it and makes it
+ * again (with_parent).
+ */
 static dx_status file_mkdirs(storage *st, const char *dir)
 {
     file_storage *fs = (file_storage *)st;
     char abs[PATH_MAX];
-    dx_status s = resolve(fs, dir, abs);
+    dx_status s;
 
+    if (dir[0] != '\0' && made_slot(fs, dir) >= 0)
+        return DX_OK;
+    s = resolve(fs, dir, abs);
     if (s != DX_OK || dir[0] == '\0')
         return s;
-    return mkdirs_abs(st, abs, strlen(fs->root), dir);
+    s = mkdirs_abs(st, abs, strlen(fs->root), dir);
+    if (s == DX_OK)
+        made_add(fs, dir);
+    return s;
+}
+
+/* The parent folder of path (relative) into parent; 0 when it has none. */
+static int parent_of(const char *path, char *parent, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    size_t len = slash != NULL ? (size_t)(slash - path) : 0;
+
+    if (slash == NULL || len >= cap)
+        return 0;
+    memcpy(parent, path, len);
+    parent[len] = '\0';
+    return 1;
+}
+
+/* Forgets the parent folder of path as made (see file_mkdirs). */
+static void forget_parent(storage *st, const char *path)
+{
+    char parent[PATH_MAX];
+
+    if (parent_of(path, parent, sizeof(parent)))
+        made_forget((file_storage *)st, parent);
 }
 
 /* Creates the parent folder of path (relative), if it has one. */
 static dx_status make_parent(storage *st, const char *path)
 {
     char parent[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    size_t len;
 
-    if (slash == NULL)
+    if (strrchr(path, '/') == NULL)
         return DX_OK;
-    len = (size_t)(slash - path);
-    if (len >= sizeof(parent))
+    if (!parent_of(path, parent, sizeof(parent)))
         return DX_ERR_INVALID;
-    memcpy(parent, path, len);
-    parent[len] = '\0';
     return file_mkdirs(st, parent);
+}
+
+/* Makes the parent folder of to and resolves to into abs_to (PATH_MAX). */
+static dx_status make_target(storage *st, const char *to, char *abs_to)
+{
+    dx_status s = make_parent(st, to);
+
+    return s == DX_OK ? resolve((file_storage *)st, to, abs_to) : s;
 }
 
 static dx_status file_rename(storage *st, const char *from, const char *to)
@@ -298,14 +379,21 @@ static dx_status file_rename(storage *st, const char *from, const char *to)
     dx_status s = resolve(fs, from, abs_from);
 
     if (s == DX_OK)
-        s = make_parent(st, to);
-    if (s == DX_OK)
-        s = resolve(fs, to, abs_to);
+        s = make_target(st, to, abs_to);
     if (s != DX_OK)
         return s;
-    if (rename(abs_from, abs_to) != 0)
-        return fail_errno(st, "rename", from, errno);
-    return DX_OK;
+    if (rename(abs_from, abs_to) == 0)
+        return DX_OK;
+    if (errno == ENOENT && access(abs_from, F_OK) == 0) {
+        /* The target's folder was removed since it was made: again. */
+        forget_parent(st, to);
+        s = make_target(st, to, abs_to);
+        if (s != DX_OK)
+            return s;
+        if (rename(abs_from, abs_to) == 0)
+            return DX_OK;
+    }
+    return fail_errno(st, "rename", from, errno);
 }
 
 static dx_status file_remove(storage *st, const char *path)
@@ -423,7 +511,7 @@ static dx_status file_writer_open(storage *st, const char *path, storage_writer 
     file_writer *wr = NULL;
     const char *base_name = strrchr(path, '/');
     char token[17];
-    int fd = -1;
+    int fd = -1, remade = 0;
     dx_status s = make_parent(st, path);
 
     if (s != DX_OK)
@@ -450,6 +538,15 @@ static dx_status file_writer_open(storage *st, const char *path, storage_writer 
             goto fail;
         }
         fd = open(wr->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == ENOENT && !remade) {
+            /* The folder was removed since it was made: again, once. */
+            remade = 1;
+            forget_parent(st, path);
+            s = make_parent(st, path);
+            if (s != DX_OK)
+                goto fail;
+            continue;
+        }
         if (fd < 0) {
             s = fail_errno(st, "create", path, errno);
             goto fail;

@@ -197,3 +197,16 @@ void worker_finish(worker *w)
     w->clients = NULL;
     pthread_mutex_destroy(&w->work_lock);
 }
+
+dx_status worker_publish_event(worker *w, event_type type, const void *ev, const char *subject,
+                               const char *msg_id)
+{
+    void *data = NULL;
+    size_t len = 0;
+    dx_status s = event_encode(type, ev, w->cfg.emit_json, &data, &len);
+
+    if (s == DX_OK)
+        s = bus_publish(w->bus, subject, data, len, event_content_type(w->cfg.emit_json), msg_id);
+    free(data);
+    return s;
+}

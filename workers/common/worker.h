@@ -8,6 +8,7 @@
 #include "clientid.h"
 #include "config.h"
 #include "cron.h"
+#include "event.h"
 #include "http.h"
 #include "log.h"
 #include "status.h"
@@ -65,6 +66,13 @@ dx_status worker_init(worker *w, const char *name, unsigned needs, char *err, si
  * schedule with its next run in local time (schedule may be NULL).
  */
 void worker_log_settings(const worker *w, const cron_schedule *schedule);
+
+/*
+ * Encodes ev (the struct of type) in the worker's EVENT_ENCODING and
+ * publishes it on subject with msg_id as its Nats-Msg-Id (bus_publish()).
+ */
+dx_status worker_publish_event(worker *w, event_type type, const void *ev, const char *subject,
+                               const char *msg_id);
 
 /*
  * Connects the bus, retrying with backoff (logging each failure) until it

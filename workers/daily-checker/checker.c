@@ -16,6 +16,7 @@ typedef struct client_drops {
     size_t count;
     profile profile;
     int profile_invalid; /* the document is invalid: the transformer holds its drops */
+    int has_folder;      /* 0: a client known by its profile only */
 } client_drops;
 
 /* The candidate drops of every client considered, from one listing. */
@@ -43,6 +44,19 @@ void checker_finish(void)
     profiles = NULL;
 }
 
+/* Opens the clients bucket once; DX_ERR_IO (logged) when unreachable. */
+static dx_status profiles_open(worker *w, const char *client_id)
+{
+    char err[256] = "";
+    dx_status s = DX_OK;
+
+    if (profiles == NULL)
+        s = profile_store_open(&profiles, w->bus, w->cfg.stream_replicas, err, sizeof(err));
+    if (s != DX_OK)
+        log_printf(LOG_LEVEL_ERROR, &(log_ctx){NULL, NULL, client_id, NULL}, "%s", err);
+    return s;
+}
+
 /*
  * Reads client_id's profile into entry.  An invalid document is logged and
  * the client is handled as without a profile: its event is still published,
@@ -50,15 +64,11 @@ void checker_finish(void)
  */
 static dx_status read_profile(worker *w, const char *client_id, client_drops *entry)
 {
-    char reason[512] = "", err[256] = "";
-    dx_status s = DX_OK;
+    char reason[512] = "";
+    dx_status s = profiles_open(w, client_id);
 
-    if (profiles == NULL)
-        s = profile_store_open(&profiles, w->bus, w->cfg.stream_replicas, err, sizeof(err));
-    if (s != DX_OK) {
-        log_printf(LOG_LEVEL_ERROR, &(log_ctx){NULL, NULL, client_id, NULL}, "%s", err);
+    if (s != DX_OK)
         return s;
-    }
     s = profile_store_get(profiles, client_id, &entry->profile, reason, sizeof(reason));
     if (s == DX_ERR_INVALID) {
         log_printf(LOG_LEVEL_ERROR, &(log_ctx){NULL, NULL, client_id, NULL}, "%s", reason);
@@ -68,19 +78,31 @@ static dx_status read_profile(worker *w, const char *client_id, client_drops *en
     return s;
 }
 
+static int snapshot_has(const snapshot *snap, const char *client_id)
+{
+    for (size_t i = 0; i < snap->count; i++)
+        if (strcmp(snap->clients[i].client_id, client_id) == 0)
+            return 1;
+    return 0;
+}
+
+/* Adds client_id when it is expected: it has a folder or a profile. */
 static dx_status snapshot_add(snapshot *snap, worker *w, const char *client_id)
 {
-    client_drops entry = {0};
+    client_drops entry = {.has_folder = 1};
     client_drops *grown;
     dx_status s = drops_list(w->inbox, client_id, &entry.drops, &entry.count);
 
-    if (s == DX_ERR_NOT_FOUND)
-        return DX_OK; /* no folder: nothing pending */
+    if (s == DX_ERR_NOT_FOUND) {
+        entry.has_folder = 0; /* no folder: nothing pending */
+        s = DX_OK;
+    }
     if (s == DX_OK)
         s = read_profile(w, client_id, &entry);
-    if (s != DX_OK) {
+    if (s != DX_OK ||
+        (!entry.has_folder && entry.profile.revision == 0 && !entry.profile_invalid)) {
         storage_entries_free(entry.drops, entry.count);
-        return s;
+        return s; /* an error, or neither a folder nor a profile: not expected */
     }
     entry.client_id = strdup(client_id);
     grown = realloc(snap->clients, (snap->count + 1) * sizeof(*grown));
@@ -94,6 +116,23 @@ static dx_status snapshot_add(snapshot *snap, worker *w, const char *client_id)
     snap->clients = grown;
     snap->clients[snap->count++] = entry;
     return DX_OK;
+}
+
+/* Adds the clients that have a profile and no folder: expected all the same. */
+static dx_status add_profile_clients(worker *w, snapshot *snap)
+{
+    char **keys = NULL;
+    size_t count = 0;
+    dx_status s = profiles_open(w, NULL);
+
+    if (s == DX_OK)
+        s = kv_keys(profiles, &keys, &count);
+    for (size_t i = 0; s == DX_OK && i < count; i++) {
+        if (clientid_valid(w->clients, keys[i]) && !snapshot_has(snap, keys[i]))
+            s = snapshot_add(snap, w, keys[i]);
+    }
+    kv_keys_free(keys, count);
+    return s;
 }
 
 static dx_status take_snapshot(worker *w, const checker_request *req, snapshot *snap)
@@ -110,6 +149,8 @@ static dx_status take_snapshot(worker *w, const checker_request *req, snapshot *
             s = snapshot_add(snap, w, entries[i].name);
     }
     storage_entries_free(entries, count);
+    if (s == DX_OK)
+        s = add_profile_clients(w, snap);
     return s;
 }
 
@@ -127,8 +168,15 @@ static const storage_entry *find_drop(const snapshot *snap, const char *client_i
     return NULL;
 }
 
+/* The first complete and the first incomplete drop of a client (borrowed, NULL: none). */
+typedef struct drop_names {
+    const char *taken;
+    const char *changing;
+} drop_names;
+
 /* Counts the drops of a client with a done_marker whose marker exists. */
-static size_t marked_drops(worker *w, const client_drops *client, const log_ctx *lc)
+static size_t marked_drops(worker *w, const client_drops *client, const log_ctx *lc,
+                           drop_names *names)
 {
     size_t marked = 0;
 
@@ -136,8 +184,11 @@ static size_t marked_drops(worker *w, const client_drops *client, const log_ctx 
         const char *name = client->drops[j].name;
 
         if (drops_has_marker(w->inbox, client->client_id, name, client->profile.done_marker)) {
-            marked++;
+            if (marked++ == 0)
+                names->taken = name;
         } else {
+            if (names->changing == NULL)
+                names->changing = name;
             cJSON *fields = cJSON_CreateObject();
 
             cJSON_AddStringToObject(fields, "drop", name);
@@ -151,21 +202,24 @@ static size_t marked_drops(worker *w, const client_drops *client, const log_ctx 
 
 /* Counts the drops of client that are complete: marked, or unchanged since before. */
 static size_t stable_drops(worker *w, const snapshot *before, const client_drops *client,
-                           const log_ctx *lc)
+                           const log_ctx *lc, drop_names *names)
 {
     size_t stable = 0;
 
     if (client->profile.done_marker[0] != '\0')
-        return marked_drops(w, client, lc);
+        return marked_drops(w, client, lc, names);
     for (size_t j = 0; j < client->count; j++) {
         const storage_entry *cur = &client->drops[j];
         const storage_entry *old = find_drop(before, client->client_id, cur->name);
 
         if (old != NULL && old->size == cur->size && old->mtime == cur->mtime) {
-            stable++;
+            if (stable++ == 0)
+                names->taken = cur->name;
         } else {
             cJSON *fields = cJSON_CreateObject();
 
+            if (names->changing == NULL)
+                names->changing = cur->name;
             cJSON_AddStringToObject(fields, "drop", cur->name);
             cJSON_AddStringToObject(fields, "reason", "drop_not_stable");
             log_write(LOG_LEVEL_INFO, lc, "drop_not_stable: still changing, left for next run",
@@ -182,8 +236,6 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
 {
     event_order_date ev = {0};
     char msg_id[160];
-    void *data = NULL;
-    size_t len = 0;
     log_ctx lc;
     dx_status s;
 
@@ -196,16 +248,14 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
     util_rfc3339(ev.created_at, util_now_ms());
     /* A scheduled run is claimed once per client and date: a second replica
      * (or a restarted one) publishing the same run is dropped by the stream's
-     * duplicate window.  A manual run is always new. */
-    if (strcmp(req->triggered_by, "schedule") == 0 || strcmp(req->triggered_by, "catch-up") == 0)
+     * duplicate window; so is a re-check of that run.  A manual run is
+     * always new. */
+    if (strcmp(req->triggered_by, "schedule") == 0 || strcmp(req->triggered_by, "catch-up") == 0 ||
+        strcmp(req->triggered_by, "recheck") == 0)
         snprintf(msg_id, sizeof(msg_id), "order-date:%s:%s", client_id, order_date);
     else
         snprintf(msg_id, sizeof(msg_id), "%s", ev.event_id);
-    s = event_encode(EVENT_ORDER_DATE, &ev, w->cfg.emit_json, &data, &len);
-    if (s == DX_OK)
-        s = bus_publish(w->bus, EVENT_SUBJECT_ORDER_DATE, data, len,
-                        event_content_type(w->cfg.emit_json), msg_id);
-    free(data);
+    s = worker_publish_event(w, EVENT_ORDER_DATE, &ev, EVENT_SUBJECT_ORDER_DATE, msg_id);
     lc = (log_ctx){ev.trace_id, ev.event_id, client_id, ev.order_date};
     if (s != DX_OK) {
         log_printf(LOG_LEVEL_ERROR, &lc, "cannot publish order-date for %s", client_id);
@@ -262,11 +312,132 @@ static int client_paused(const client_drops *client, const log_ctx *lc)
     return 1;
 }
 
-dx_status checker_run(worker *w, const checker_request *req, cJSON *published, char *err,
-                      size_t err_len)
+/* What one check found for one client, for its DropCheck. */
+typedef struct check_outcome {
+    const char *found;            /* "taken", "none", "not_stable", "paused" */
+    const char *drop;             /* the drop's name in the client's folder, or NULL */
+    const char *order_date_event; /* with "taken" */
+} check_outcome;
+
+/*
+ * Publishes the DropCheck of one client and appends it (as JSON) to checks
+ * when not NULL.  A failure is logged and counted, never returned: the
+ * OrderDate, if any, is out already, and the other clients are still owed
+ * their DropCheck.
+ */
+static void publish_drop_check(worker *w, const checker_request *req, const client_drops *client,
+                               const char *order_date, const char *trace_id,
+                               const check_outcome *out, cJSON *checks)
+{
+    event_drop_check ev = {0};
+    const char *check_id = req->check_id != NULL && req->check_id[0] ? req->check_id : trace_id;
+    char msg_id[256];
+    log_ctx lc;
+    dx_status s;
+
+    util_uuid(ev.event_id);
+    util_copy(ev.trace_id, sizeof(ev.trace_id), trace_id);
+    util_copy(ev.client_id, sizeof(ev.client_id), client->client_id);
+    util_copy(ev.order_date, sizeof(ev.order_date), order_date);
+    util_copy(ev.found, sizeof(ev.found), out->found);
+    if (out->drop != NULL)
+        snprintf(ev.source, sizeof(ev.source), "%s/%s", client->client_id, out->drop);
+    if (out->order_date_event != NULL)
+        util_copy(ev.order_date_event, sizeof(ev.order_date_event), out->order_date_event);
+    util_rfc3339(ev.checked_at, util_now_ms());
+    util_copy(ev.triggered_by, sizeof(ev.triggered_by), req->triggered_by);
+    ev.profile_revision = client->profile.revision;
+    snprintf(msg_id, sizeof(msg_id), "drop-check:%s:%s:%s", client->client_id, order_date,
+             check_id);
+    s = worker_publish_event(w, EVENT_DROP_CHECK, &ev, EVENT_SUBJECT_DROP_CHECK, msg_id);
+    lc = (log_ctx){ev.trace_id, ev.event_id, ev.client_id, ev.order_date};
+    if (s != DX_OK) {
+        metrics_add(DX_EVENTS_FAILED_TOTAL, EVENT_SUBJECT_DROP_CHECK, 1);
+        log_printf(LOG_LEVEL_ERROR, &lc, "cannot publish drop-check for %s (found %s): %s",
+                   ev.client_id, ev.found, status_text(s));
+    } else {
+        cJSON *fields = cJSON_CreateObject();
+
+        cJSON_AddItemToObject(fields, "event", event_to_json(EVENT_DROP_CHECK, &ev));
+        log_write(LOG_LEVEL_DEBUG, &lc, "drop-check published", fields);
+    }
+    if (checks != NULL)
+        cJSON_AddItemToArray(checks, event_to_json(EVENT_DROP_CHECK, &ev));
+}
+
+/* The state of one checker_run() shared by its per-client steps. */
+typedef struct check_run {
+    worker *w;
+    const checker_request *req;
+    const snapshot *before;
+    const char *trace_id;
+    cJSON *published;
+    cJSON *checks;
+    char *err;
+    size_t err_len;
+} check_run;
+
+/*
+ * Handles one client of a check: its OrderDate when a drop is complete (and
+ * the run is this replica's), then its DropCheck.  A failed claim or
+ * OrderDate is returned (the run is retried); nothing else is.
+ */
+static dx_status check_client(check_run *run, const client_drops *client)
+{
+    const checker_request *req = run->req;
+    check_outcome out = {"none", NULL, NULL};
+    drop_names names = {NULL, NULL};
+    char event_id[EVENT_ID_MAX] = "", order_date[16];
+    log_ctx lc;
+    claim cl;
+    dx_status s = DX_OK;
+
+    add_days(req->order_date, req->run_date ? client->profile.order_date_offset_days : 0,
+             order_date);
+    lc = (log_ctx){run->trace_id, NULL, client->client_id, order_date};
+    if (client_paused(client, &lc)) {
+        out.found = "paused";
+    } else if (stable_drops(run->w, run->before, client, &lc, &names) == 0) {
+        log_printf(LOG_LEVEL_INFO, &lc, "no pending drop for %s", client->client_id);
+        if (names.changing != NULL)
+            out = (check_outcome){"not_stable", names.changing, NULL};
+    } else {
+        out = (check_outcome){"taken", names.taken, event_id};
+        if (req->claims != NULL)
+            s = claims_take(req->claims, req->order_date, client->client_id, req->scheduled_at, &cl,
+                            &lc);
+        if (s == DX_ERR_EXISTS) {
+            /* Published by another replica: so is its DropCheck, with the
+             * same Nats-Msg-Id; this one says the same when the claim
+             * names the OrderDate, and is then dropped as a duplicate. */
+            if (cl.event_id[0] == '\0')
+                return DX_OK;
+            util_copy(event_id, sizeof(event_id), cl.event_id);
+        } else if (s != DX_OK) {
+            snprintf(run->err, run->err_len, "cannot claim the run of %s", client->client_id);
+            return s;
+        } else {
+            s = publish_order_date(run->w, req, client->client_id, order_date, run->trace_id,
+                                   run->published, event_id);
+            if (s != DX_OK) {
+                snprintf(run->err, run->err_len, "cannot publish order-date for %s",
+                         client->client_id);
+                return s;
+            }
+            if (req->claims != NULL)
+                claims_published(req->claims, &cl, event_id, &lc);
+        }
+    }
+    publish_drop_check(run->w, req, client, order_date, run->trace_id, &out, run->checks);
+    return DX_OK;
+}
+
+dx_status checker_run(worker *w, const checker_request *req, cJSON *published, cJSON *checks,
+                      char *err, size_t err_len)
 {
     snapshot before = {0}, now = {0};
     char trace_id[EVENT_ID_MAX];
+    check_run run = {w, req, &before, trace_id, published, checks, err, err_len};
     log_ctx lc;
     dx_status s = DX_OK;
 
@@ -295,41 +466,8 @@ dx_status checker_run(worker *w, const checker_request *req, cJSON *published, c
         snprintf(err, err_len, "cannot list the inbox: %s", storage_last_error(w->inbox));
         goto done;
     }
-    for (size_t i = 0; i < now.count && s == DX_OK; i++) {
-        const client_drops *client = &now.clients[i];
-        char event_id[EVENT_ID_MAX], order_date[16];
-        log_ctx client_lc;
-        claim cl;
-
-        add_days(req->order_date, req->run_date ? client->profile.order_date_offset_days : 0,
-                 order_date);
-        client_lc = (log_ctx){trace_id, NULL, client->client_id, order_date};
-        if (client_paused(client, &client_lc))
-            continue;
-        if (stable_drops(w, &before, client, &client_lc) == 0) {
-            log_printf(LOG_LEVEL_INFO, &client_lc, "no pending drop for %s",
-                       now.clients[i].client_id);
-            continue;
-        }
-        if (req->claims != NULL) {
-            s = claims_take(req->claims, req->order_date, now.clients[i].client_id,
-                            req->scheduled_at, &cl, &client_lc);
-            if (s == DX_ERR_EXISTS) {
-                s = DX_OK; /* published by another replica */
-                continue;
-            }
-            if (s != DX_OK) {
-                snprintf(err, err_len, "cannot claim the run of %s", now.clients[i].client_id);
-                break;
-            }
-        }
-        s = publish_order_date(w, req, now.clients[i].client_id, order_date, trace_id, published,
-                               event_id);
-        if (s != DX_OK)
-            snprintf(err, err_len, "cannot publish order-date for %s", now.clients[i].client_id);
-        else if (req->claims != NULL)
-            claims_published(req->claims, &cl, event_id, &client_lc);
-    }
+    for (size_t i = 0; i < now.count && s == DX_OK; i++)
+        s = check_client(&run, &now.clients[i]);
 done:
     snapshot_free(&before);
     snapshot_free(&now);

@@ -69,6 +69,7 @@ static char *claim_value(const claims *c, const char *state, const char *event_i
 typedef struct claim_seen {
     int published;
     char owner[128];
+    char event_id[64];
     int64_t at_ms;
 } claim_seen;
 
@@ -78,6 +79,7 @@ static void parse_claim(const char *text, claim_seen *seen)
     const cJSON *state = cJSON_GetObjectItemCaseSensitive(o, "state");
     const cJSON *owner = cJSON_GetObjectItemCaseSensitive(o, "owner");
     const cJSON *at_ms = cJSON_GetObjectItemCaseSensitive(o, "at_ms");
+    const cJSON *event_id = cJSON_GetObjectItemCaseSensitive(o, "event_id");
 
     memset(seen, 0, sizeof(*seen));
     seen->published = cJSON_IsString(state) && strcmp(state->valuestring, "published") == 0;
@@ -85,6 +87,8 @@ static void parse_claim(const char *text, claim_seen *seen)
         util_copy(seen->owner, sizeof(seen->owner), owner->valuestring);
     if (cJSON_IsNumber(at_ms))
         seen->at_ms = (int64_t)at_ms->valuedouble;
+    if (cJSON_IsString(event_id))
+        util_copy(seen->event_id, sizeof(seen->event_id), event_id->valuestring);
     cJSON_Delete(o);
 }
 
@@ -108,6 +112,7 @@ dx_status claims_take(claims *c, const char *order_date, const char *client_id, 
     int64_t watched_since = 0;
     dx_status s;
 
+    out->event_id[0] = '\0';
     if (value == NULL)
         return DX_ERR_NOMEM;
     snprintf(key, sizeof(key), "run.%s.%s.%lld", order_date, client_id, (long long)scheduled_at);
@@ -129,6 +134,7 @@ dx_status claims_take(claims *c, const char *order_date, const char *client_id, 
         parse_claim(current, &seen);
         free(current);
         if (seen.published) {
+            util_copy(out->event_id, sizeof(out->event_id), seen.event_id);
             metrics_add(DX_RUN_CLAIMS_TOTAL, "published_elsewhere", 1);
             log_claim(LOG_LEVEL_INFO, lc, "run already published by another replica: skipped", key,
                       seen.owner);

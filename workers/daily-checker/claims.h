@@ -51,6 +51,7 @@ typedef struct claims claims;
 typedef struct claim {
     char key[128];
     uint64_t revision;
+    char event_id[64]; /* with DX_ERR_EXISTS: the OrderDate's id, "" when not recorded */
 } claim;
 
 /*
@@ -69,7 +70,8 @@ const char *claims_owner(const claims *c);
 /*
  * Claims the run of client_id for order_date scheduled at scheduled_at.
  * DX_OK: the run is this process's to publish (*out is set).
- * DX_ERR_EXISTS: another replica published it; skip.
+ * DX_ERR_EXISTS: another replica published it; skip (out->event_id is
+ * the id of the OrderDate it published, as its claim records it).
  * DX_ERR_IO (bucket unreachable) or DX_ERR_TIMEOUT (worker stopping while
  * waiting on another replica's claim): publish nothing, retry the run later.
  * Logs each decision with lc.

@@ -1,6 +1,7 @@
 /*
  * daily-checker: decides the order date and publishes one orders.order-date
- * event per client with a pending drop.  Runs once (--once), as a scheduler
+ * event per client with a pending drop, and one orders.drop-check per
+ * expected client saying what the check found.  Runs once (--once), as a scheduler
  * (SCHEDULE), or as an OpenFaaS function invoked by the cron-connector
  * (POST /, an empty body meaning "today").
  */
@@ -30,7 +31,9 @@ static const char usage[] =
     "Without --once, runs as a service: serves HTTP on PORT (POST / = one run;\n"
     "an empty body means today) and, when SCHEDULE is set (5-field cron\n"
     "expressions separated by ';', or @daily, in TZ), runs on that schedule;\n"
-    "after downtime it first runs each missed order date (CATCHUP_MAX_DAYS).\n";
+    "after downtime it first runs each missed order date (CATCHUP_MAX_DAYS);\n"
+    "a client whose drop was still being written is checked again every\n"
+    "RECHECK_SECONDS, up to RECHECK_MAX times, within the day.\n";
 
 typedef struct options {
     int once;
@@ -72,7 +75,8 @@ static int parse_args(int argc, char **argv, options *opt)
 }
 
 static dx_status run_check(worker *w, const char *date, const char *client, const char *trace_id,
-                           const char *trigger, cJSON *published, char *err, size_t err_len)
+                           const char *trigger, cJSON *published, cJSON *checks, char *err,
+                           size_t err_len)
 {
     checker_request req = {.triggered_by = trigger};
 
@@ -87,14 +91,14 @@ static dx_status run_check(worker *w, const char *date, const char *client, cons
     }
     if (trace_id != NULL)
         util_copy(req.trace_id, sizeof(req.trace_id), trace_id);
-    return checker_run(w, &req, published, err, err_len);
+    return checker_run(w, &req, published, checks, err, err_len);
 }
 
 static void on_http(void *ctx, const http_request *req, http_response *resp)
 {
     worker *w = ctx;
     event_order_date ev = {0};
-    cJSON *published, *result;
+    cJSON *published, *checks, *result;
     char err[512] = "", trace_id[EVENT_ID_MAX] = "";
     dx_status s;
 
@@ -122,17 +126,20 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
     else if (req->traceparent != NULL && strlen(req->traceparent) >= 35)
         snprintf(trace_id, sizeof(trace_id), "%.32s", req->traceparent + 3);
     published = cJSON_CreateArray();
+    checks = cJSON_CreateArray();
     s = run_check(w, ev.order_date[0] ? ev.order_date : NULL, ev.client_id[0] ? ev.client_id : NULL,
                   trace_id,
                   req->x_connector && strstr(req->x_connector, "cron") ? "schedule" : "http",
-                  published, err, sizeof(err));
+                  published, checks, err, sizeof(err));
     if (s != DX_OK) {
         cJSON_Delete(published);
+        cJSON_Delete(checks);
         http_error(resp, s == DX_ERR_INVALID ? 400 : 503, err);
         return;
     }
     result = cJSON_CreateObject();
     cJSON_AddItemToObject(result, "published", published);
+    cJSON_AddItemToObject(result, "checks", checks);
     resp->status = 200;
     resp->body = cJSON_PrintUnformatted(result);
     cJSON_Delete(result);
@@ -166,7 +173,7 @@ int main(int argc, char **argv)
 
         if (worker_connect_bus(&w, 30000) != DX_OK) {
             fprintf(stderr, "daily-checker: cannot reach NATS at %s\n", w.cfg.nats_url_display);
-        } else if (run_check(&w, opt.date, opt.client, NULL, "manual", published, err,
+        } else if (run_check(&w, opt.date, opt.client, NULL, "manual", published, NULL, err,
                              sizeof(err)) != DX_OK) {
             fprintf(stderr, "daily-checker: %s\n", err);
         } else {

@@ -63,6 +63,16 @@ size_t scheduler_missed_dates(const cron_schedule *schedule, time_t last, time_t
     return count;
 }
 
+/* A client whose drop was still being written when a run checked it. */
+typedef struct recheck {
+    char client_id[EVENT_CLIENT_MAX];
+    char order_date[11]; /* the run date */
+    time_t scheduled_at; /* the run's instant: its claims and check id */
+    int done;            /* re-checks made */
+    time_t due;
+    time_t until; /* the end of the run's local day */
+} recheck;
+
 /* The scheduler's state while it runs. */
 typedef struct sched {
     worker *w;
@@ -70,6 +80,8 @@ typedef struct sched {
     kv *store;
     claims *claims;
     time_t last; /* the newest completed run known, from the bucket or from here */
+    recheck *rechecks;
+    size_t nrechecks;
 } sched;
 
 /* Reads the record; DX_ERR_NOT_FOUND when there is none or it is unreadable. */
@@ -201,11 +213,89 @@ static dx_status sched_open(sched *s, char *err, size_t err_len)
     return st;
 }
 
-/* One run for an order date; DX_OK when every client was handled. */
-static dx_status run_once(sched *s, const char *order_date, time_t scheduled_at,
-                          const char *triggered_by)
+/* The first instant of the local day after the one of t. */
+static time_t local_day_end(time_t t)
+{
+    struct tm tm;
+
+    localtime_r(&t, &tm);
+    tm.tm_mday += 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    return mktime(&tm);
+}
+
+/* Adds a re-check of client_id for the run (order_date, scheduled_at), due
+ * in RECHECK_SECONDS, unless done re-checks were the last allowed or it
+ * would fall after the run's local day.  Logs the decision. */
+static void recheck_plan(sched *s, const char *client_id, const char *order_date,
+                         time_t scheduled_at, int done)
+{
+    const config *cfg = &s->w->cfg;
+    time_t due = time(NULL) + cfg->recheck_seconds, until = local_day_end(scheduled_at);
+    log_ctx lc = {NULL, NULL, client_id, order_date};
+    recheck *grown;
+
+    if (cfg->recheck_seconds == 0 || done >= cfg->recheck_max || due >= until) {
+        if (cfg->recheck_seconds > 0 && cfg->recheck_max > 0)
+            log_printf(LOG_LEVEL_WARN, &lc,
+                       "drop of %s still not stable after %d re-checks or at the end of the day: "
+                       "left for the next scheduled run",
+                       client_id, done);
+        return;
+    }
+    grown = realloc(s->rechecks, (s->nrechecks + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        log_printf(LOG_LEVEL_ERROR, &lc, "out of memory: no re-check of %s", client_id);
+        return;
+    }
+    s->rechecks = grown;
+    grown = &s->rechecks[s->nrechecks++];
+    memset(grown, 0, sizeof(*grown));
+    util_copy(grown->client_id, sizeof(grown->client_id), client_id);
+    util_copy(grown->order_date, sizeof(grown->order_date), order_date);
+    grown->scheduled_at = scheduled_at;
+    grown->done = done;
+    grown->due = due;
+    grown->until = until;
+    log_printf(LOG_LEVEL_INFO, &lc, "drop of %s not stable yet: re-checked in %d s (%d of %d)",
+               client_id, cfg->recheck_seconds, done + 1, cfg->recheck_max);
+}
+
+/* Plans a re-check of each client a run found not_stable (checks: its DropCheck events). */
+static void recheck_plan_all(sched *s, const cJSON *checks, const char *order_date,
+                             time_t scheduled_at, int done)
+{
+    const cJSON *ev;
+
+    cJSON_ArrayForEach(ev, checks)
+    {
+        const cJSON *found = cJSON_GetObjectItemCaseSensitive(ev, "found");
+        const cJSON *client = cJSON_GetObjectItemCaseSensitive(ev, "client_id");
+
+        if (cJSON_IsString(found) && strcmp(found->valuestring, "not_stable") == 0 &&
+            cJSON_IsString(client))
+            recheck_plan(s, client->valuestring, order_date, scheduled_at, done);
+    }
+}
+
+/* Drops every planned re-check: a new run checks every client again. */
+static void recheck_clear(sched *s)
+{
+    free(s->rechecks);
+    s->rechecks = NULL;
+    s->nrechecks = 0;
+}
+
+/* The run for one order date, and one DropCheck per client of it; with
+ * client_id (a re-check) only that client.  DX_OK when every client was
+ * handled.  checks gets the DropCheck events. */
+static dx_status run_check(sched *s, const char *order_date, time_t scheduled_at,
+                           const char *triggered_by, const char *client_id, const char *check_id,
+                           cJSON *checks)
 {
     checker_request req = {.triggered_by = triggered_by,
+                           .check_id = check_id,
                            .claims = s->claims,
                            .scheduled_at = scheduled_at,
                            .run_date = 1};
@@ -214,18 +304,98 @@ static dx_status run_once(sched *s, const char *order_date, time_t scheduled_at,
     dx_status st;
 
     util_copy(req.order_date, sizeof(req.order_date), order_date);
-    st = checker_run(s->w, &req, published, err, sizeof(err));
+    if (client_id != NULL)
+        util_copy(req.client_id, sizeof(req.client_id), client_id);
+    st = checker_run(s->w, &req, published, checks, err, sizeof(err));
     cJSON_Delete(published);
     if (st != DX_OK) {
-        log_ctx lc = {NULL, NULL, NULL, order_date};
+        log_ctx lc = {NULL, NULL, client_id, order_date};
 
         metrics_add(DX_SCHEDULED_RUNS_FAILED_TOTAL, triggered_by, 1);
         log_printf(LOG_LEVEL_ERROR, &lc, "%s run failed, retried later: %s", triggered_by, err);
         return st;
     }
     metrics_add(DX_SCHEDULED_RUNS_TOTAL, triggered_by, 1);
-    record_advance(s, scheduled_at);
     return DX_OK;
+}
+
+/* One run for an order date; DX_OK when every client was handled.  The
+ * clients it found with a drop still being written are re-checked. */
+static dx_status run_once(sched *s, const char *order_date, time_t scheduled_at,
+                          const char *triggered_by)
+{
+    cJSON *checks = cJSON_CreateArray();
+    char check_id[32];
+    dx_status st;
+
+    snprintf(check_id, sizeof(check_id), "%lld", (long long)scheduled_at);
+    recheck_clear(s);
+    st = run_check(s, order_date, scheduled_at, triggered_by, NULL, check_id, checks);
+    recheck_plan_all(s, checks, order_date, scheduled_at, 0);
+    cJSON_Delete(checks);
+    if (st == DX_OK)
+        record_advance(s, scheduled_at);
+    return st;
+}
+
+/*
+ * Runs the re-checks that are due, each as the same run (its claim key, so
+ * that of replicas re-checking the same drop one publishes its OrderDate)
+ * with a check id of its own, "<instant>.r<n>", the same in every replica.
+ * A client still not stable is planned again; a failed re-check counts as
+ * one made.
+ */
+static void recheck_due(sched *s)
+{
+    recheck *due = NULL;
+    size_t ndue = 0, kept = 0;
+    time_t now = time(NULL);
+
+    for (size_t i = 0; i < s->nrechecks; i++)
+        if (s->rechecks[i].due <= now)
+            ndue++;
+    if (ndue == 0 || (due = calloc(ndue, sizeof(*due))) == NULL)
+        return;
+    ndue = 0;
+    for (size_t i = 0; i < s->nrechecks; i++) {
+        if (s->rechecks[i].due <= now)
+            due[ndue++] = s->rechecks[i];
+        else
+            s->rechecks[kept++] = s->rechecks[i];
+    }
+    s->nrechecks = kept;
+    for (size_t i = 0; i < ndue && !atomic_load(&worker_stop); i++) {
+        cJSON *checks = cJSON_CreateArray();
+        char check_id[48];
+
+        snprintf(check_id, sizeof(check_id), "%lld.r%d", (long long)due[i].scheduled_at,
+                 due[i].done + 1);
+        if (run_check(s, due[i].order_date, due[i].scheduled_at, "recheck", due[i].client_id,
+                      check_id, checks) != DX_OK) {
+            cJSON_Delete(checks);
+            checks = cJSON_CreateArray();
+            cJSON *again = cJSON_CreateObject();
+
+            cJSON_AddStringToObject(again, "client_id", due[i].client_id);
+            cJSON_AddStringToObject(again, "found", "not_stable");
+            cJSON_AddItemToArray(checks, again);
+        }
+        recheck_plan_all(s, checks, due[i].order_date, due[i].scheduled_at, due[i].done + 1);
+        cJSON_Delete(checks);
+    }
+    free(due);
+}
+
+/* Sleeps until `until` (wall clock) or worker_stop, making the re-checks
+ * that fall due meanwhile. */
+static void wait_rechecking(sched *s, time_t until)
+{
+    for (time_t now = time(NULL); !atomic_load(&worker_stop) && now < until; now = time(NULL)) {
+        recheck_due(s);
+        now = time(NULL);
+        if (now < until)
+            worker_sleep(until - now > 1 ? 1000 : 200);
+    }
 }
 
 /* Runs every missed order date, oldest first; DX_OK when all succeeded. */
@@ -260,13 +430,6 @@ static dx_status catch_up(sched *s, time_t now)
     return st;
 }
 
-/* Sleeps until `until` (wall clock) or worker_stop. */
-static void sleep_until(time_t until)
-{
-    for (time_t now = time(NULL); !atomic_load(&worker_stop) && now < until; now = time(NULL))
-        worker_sleep(until - now > 1 ? 1000 : 200);
-}
-
 void scheduler_run(worker *w, const cron_schedule *schedule)
 {
     sched s = {.w = w, .schedule = schedule};
@@ -297,7 +460,7 @@ void scheduler_run(worker *w, const cron_schedule *schedule)
             }
             util_rfc3339(at, (int64_t)next * 1000);
             log_printf(LOG_LEVEL_INFO, NULL, "next scheduled run at %s", at);
-            sleep_until(next);
+            wait_rechecking(&s, next);
             if (atomic_load(&worker_stop))
                 break;
             record_refresh(&s);
@@ -313,6 +476,7 @@ void scheduler_run(worker *w, const cron_schedule *schedule)
             retry_ms = RETRY_MIN_MS;
         }
     }
+    recheck_clear(&s);
     claims_destroy(s.claims);
     kv_destroy(s.store);
 }

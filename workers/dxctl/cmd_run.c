@@ -69,6 +69,8 @@ static cJSON *decode_message(natsMsg *m)
         event_order_date od;
         event_file_ready fr;
         event_file_failed ff;
+        event_drop_check dc;
+        event_client_state cs;
     } ev;
     char err[256];
     jsMsgMetaData *meta = NULL;
@@ -80,6 +82,10 @@ static cJSON *decode_message(natsMsg *m)
         type = EVENT_FILE_READY;
     else if (strcmp(subject, EVENT_SUBJECT_FILE_FAILED) == 0)
         type = EVENT_FILE_FAILED;
+    else if (strcmp(subject, EVENT_SUBJECT_DROP_CHECK) == 0)
+        type = EVENT_DROP_CHECK;
+    else if (strcmp(subject, EVENT_SUBJECT_CLIENT_STATE) == 0)
+        type = EVENT_CLIENT_STATE;
     else
         return NULL;
     natsMsgHeader_Get(m, "Content-Type", &ctype);

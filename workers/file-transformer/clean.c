@@ -48,6 +48,12 @@ static const char *const reject_codes[] = {
 };
 _Static_assert(sizeof(reject_codes) / sizeof(reject_codes[0]) == REJECT_REASONS,
                "one reject code per reject_reason");
+_Static_assert(CLEAN_REJECT_REASONS == REJECT_REASONS, "clean.h counts every reject_reason");
+
+const char *clean_reject_code(size_t i)
+{
+    return i < REJECT_REASONS ? reject_codes[i] : "";
+}
 
 void clean_fail(engine *e, dx_status status, const char *fmt, ...)
 {
@@ -371,6 +377,7 @@ static void reject(engine *e, reject_reason why, int with_fields)
     int cp1252 = with_fields && e->cp1252;
 
     e->counts->rows_rejected++;
+    e->counts->rejected_by_reason[why]++;
     if (csvout_field(&e->rejects, line, len, 1) < 0 ||
         csvout_field(&e->rejects, reject_codes[why], strlen(reject_codes[why]), 0) < 0)
         goto nomem;

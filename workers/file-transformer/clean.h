@@ -40,6 +40,10 @@ typedef struct clean_io {
     size_t memory_budget;
 } clean_io;
 
+/* The number of reject codes, the empty "no reject" included (see
+ * clean_reject_code). */
+#define CLEAN_REJECT_REASONS 14
+
 typedef struct clean_counts {
     uint64_t rows_in; /* data rows read (header and blank lines excluded) */
     uint64_t rows_out;
@@ -54,7 +58,14 @@ typedef struct clean_counts {
     uint64_t records_cp1252;    /* records read as Windows-1252 (the others are UTF-8) */
     unsigned columns_found;     /* bit c set when canonical column c is in the header */
     uint64_t cells_neutralised; /* text cells written with a leading "'" */
+    /* rows_rejected per reason: rejected_by_reason[i] rows got the code
+     * clean_reject_code(i) (index 0, no reject, stays 0). */
+    uint64_t rejected_by_reason[CLEAN_REJECT_REASONS];
 } clean_counts;
+
+/* The reject code of reason index i (written in the rejects file's second
+ * column), "" for 0 or an index out of range.  A static string. */
+const char *clean_reject_code(size_t i);
 
 /*
  * Cleans the whole input.  Returns DX_OK when the file was processed (even

@@ -62,19 +62,6 @@ static dx_status write_file(void *ctx, const void *buf, size_t len)
     return s;
 }
 
-static dx_status publish_event(worker *w, event_type type, const void *ev, const char *subject,
-                               const char *msg_id)
-{
-    void *data = NULL;
-    size_t len = 0;
-    dx_status s = event_encode(type, ev, w->cfg.emit_json, &data, &len);
-
-    if (s == DX_OK)
-        s = bus_publish(w->bus, subject, data, len, event_content_type(w->cfg.emit_json), msg_id);
-    free(data);
-    return s;
-}
-
 /*
  * Records a failure: published as FileFailed at once when permanent, on the
  * last attempt, or when publish_now asks for it (a transient failure an
@@ -118,8 +105,8 @@ static int report_failure(run_ctx *run, const log_ctx *lc, const char *client_id
                  reason);
     else
         snprintf(msg_id, sizeof(msg_id), "%s", failed.event_id);
-    if (publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED, msg_id) !=
-        DX_OK) {
+    if (worker_publish_event(run->w, EVENT_FILE_FAILED, &failed, EVENT_SUBJECT_FILE_FAILED,
+                             msg_id) != DX_OK) {
         publish = 0;
         if (permanent)
             run->transient_failures++; /* not published: the event must come back */
@@ -197,6 +184,37 @@ static dx_status move_drop(storage *inbox, const char *client_id, const char *na
     return storage_rename(inbox, marker_from, marker_to);
 }
 
+_Static_assert(CLEAN_REJECT_REASONS - 1 <= EVENT_REJECT_REASONS_MAX,
+               "FileReady.rejects_by_reason holds every reject code");
+
+/* FileReady.rejects_by_reason from the engine's per-reason counts: the
+ * reasons with rows, in the engine's order. */
+static void ready_rejects(event_file_ready *ready, const clean_counts *counts)
+{
+    event_reject_counts *rc = &ready->rejects_by_reason;
+
+    rc->count = 0;
+    for (size_t i = 1; i < CLEAN_REJECT_REASONS; i++) {
+        if (counts->rejected_by_reason[i] == 0)
+            continue;
+        snprintf(rc->items[rc->count].reason, sizeof(rc->items[rc->count].reason), "%s",
+                 clean_reject_code(i));
+        rc->items[rc->count].rows = counts->rejected_by_reason[i];
+        rc->count++;
+    }
+}
+
+/* dx_rows_rejected_total{client_id,reason} for one committed drop. */
+static void rejected_metrics(const char *client_id, const event_reject_counts *rc)
+{
+    char labels[EVENT_CLIENT_MAX + EVENT_REASON_MAX + 2];
+
+    for (size_t i = 0; i < rc->count; i++) {
+        snprintf(labels, sizeof(labels), "%s,%s", client_id, rc->items[i].reason);
+        metrics_add(DX_ROWS_REJECTED_TOTAL, labels, (double)rc->items[i].rows);
+    }
+}
+
 /* Streams one drop through the cleaner into two atomic depot writes. */
 static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *ready,
                             uint64_t *neutralised, char *reason, size_t reason_len)
@@ -263,6 +281,7 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
         ready->rows_rejected = counts.rows_rejected;
         ready->rows_duplicate = counts.rows_duplicate;
         ready->bytes_out = counts.bytes_out;
+        ready_rejects(ready, &counts);
         *neutralised = counts.cells_neutralised;
         util_sha256_hex(sha, ready->sha256);
     }
@@ -391,7 +410,8 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     snprintf(msg_id, sizeof(msg_id), "file-ready:%s:%s:%s:%s%s%s", client_id, ev->order_date,
              ready.output, ready.sha256, strcmp(ev->triggered_by, "replay") == 0 ? ":replay:" : "",
              strcmp(ev->triggered_by, "replay") == 0 ? ev->event_id : "");
-    if (publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) != DX_OK) {
+    if (worker_publish_event(w, EVENT_FILE_READY, &ready, EVENT_SUBJECT_FILE_READY, msg_id) !=
+        DX_OK) {
         drop_failed(run, &lc, client_id, ready.source, "cannot publish file-ready to NATS", 0);
         return;
     }
@@ -409,7 +429,7 @@ static void process_drop(run_ctx *run, const char *client_id, const storage_entr
     metrics_add(DX_FILES_PROCESSED_TOTAL, client_id, 1);
     metrics_add(DX_ROWS_IN_TOTAL, client_id, (double)ready.rows_in);
     metrics_add(DX_ROWS_OUT_TOTAL, client_id, (double)ready.rows_out);
-    metrics_add(DX_ROWS_REJECTED_TOTAL, client_id, (double)ready.rows_rejected);
+    rejected_metrics(client_id, &ready.rejects_by_reason);
     metrics_add(DX_ROWS_DUPLICATE_TOTAL, client_id, (double)ready.rows_duplicate);
     metrics_add(DX_CELLS_NEUTRALISED_TOTAL, client_id, (double)neutralised);
     metrics_set(DX_LAST_SUCCESS_TIMESTAMP_SECONDS, client_id, (double)util_now_ms() / 1000.0);

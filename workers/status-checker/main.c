@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "event.h"
+#include "files.h"
 #include "metrics.h"
 #include "kv.h"
+#include "notify.h"
 #include "page.h"
 #include "snapshot.h"
 #include "profiles_view.h"
@@ -21,8 +24,9 @@
 static const char usage[] =
     "usage: status-checker [--help | --version]\n"
     "\n"
-    "Runs as a service: serves HTTP on PORT (GET /status, GET /, GET /_/health,\n"
-    "GET /_/ready, GET /metrics, POST / = one file-ready or file-failed event)\n"
+    "Runs as a service: serves HTTP on PORT (GET /status, GET /, GET /files/PATH,\n"
+    "GET /_/health, GET /_/ready, GET /metrics, POST / = one file-ready or\n"
+    "file-failed event)\n"
     "and, unless SUBSCRIBE=0, consumes orders.file-ready and orders.file-failed.\n";
 
 /* A snapshot is saved after this many stream messages, or this long after
@@ -40,6 +44,7 @@ typedef struct status_checker {
     uint64_t saved_seq;   /* what the last snapshot saved covers */
     int64_t saved_at_ms;
     uint64_t replayed; /* events applied by the replay at start */
+    auth *auth;        /* STATUS_AUTH_FILE's credentials; NULL: everything open */
 } status_checker;
 
 /* Applies one event; returns 400-class errors as DX_ERR_INVALID with err. */
@@ -101,13 +106,21 @@ static dx_status apply_event(status_checker *sc, const char *subject, const void
     return DX_OK;
 }
 
+/* The consumer sees the whole stream: only runs' outcomes are status events
+ * (the notifier reads orders.client-state through its own consumer). */
+static int is_status_subject(const char *subject)
+{
+    return strcmp(subject, EVENT_SUBJECT_FILE_READY) == 0 ||
+           strcmp(subject, EVENT_SUBJECT_FILE_FAILED) == 0;
+}
+
 static bus_verdict handle_delivery(status_checker *sc, const bus_delivery *d)
 {
     char err[512] = "";
     dx_status s;
 
-    if (strcmp(d->subject, EVENT_SUBJECT_ORDER_DATE) == 0)
-        return BUS_ACK; /* the consumer sees the whole stream: not ours */
+    if (!is_status_subject(d->subject))
+        return BUS_ACK;
     s = apply_event(sc, d->subject, d->data, d->len, d->content_type, 0, err, sizeof(err));
     if (s == DX_ERR_INVALID) {
         cJSON *fields = cJSON_CreateObject();
@@ -171,7 +184,7 @@ static bus_verdict on_replay(void *ctx, const bus_delivery *d, int64_t *nak_dela
     status_checker *sc = ctx;
     char err[256];
 
-    if (strcmp(d->subject, EVENT_SUBJECT_ORDER_DATE) == 0)
+    if (!is_status_subject(d->subject))
         return BUS_ACK;
     if (apply_event(sc, d->subject, d->data, d->len, d->content_type, 1, err, sizeof(err)) == DX_OK)
         sc->replayed++;
@@ -277,12 +290,47 @@ static void serve_status(status_checker *sc, http_response *resp, int html)
     cJSON_Delete(doc);
 }
 
+/*
+ * 1 when the request may go on; else resp is a 401 asking for credentials.
+ * http.c has answered the probes and /metrics already: they stay open.
+ */
+static int authorized(const status_checker *sc, const http_request *req, http_response *resp)
+{
+    if (auth_check(sc->auth, req->authorization))
+        return 1;
+    http_error(resp, 401, "authentication required (see STATUS_AUTH_FILE)");
+    resp->www_authenticate = AUTH_CHALLENGE;
+    return 0;
+}
+
+/*
+ * Function mode (POST /): the connector cannot send credentials, so an
+ * invocation is applied without them; its answer is then only an
+ * acknowledgement, the status document being for authenticated readers.
+ */
+static void answer_invocation(status_checker *sc, const http_request *req, http_response *resp)
+{
+    if (auth_check(sc->auth, req->authorization)) {
+        serve_status(sc, resp, 0);
+        return;
+    }
+    resp->status = 200;
+    resp->body = strdup("{\"applied\":true}");
+}
+
 static void on_http(void *ctx, const http_request *req, http_response *resp)
 {
     status_checker *sc = ctx;
     const char *subject = EVENT_SUBJECT_FILE_READY;
     char err[512] = "";
 
+    if (strcmp(req->method, "POST") != 0 && !authorized(sc, req, resp))
+        return;
+    if (strcmp(req->method, "GET") == 0 &&
+        strncmp(req->path, FILES_PREFIX, strlen(FILES_PREFIX)) == 0) {
+        files_serve(&sc->w, req->path + strlen(FILES_PREFIX), resp);
+        return;
+    }
     if (strcmp(req->method, "GET") == 0 && strcmp(req->path, "/status") == 0) {
         serve_status(sc, resp, 0);
         return;
@@ -303,7 +351,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
     switch (apply_event(sc, subject, req->body, req->body_len, req->content_type, 0, err,
                         sizeof(err))) {
     case DX_OK:
-        serve_status(sc, resp, 0);
+        answer_invocation(sc, req, resp);
         break;
     case DX_ERR_INVALID:
         log_printf(LOG_LEVEL_ERROR, NULL, "refused invocation: %s", err);
@@ -318,6 +366,7 @@ static void on_http(void *ctx, const http_request *req, http_response *resp)
 int main(int argc, char **argv)
 {
     static status_checker sc;
+    notify *notifier = NULL;
     char err[512];
     int ret = 1;
 
@@ -339,6 +388,19 @@ int main(int argc, char **argv)
         ret = 2;
         goto done;
     }
+    if (sc.w.cfg.status_auth_file[0] != '\0' &&
+        auth_load(&sc.auth, sc.w.cfg.status_auth_file, err, sizeof(err)) != DX_OK) {
+        fprintf(stderr, "status-checker: %s\n", err);
+        ret = 2;
+        goto done;
+    }
+    /* The notifier's URL files are secrets read once, here: a bad one is a
+     * bad setting. */
+    if (notify_create(&notifier, &sc.w.cfg, err, sizeof(err)) != DX_OK) {
+        fprintf(stderr, "status-checker: %s\n", err);
+        ret = 2;
+        goto done;
+    }
     worker_log_settings(&sc.w, NULL);
     atomic_store(&sc.w.warming_up, 1);
     sc.state = state_create();
@@ -349,6 +411,10 @@ int main(int argc, char **argv)
         goto done;
     }
     if (worker_connect_bus(&sc.w, -1) == DX_OK) {
+        /* Its own consumer and thread, in function mode too (the connector
+         * delivers at most once). */
+        if (notify_start(notifier, sc.w.bus, &worker_stop) != DX_OK)
+            log_printf(LOG_LEVEL_ERROR, NULL, "cannot start the notifier thread");
         rebuild_state(&sc);
         prime_depot_counts(&sc);
         atomic_store(&sc.w.warming_up, 0);
@@ -362,10 +428,12 @@ int main(int argc, char **argv)
     log_printf(LOG_LEVEL_INFO, NULL, "stopping");
     ret = 0;
 done:
+    notify_destroy(notifier); /* joins its threads (worker_stop is set) */
     snapshot_destroy(sc.snap);
     kv_destroy(sc.bucket); /* before the bus it uses */
     worker_finish(&sc.w);
     profiles_view_finish();
     state_destroy(sc.state);
+    auth_destroy(sc.auth);
     return ret;
 }

@@ -446,6 +446,8 @@ static const char style[] =
     ".legend b{color:var(--text);font-weight:600;font-variant-numeric:tabular-nums}"
     "a{color:var(--in);text-decoration:none}a:hover{text-decoration:underline}"
     "td.path,td.reason{word-break:break-all}"
+    "td.reasons ul{margin:0;padding:0;list-style:none}td.reasons li{white-space:nowrap}"
+    "td.files a{margin-right:.6em}"
     "td.client{font-weight:600;white-space:nowrap}"
     "time{white-space:nowrap}"
     "code{font:12px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}"
@@ -820,6 +822,66 @@ static void put_source_cell(bytebuf *b, const cJSON *run)
     bytebuf_puts(b, "</td>");
 }
 
+/* The run's rejects by reason ({"invalid_date": 3, ...}), most first as
+ * the engine listed them; a dash when none. */
+static void put_reasons_cell(bytebuf *b, const cJSON *run)
+{
+    const cJSON *reasons = cJSON_GetObjectItemCaseSensitive(run, "rejects_by_reason");
+    const cJSON *item;
+
+    bytebuf_puts(b, "<td class=\"reasons\">");
+    if (!cJSON_IsObject(reasons) || reasons->child == NULL) {
+        bytebuf_puts(b, "<span class=\"none\">&ndash;</span></td>");
+        return;
+    }
+    bytebuf_puts(b, "<ul>");
+    cJSON_ArrayForEach(item, reasons)
+    {
+        bytebuf_puts(b, "<li class=\"reject-reason\" data-reason=\"");
+        esc(b, item->string);
+        bytebuf_puts(b, "\"><code>");
+        esc(b, item->string);
+        bytebuf_puts(b, "</code> ");
+        if (cJSON_IsNumber(item))
+            put_count(b, (long long)item->valuedouble);
+        else if (cJSON_IsString(item))
+            esc(b, item->valuestring);
+        bytebuf_puts(b, "</li>");
+    }
+    bytebuf_puts(b, "</ul></td>");
+}
+
+/* The profile revision the run used; a dash for none (0). */
+static void put_revision_cell(bytebuf *b, const cJSON *run)
+{
+    long long v;
+
+    if (num(run, "profile_revision", &v) && v > 0)
+        bytebuf_printf(b, "<td class=\"num revision\">%lld</td>", v);
+    else
+        bytebuf_puts(b, "<td class=\"num revision\"><span class=\"none\">&ndash;</span></td>");
+}
+
+/* Download links of the run's files ("files" of /status): relative, so the
+ * page works behind a path prefix too. */
+static void put_files_cell(bytebuf *b, const cJSON *run)
+{
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(run, "files");
+    const char *kinds[2] = {"clean", "rejects"};
+
+    bytebuf_puts(b, "<td class=\"files\">");
+    for (int i = 0; i < 2; i++) {
+        const char *link = str(files, kinds[i]);
+
+        if (link == NULL || link[0] != '/')
+            continue;
+        bytebuf_printf(b, "<a class=\"download %s\" download href=\"", kinds[i]);
+        esc(b, link + 1);
+        bytebuf_printf(b, "\">%s</a>", kinds[i]);
+    }
+    bytebuf_puts(b, "</td>");
+}
+
 static void render_runs(bytebuf *b, const cJSON **runs, size_t n)
 {
     size_t shown = n < PAGE_MAX_ROWS ? n : PAGE_MAX_ROWS;
@@ -835,8 +897,9 @@ static void render_runs(bytebuf *b, const cJSON **runs, size_t n)
     bytebuf_puts(b,
                  "<table><thead><tr><th>Finished</th><th>Client</th><th>Order date</th>"
                  "<th>Source</th><th>Output</th><th class=\"num\">In</th><th class=\"num\">Out</th>"
-                 "<th class=\"num\">Rejected</th><th class=\"num\">Duplicate</th>"
-                 "<th class=\"wide\">Trace</th></tr></thead><tbody>");
+                 "<th class=\"num\">Rejected</th><th>Rejects by reason</th>"
+                 "<th class=\"num\">Duplicate</th><th class=\"num\">Profile rev.</th>"
+                 "<th>Download</th><th class=\"wide\">Trace</th></tr></thead><tbody>");
     for (size_t i = 0; i < shown; i++) {
         const cJSON *r = runs[i];
         const char *client = str(r, "client_id");
@@ -854,7 +917,10 @@ static void render_runs(bytebuf *b, const cJSON **runs, size_t n)
         put_count_cell(b, r, "rows_in", "in");
         put_count_cell(b, r, "rows_out", "out");
         put_count_cell(b, r, "rows_rejected", "rejected");
+        put_reasons_cell(b, r);
         put_count_cell(b, r, "rows_duplicate", "duplicate");
+        put_revision_cell(b, r);
+        put_files_cell(b, r);
         put_trace_cell(b, str(r, "trace_id"));
         bytebuf_puts(b, "</tr>");
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "files.h"
 #include "util.h"
 
 typedef struct run_record {
@@ -371,6 +372,26 @@ static cJSON *superseded_by_replay(const state *st, const run_record *r)
     return list;
 }
 
+/* A run's "files": the download links of its clean and rejects files
+ * (GET /files/...), null for a path the event left empty. */
+static cJSON *run_files(const event_file_ready *ev)
+{
+    cJSON *files = cJSON_CreateObject();
+    const char *paths[2] = {ev->output, ev->rejects};
+    const char *names[2] = {"clean", "rejects"};
+
+    for (int i = 0; i < 2; i++) {
+        char *link = files_link(paths[i]);
+
+        if (link != NULL)
+            cJSON_AddStringToObject(files, names[i], link);
+        else
+            cJSON_AddNullToObject(files, names[i]);
+        free(link);
+    }
+    return files;
+}
+
 static cJSON *run_json(const state *st, const run_record *r)
 {
     cJSON *json = event_to_json(EVENT_FILE_READY, &r->ev);
@@ -378,6 +399,7 @@ static cJSON *run_json(const state *st, const run_record *r)
 
     util_rfc3339(at, r->at_ms);
     cJSON_AddStringToObject(json, "at", at);
+    cJSON_AddItemToObject(json, "files", run_files(&r->ev));
     if (strcmp(r->ev.triggered_by, "replay") == 0)
         cJSON_AddItemToObject(json, "supersedes", superseded_by_replay(st, r));
     return json;

@@ -5,8 +5,17 @@ No image registry is reachable: the base images the Dockerfile starts from
 (docker.io/library/debian:bookworm and :bookworm-slim) are made from the
 Debian archive with mmdebstrap and imported under those names.  They, and
 the build's layer cache, stay in podman's own storage between runs: a base
-image is rebuilt only when its recipe (RECIPE below) changes, which its
-label records.
+image is rebuilt only when its recipe (recipe() below) changes, which its
+label records.  Only debian:bookworm is made by mmdebstrap; :bookworm-slim
+is derived from its tarball (the slim image's dpkg path exclusions applied
+to the files, and written to dpkg's configuration as mmdebstrap would), so
+the archive is read once.
+
+A fresh machine has just downloaded most of the packages the images need:
+scripts/test installed the same build tools and libraries on the host.
+mmdebstrap and the image builds take them from the host's apt cache
+(/var/cache/apt/archives, never written: hard links into mmdebstrap's
+chroot, an overlay volume under podman build) and download only the rest.
 
 Quirks of the machine (/work/shared/CONTAINERS.md): crun refuses the cgroup
 layout, so podman uses runc; the session cannot raise rlimits, so podman's
@@ -17,12 +26,16 @@ so that apt inside RUN reaches the archive.
 Python standard library only.
 """
 
+import fnmatch
 import hashlib
+import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 
@@ -54,14 +67,17 @@ SLIM_EXCLUSIONS = ("path-exclude=/usr/share/man/*",
                    "path-exclude=/usr/share/linda/*",
                    "path-exclude=/usr/share/groff/*")
 
-# The base images: name -> dpkg options.  The merged-usr hook is the one the
-# official images use; mmdebstrap's default way pulls perl in (+47 MB).
-BASES = {
-    "docker.io/library/debian:bookworm": (),
-    "docker.io/library/debian:bookworm-slim": SLIM_EXCLUSIONS,
-}
+# The base images the Dockerfile names: the full one made by mmdebstrap, the
+# slim one derived from it.  The merged-usr hook is the one the official
+# images use; mmdebstrap's default way pulls perl in (+47 MB).
+BASE = "docker.io/library/debian:bookworm"
+SLIM_BASE = "docker.io/library/debian:bookworm-slim"
 MERGED_USR_HOOK = "/usr/share/mmdebstrap/hooks/merged-usr"
 RECIPE_LABEL = "org.dataretailx.base-recipe"
+# Where mmdebstrap writes its --dpkgopt options inside the image.
+DPKG_CFG = "etc/dpkg/dpkg.cfg.d/99mmdebstrap"
+# The host's apt cache, read only (see the module comment).
+HOST_APT_CACHE = "/var/cache/apt/archives"
 
 
 def log(msg):
@@ -106,49 +122,143 @@ class Podman:
 
 def recipe(options):
     """A digest of everything that decides a base image's content."""
-    text = json.dumps({"suites": SUITES, "dpkg": options, "hook": MERGED_USR_HOOK,
-                       "variant": "minbase"})
+    what = {"suites": SUITES, "dpkg": options, "hook": MERGED_USR_HOOK, "variant": "minbase"}
+    if options:  # the slim one, derived from the full one's tarball
+        what["derived"] = "tar-filter-1"
+    text = json.dumps(what)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def mmdebstrap_command(options, tarball):
+def host_debs():
+    """True when the host's apt cache holds packages to reuse."""
+    try:
+        return any(n.endswith(".deb") for n in os.listdir(HOST_APT_CACHE))
+    except OSError:
+        return False
+
+
+def mmdebstrap_command(tarball):
     cmd = ["mmdebstrap", "--variant=minbase", "--format=tar", "--quiet",
            f"--hook-dir={MERGED_USR_HOOK}"]
-    cmd += [f"--dpkgopt={opt}" for opt in options]
+    if host_debs():
+        # Hard links, so that mmdebstrap's clean-up of its chroot never
+        # touches the host's files; none when the chroot is on another file
+        # system (then everything is downloaded).
+        cmd.append(f'--setup-hook=mkdir -p "$1{HOST_APT_CACHE}" && '
+                   f'{{ cp -l {HOST_APT_CACHE}/*.deb "$1{HOST_APT_CACHE}/" 2>/dev/null || true; }}')
     return cmd + ["bookworm", tarball, *SUITES]
 
 
+def dpkg_filtered(path, rules):
+    """True when dpkg's path-exclude/path-include rules leave path out (the
+    last matching rule wins; dpkg's globs match across '/')."""
+    out = False
+    for rule in rules:
+        kind, _, glob = rule.partition("=")
+        if fnmatch.fnmatchcase(path, glob):
+            out = kind == "path-exclude"
+    return out
+
+
+def derive_slim(full_tar, slim_tar, rules=SLIM_EXCLUSIONS):
+    """Writes slim_tar: full_tar without the files the rules exclude (a
+    directory stays if something kept lies under it), plus the rules in
+    dpkg's configuration so that later installs exclude the same paths, as
+    an image made with mmdebstrap --dpkgopt would have them."""
+    with tarfile.open(full_tar) as src:
+        members = src.getmembers()
+        paths = {id(m): "/" + m.name.lstrip("./") for m in members}
+        # A link into a left-out path goes too (update-alternatives makes
+        # none for a missing man page).
+        kept = [m for m in members if m.isdir() or not (
+            dpkg_filtered(paths[id(m)], rules) or
+            (m.issym() and m.linkname.startswith("/") and dpkg_filtered(m.linkname, rules)))]
+        needed = set()
+        for m in kept:
+            if not m.isdir():
+                parent = os.path.dirname(paths[id(m)])
+                while parent not in needed and parent != "/":
+                    needed.add(parent)
+                    parent = os.path.dirname(parent)
+        kept = [m for m in kept if not m.isdir() or paths[id(m)] in needed or
+                not dpkg_filtered(paths[id(m)], rules)]
+        cfg = "".join(f"{r}\n" for r in rules).encode()
+        with tarfile.open(slim_tar, "w", format=tarfile.PAX_FORMAT) as dst:
+            for m in kept:
+                if paths[id(m)] == "/" + DPKG_CFG:
+                    continue
+                dst.addfile(m, src.extractfile(m) if m.isreg() else None)
+            info = tarfile.TarInfo("./" + DPKG_CFG)
+            info.size, info.mode, info.mtime = len(cfg), 0o644, int(time.time())
+            dst.addfile(info, io.BytesIO(cfg))
+
+
+def import_base(podman, tarball, name, digest):
+    podman.run("import", "--change", 'CMD ["bash"]',
+               "--change", f"LABEL {RECIPE_LABEL}={digest}", tarball, name)
+
+
 def make_bases(podman, workdir):
-    """Makes each base image from the Debian archive unless podman already
-    holds one made from the same recipe; the missing ones are made side by
-    side (mostly unpacking: two cores, two images)."""
+    """Makes the base images from the Debian archive unless podman already
+    holds them made from the same recipe: debian:bookworm with mmdebstrap,
+    debian:bookworm-slim derived from its tarball."""
     started = time.time()
-    jobs = []
-    for i, (name, options) in enumerate(BASES.items()):
-        digest = recipe(options)
-        if podman.label(name, RECIPE_LABEL) == digest:
-            continue
-        tarball = os.path.join(workdir, f"rootfs-{i}.tar")
-        log(f"making {name} with mmdebstrap (not in podman's storage yet)")
-        jobs.append((name, digest, tarball,
-                     subprocess.Popen(mmdebstrap_command(options, tarball))))
-    failed = []
+    full, slim = recipe(()), recipe(SLIM_EXCLUSIONS)
+    need_full = podman.label(BASE, RECIPE_LABEL) != full
+    need_slim = podman.label(SLIM_BASE, RECIPE_LABEL) != slim
+    if not (need_full or need_slim):
+        return
+    tarball = os.path.join(workdir, "rootfs.tar")
+    log(f"making {BASE} with mmdebstrap"
+        f"{' (reusing the host apt cache)' if host_debs() else ''}")
+    proc = subprocess.Popen(mmdebstrap_command(tarball))
     try:
-        for name, digest, tarball, proc in jobs:
-            if proc.wait() != 0:
-                failed.append(f"{name} (mmdebstrap exited {proc.returncode})")
-                continue
-            podman.run("import", "--change", 'CMD ["bash"]',
-                       "--change", f"LABEL {RECIPE_LABEL}={digest}", tarball, name)
-            os.unlink(tarball)
-            log(f"made {name} in {time.time() - started:.0f}s")
+        code = proc.wait()
     finally:
-        for _, _, _, proc in jobs:  # only when the loop was left early
-            if proc.poll() is None:
+        # Stopped (SIGTERM from scripts/test): mmdebstrap got it too and
+        # removes its chroot (mounts, 1.6 GB of links) before it exits;
+        # killing it would leave them.
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    if failed:
-        raise RuntimeError("base images not made: " + ", ".join(failed))
+    if code != 0:
+        raise RuntimeError(f"base images not made: mmdebstrap exited {code}")
+    log(f"mmdebstrap done in {time.time() - started:.0f}s")
+    if need_full:
+        import_base(podman, tarball, BASE, full)
+        log(f"made {BASE} in {time.time() - started:.0f}s")
+    if need_slim:
+        slim_tar = os.path.join(workdir, "rootfs-slim.tar")
+        derive_slim(tarball, slim_tar)
+        import_base(podman, slim_tar, SLIM_BASE, slim)
+        os.unlink(slim_tar)
+        log(f"made {SLIM_BASE} in {time.time() - started:.0f}s")
+    os.unlink(tarball)
+
+
+def wait_prepared(folder, timeout):
+    """Waits for the background run of main() that scripts/test started
+    (folder: its DX_CONTAINER_PREP, holding log and, once it ended, rc);
+    returns (exit status or None on timeout, seconds waited, its log)."""
+    started = time.time()
+    rc_path = os.path.join(folder, "rc")
+    while not os.path.exists(rc_path) and time.time() - started < timeout:
+        time.sleep(1)
+    rc = None
+    if os.path.exists(rc_path):
+        time.sleep(0.2)  # the shell writes rc after the log is closed
+        with open(rc_path) as f:
+            rc = int(f.read().strip() or "-1")
+    try:
+        with open(os.path.join(folder, "log"), errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        text = f"(no log: {e})"
+    return rc, time.time() - started, text
 
 
 def image_name(worker, tag=TAG):
@@ -190,6 +300,10 @@ def build_images(podman, workdir, tag=TAG):
         context, build_args = faas_context(worker, workdir)
         log(f"building {image_name(worker, tag)} from {os.path.relpath(context, workdir)}")
         args = ["build", "--network", "host", "--layers"]
+        if host_debs():
+            # An overlay: apt inside RUN sees the host's packages, and what it
+            # downloads or cleans stays in the build's container.
+            args += ["-v", f"{HOST_APT_CACHE}:{HOST_APT_CACHE}:O"]
         for k, v in sorted(build_args.items()):
             args += ["--build-arg", f"{k}={v}"]
         podman.run(*args, "-t", image_name(worker, tag), context, capture=False)
@@ -200,11 +314,16 @@ def build_images(podman, workdir, tag=TAG):
 
 
 def main():
-    """By hand: python3 tests/container/podman.py  (bases + the three images)."""
+    """By hand: python3 tests/container/podman.py  (bases + the three images).
+    scripts/test runs it in the background; SIGTERM, when it stops it, ends
+    it through the clean-ups (the temporary folder, mmdebstrap killed)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    started = time.time()
     with tempfile.TemporaryDirectory(prefix="dx-podman-") as workdir:
         podman = Podman(workdir)
         make_bases(podman, workdir)
         build_images(podman, workdir)
+    log(f"bases and images ready in {time.time() - started:.0f}s")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ them.
 
 1. The base images are made from the Debian archive and the three images
    built (tests/container/podman.py; both cached in podman's storage).
+   Under scripts/test that was started in the background
+   (DX_CONTAINER_PREP): the suite waits for it, shows its log and fails if
+   it failed, then builds again (from the layer cache), so the images
+   checked are always the ones built from the Dockerfile here.
 2. Each image: its full name docker.io/dataretailx/<worker>:test, at most
    90 MB, no compiler, assembler, linker or -dev package inside, numeric
    non-root user, exec-form entrypoint.
@@ -43,6 +47,9 @@ from sshd import Sshd  # noqa: E402
 from test_function_mode import ConnectorDriver  # noqa: E402
 
 DATE = "2026-11-24"
+# How long to wait for scripts/test's background preparation: less than
+# the meson timeout, so that its failure is this suite's.
+PREP_TIMEOUT = 1200
 MAX_IMAGE_BYTES = 90 * 1000 * 1000
 SECRETS = "/var/openfaas/secrets"
 WORKER_UID = 10001
@@ -315,6 +322,12 @@ def main():
     workdir = tempfile.mkdtemp(prefix="dx-container-")
     try:
         podman = pm.Podman(workdir)
+        if os.environ.get("DX_CONTAINER_PREP"):
+            rc, waited, log = pm.wait_prepared(os.environ["DX_CONTAINER_PREP"], PREP_TIMEOUT)
+            print(log, file=sys.stderr, flush=True)
+            figure(f"waited {waited:.0f} s for the background preparation (exit {rc})")
+            t.check(rc == 0, f"background preparation (tests/container/podman.py started by "
+                             f"scripts/test) exited {rc}; its log is above")
         started = time.time()
         pm.make_bases(podman, workdir)
         figure(f"base images ready in {time.time() - started:.0f} s")

@@ -15,11 +15,13 @@ static void fail(event_type type, const char *what, const char *detail)
     abort();
 }
 
-/* Room for the largest of the three event structs. */
+/* Room for the largest of the event structs. */
 typedef union any_event {
     event_order_date order_date;
     event_file_ready file_ready;
     event_file_failed file_failed;
+    event_drop_check drop_check;
+    event_client_state client_state;
 } any_event;
 
 static size_t struct_size(event_type type)
@@ -31,6 +33,10 @@ static size_t struct_size(event_type type)
         return sizeof(event_file_ready);
     case EVENT_FILE_FAILED:
         return sizeof(event_file_failed);
+    case EVENT_DROP_CHECK:
+        return sizeof(event_drop_check);
+    case EVENT_CLIENT_STATE:
+        return sizeof(event_client_state);
     }
     return 0;
 }
@@ -56,7 +62,7 @@ static void round_trip(event_type type, const any_event *first, int json)
 
 void fuzz_event_one(const uint8_t *data, size_t size, const char *content_type)
 {
-    for (int t = EVENT_ORDER_DATE; t <= EVENT_FILE_FAILED; t++) {
+    for (int t = EVENT_ORDER_DATE; t <= EVENT_CLIENT_STATE; t++) {
         event_type type = (event_type)t;
         any_event ev;
         char err[512] = "";

@@ -190,14 +190,15 @@ static void wait_run(dxctl *d, follow *f, const char *trace_id, uint64_t seq, in
             cJSON *o = decode_message(m);
 
             natsMsg_Destroy(m);
-            if (o != NULL && strcmp(event_field(o, "trace_id"), trace_id) == 0 &&
-                strcmp(cJSON_GetObjectItemCaseSensitive(o, "subject")->valuestring,
-                       EVENT_SUBJECT_ORDER_DATE) != 0) {
-                int ready = strcmp(cJSON_GetObjectItemCaseSensitive(o, "subject")->valuestring,
-                                   EVENT_SUBJECT_FILE_READY) == 0;
+            /* The run's outcomes only: its OrderDate, DropChecks and the
+             * ClientState announcements share its trace id. */
+            if (o != NULL && strcmp(event_field(o, "trace_id"), trace_id) == 0) {
+                const char *subject = cJSON_GetObjectItemCaseSensitive(o, "subject")->valuestring;
+                int ready = strcmp(subject, EVENT_SUBJECT_FILE_READY) == 0;
 
-                cJSON_AddItemToArray(ready ? out->files : out->failures,
-                                     cJSON_DetachItemFromObject(o, "event"));
+                if (ready || strcmp(subject, EVENT_SUBJECT_FILE_FAILED) == 0)
+                    cJSON_AddItemToArray(ready ? out->files : out->failures,
+                                         cJSON_DetachItemFromObject(o, "event"));
             }
             cJSON_Delete(o);
             continue;

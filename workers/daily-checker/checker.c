@@ -57,6 +57,10 @@ static dx_status profiles_open(worker *w, const char *client_id)
     return s;
 }
 
+/* Reads of a profile: 4 attempts, 0.5 s, 1 s and 2 s apart. */
+#define PROFILE_READ_ATTEMPTS 4
+#define PROFILE_RETRY_MS      500
+
 /*
  * Reads client_id's profile into entry.  An invalid document is logged and
  * the client is handled as without a profile: its event is still published,
@@ -67,9 +71,16 @@ static dx_status read_profile(worker *w, const char *client_id, client_drops *en
     char reason[512] = "";
     dx_status s = profiles_open(w, client_id);
 
-    if (s != DX_OK)
-        return s;
-    s = profile_store_get(profiles, client_id, &entry->profile, reason, sizeof(reason));
+    /* A read that fails (a timeout) is tried again: right after a NATS node
+     * is lost, the bucket can be without a leader for a few seconds, and one
+     * client's profile must not fail the whole check. */
+    for (int attempt = 1; s == DX_OK; attempt++) {
+        s = profile_store_get(profiles, client_id, &entry->profile, reason, sizeof(reason));
+        if (s != DX_ERR_IO || attempt == PROFILE_READ_ATTEMPTS || atomic_load(&worker_stop))
+            break;
+        worker_sleep(PROFILE_RETRY_MS << (attempt - 1));
+        s = DX_OK;
+    }
     if (s == DX_ERR_INVALID) {
         log_printf(LOG_LEVEL_ERROR, &(log_ctx){NULL, NULL, client_id, NULL}, "%s", reason);
         entry->profile_invalid = 1;

@@ -10,12 +10,14 @@ nats-server, then headless Chromium screenshots status-checker's GET /.
 """
 
 import datetime
+import json
 import os
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import zoneinfo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
@@ -63,9 +65,19 @@ def main():
     rng = random.Random(20261124)
     today = datetime.datetime.now(datetime.timezone.utc).date()
     dates = [(today - datetime.timedelta(days=d)).isoformat() for d in range(27, -1, -1)]
-    p = harness.Pipeline("statuspage")
+    # The operator's time zone: the page shows it with its offset.
+    p = harness.Pipeline("statuspage", extra_env={"TZ": "Europe/Paris"})
     try:
         p.start()
+        # Two clients with a profile and no drop yet: US4 expected half an
+        # hour ago (late), US5 later today (waiting).
+        now = datetime.datetime.now(zoneinfo.ZoneInfo("Europe/Paris"))
+        minutes = now.hour * 60 + now.minute
+        c = p.client()
+        for client, at in (("US4", max(minutes - 30, 0)), ("US5", min(minutes + 180, 23 * 60 + 59))):
+            c.kv_put("clients", client, json.dumps(
+                {"expected_drop_time": f"{at // 60:02d}:{at % 60:02d}", "notify": "webhook:ops"}))
+        c.close()
         for k, date in enumerate(dates):
             weekend = datetime.date.fromisoformat(date).weekday() >= 5
             scale = 0.55 if weekend else 1.0

@@ -28,14 +28,6 @@ struct bus {
     int max_in_flight;
 };
 
-static const char *stream_subjects[] = {
-    EVENT_SUBJECT_ORDER_DATE,   /* daily-checker: a client's day to transform */
-    EVENT_SUBJECT_FILE_READY,   /* file-transformer: a run's outcome */
-    EVENT_SUBJECT_FILE_FAILED,  /* file-transformer: a run's outcome */
-    EVENT_SUBJECT_DROP_CHECK,   /* daily-checker: what each check found */
-    EVENT_SUBJECT_CLIENT_STATE, /* status-checker: day states, the notifier's input */
-};
-
 static void on_disconnected(natsConnection *nc, void *closure)
 {
     /* Draining at shutdown disconnects too: that is not worth a warning. */
@@ -59,8 +51,8 @@ static dx_status ensure_stream(bus *b, const config *cfg, char *err, size_t err_
 
     jsStreamConfig_Init(&sc);
     sc.Name = BUS_STREAM;
-    sc.Subjects = stream_subjects;
-    sc.SubjectsLen = (int)(sizeof(stream_subjects) / sizeof(stream_subjects[0]));
+    sc.Subjects = event_subjects;
+    sc.SubjectsLen = EVENT_TYPE_COUNT;
     sc.Storage = js_FileStorage;
     sc.Replicas = cfg->stream_replicas;
     /* Long enough to absorb a worker re-running a file after a crash. */

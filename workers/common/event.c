@@ -120,6 +120,25 @@ static const message_desc messages[] = {
                             COUNT(client_state_fields), sizeof(event_client_state)},
 };
 
+const char *event_subjects[EVENT_TYPE_COUNT] = {
+    [EVENT_ORDER_DATE] = EVENT_SUBJECT_ORDER_DATE, /* daily-checker: a client's day to transform */
+    [EVENT_FILE_READY] = EVENT_SUBJECT_FILE_READY, /* file-transformer: a run's outcome */
+    [EVENT_FILE_FAILED] = EVENT_SUBJECT_FILE_FAILED,   /* file-transformer: a run's outcome */
+    [EVENT_DROP_CHECK] = EVENT_SUBJECT_DROP_CHECK,     /* daily-checker: what each check found */
+    [EVENT_CLIENT_STATE] = EVENT_SUBJECT_CLIENT_STATE, /* status-checker: day states */
+};
+
+int event_type_of_subject(const char *subject, event_type *type)
+{
+    for (int t = 0; t < EVENT_TYPE_COUNT; t++) {
+        if (strcmp(subject, event_subjects[t]) == 0) {
+            *type = (event_type)t;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 const char *event_error_kind(const char *err)
 {
     return strncmp(err, "undecodable", 11) == 0 ? "undecodable" : "invalid_event";

@@ -118,6 +118,18 @@ typedef enum event_type {
     EVENT_CLIENT_STATE,
 } event_type;
 
+#define EVENT_TYPE_COUNT (EVENT_CLIENT_STATE + 1)
+
+/*
+ * The subject each event is published on, indexed by event_type: the one
+ * list of the stream's subjects (bus.c), of the per-subject metrics and of
+ * what dxctl decodes.
+ */
+extern const char *event_subjects[EVENT_TYPE_COUNT];
+
+/* Sets *type to the event published on subject; returns 0 when none is. */
+int event_type_of_subject(const char *subject, event_type *type);
+
 /*
  * Decodes data (len bytes) into *out, which must point to the struct of the
  * given type.  content_type may be NULL.  Returns DX_ERR_INVALID with a

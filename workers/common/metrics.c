@@ -703,9 +703,6 @@ void metrics_define_standard(const char *worker)
     static const char *const input_kinds[] = {
         "undecodable",   "invalid_event",    "invalid_client", "oversized",      "unusable_file",
         "unusable_name", "not_regular_file", "slow_request",   "invalid_profile"};
-    static const char *const subjects[] = {EVENT_SUBJECT_ORDER_DATE, EVENT_SUBJECT_FILE_READY,
-                                           EVENT_SUBJECT_FILE_FAILED, EVENT_SUBJECT_DROP_CHECK,
-                                           EVENT_SUBJECT_CLIENT_STATE};
     static const metric_id event_families[] = {DX_EVENTS_CONSUMED_TOTAL, DX_EVENTS_PUBLISHED_TOTAL,
                                                DX_EVENTS_FAILED_TOTAL, DX_EVENTS_TERMINATED_TOTAL,
                                                DX_EVENTS_REDELIVERED_TOTAL};
@@ -724,8 +721,8 @@ void metrics_define_standard(const char *worker)
     /* The subjects are bounded too; a counter that only appears at its first
      * failure would hide that failure from increase() and rate(). */
     for (size_t i = 0; i < sizeof(event_families) / sizeof(event_families[0]); i++)
-        for (size_t j = 0; j < sizeof(subjects) / sizeof(subjects[0]); j++)
-            metrics_add(event_families[i], subjects[j], 0);
+        for (size_t j = 0; j < EVENT_TYPE_COUNT; j++)
+            metrics_add(event_families[i], event_subjects[j], 0);
     snprintf(labels, sizeof(labels), "%s,%s", worker ? worker : "unknown", DX_VERSION);
     metrics_set(DX_BUILD_INFO, labels, 1);
 }

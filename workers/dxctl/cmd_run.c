@@ -76,17 +76,7 @@ static cJSON *decode_message(natsMsg *m)
     jsMsgMetaData *meta = NULL;
     cJSON *o;
 
-    if (strcmp(subject, EVENT_SUBJECT_ORDER_DATE) == 0)
-        type = EVENT_ORDER_DATE;
-    else if (strcmp(subject, EVENT_SUBJECT_FILE_READY) == 0)
-        type = EVENT_FILE_READY;
-    else if (strcmp(subject, EVENT_SUBJECT_FILE_FAILED) == 0)
-        type = EVENT_FILE_FAILED;
-    else if (strcmp(subject, EVENT_SUBJECT_DROP_CHECK) == 0)
-        type = EVENT_DROP_CHECK;
-    else if (strcmp(subject, EVENT_SUBJECT_CLIENT_STATE) == 0)
-        type = EVENT_CLIENT_STATE;
-    else
+    if (!event_type_of_subject(subject, &type))
         return NULL;
     natsMsgHeader_Get(m, "Content-Type", &ctype);
     memset(&ev, 0, sizeof(ev));

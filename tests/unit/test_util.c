@@ -118,6 +118,20 @@ static void test_dates(void)
         testing_checks++;
     }
     CHECK(!util_date_valid(NULL));
+    /* Day numbers and back: the epoch, a leap day, across a year. */
+    {
+        int64_t day = -1;
+        char back[11];
+
+        CHECK(util_date_to_days("1970-01-01", &day) && day == 0);
+        CHECK(util_date_to_days("2024-02-29", &day) && day == 19782);
+        util_date_from_days(day, back);
+        CHECK_EQ_STR(back, "2024-02-29");
+        CHECK(util_date_to_days("2026-12-31", &day));
+        util_date_from_days(day + 1, back);
+        CHECK_EQ_STR(back, "2027-01-01");
+        CHECK(!util_date_to_days("2026-02-29", &day));
+    }
 }
 
 static void test_copy(void)

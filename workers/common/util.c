@@ -130,6 +130,23 @@ int util_date_valid(const char *s)
            day <= util_days_in_month(year, month);
 }
 
+int util_date_to_days(const char *s, int64_t *days)
+{
+    if (!util_date_valid(s))
+        return 0;
+    *days = util_days_from_civil(atoi(s), atoi(s + 5), atoi(s + 8));
+    return 1;
+}
+
+void util_date_from_days(int64_t days, char out[11])
+{
+    int64_t year;
+    int month, day;
+
+    util_civil_from_days(days, &year, &month, &day);
+    snprintf(out, 11, "%04d-%02d-%02d", (int)year, month, day);
+}
+
 int util_trace_id_valid(const char *s)
 {
     int nonzero = 0;

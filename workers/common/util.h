@@ -76,6 +76,12 @@ static inline void util_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 /* True when s is a real calendar date written YYYY-MM-DD. */
 int util_date_valid(const char *s);
 
+/* Sets *days to the days since 1970-01-01 of s when util_date_valid(s); returns 0 otherwise. */
+int util_date_to_days(const char *s, int64_t *days);
+
+/* Writes day number days (util_days_from_civil) as YYYY-MM-DD. */
+void util_date_from_days(int64_t days, char out[11]);
+
 /* True when s is 32 lowercase hex digits, not all zero. */
 int util_trace_id_valid(const char *s);
 

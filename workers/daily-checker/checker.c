@@ -283,19 +283,12 @@ static dx_status publish_order_date(worker *w, const checker_request *req, const
 /* Writes date + days (YYYY-MM-DD) into out; a valid date stays valid. */
 static void add_days(const char *date, int days, char out[16])
 {
-    struct tm tm = {0};
-    time_t t;
+    int64_t day;
 
-    if (days == 0 || sscanf(date, "%4d-%2d-%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday) != 3) {
+    if (days == 0 || !util_date_to_days(date, &day))
         util_copy(out, 16, date);
-        return;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    tm.tm_hour = 12;
-    t = timegm(&tm) + (time_t)days * 86400;
-    gmtime_r(&t, &tm);
-    strftime(out, 16, "%Y-%m-%d", &tm);
+    else
+        util_date_from_days(day + days, out);
 }
 
 /* 1 when some client of the snapshot needs the DROP_MIN_AGE stability wait. */

@@ -114,25 +114,6 @@ void days_set_profiles(days_book *d, const days_profile *p, size_t n)
     pthread_mutex_unlock(&d->lock);
 }
 
-static int parse_date(const char *s, int64_t *civil)
-{
-    int y, m, dd;
-
-    if (!util_date_valid(s) || sscanf(s, "%4d-%2d-%2d", &y, &m, &dd) != 3)
-        return -1;
-    *civil = util_days_from_civil(y, m, dd);
-    return 0;
-}
-
-static void format_date(int64_t civil, char out[16])
-{
-    int64_t y;
-    int m, dd;
-
-    util_civil_from_days(civil, &y, &m, &dd);
-    snprintf(out, 16, "%04d-%02d-%02d", (int)y, m, dd);
-}
-
 /* Under d->lock.  NULL when absent and create is 0, or when full. */
 static client_rec *find_client(days_book *d, const char *client_id, int create)
 {
@@ -174,7 +155,7 @@ static day_rec *find_day(days_book *d, const char *client_id, const char *order_
     size_t oldest = 0;
     day_rec *r;
 
-    if (parse_date(order_date, &civil) != 0 || (c = find_client(d, client_id, 1)) == NULL)
+    if (!util_date_to_days(order_date, &civil) || (c = find_client(d, client_id, 1)) == NULL)
         return NULL;
     for (size_t i = 0; i < c->day_count; i++) {
         if (c->days[i].civil == civil)
@@ -523,7 +504,7 @@ static int eval_day(const days_profile *p, const char *client_id, day_rec *r, in
         return 0;
     memset(row, 0, sizeof(*row));
     util_copy(row->client_id, sizeof(row->client_id), client_id);
-    format_date(civil, row->order_date);
+    util_date_from_days(civil, row->order_date);
     row->expected_ms = p != NULL && p->expected_minute >= 0
                            ? days_local_instant(run_day, p->expected_minute) * 1000
                            : -1;

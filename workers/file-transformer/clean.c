@@ -8,10 +8,9 @@
  *
  * Around the rules: clean_text.c classifies, trims and transcodes fields
  * (eight bytes at a time, so the fields already clean, most of them, are
- * written as they are), and clean_pipeline.c reads the input and runs libcsv
- * on a second thread, since it takes about half of the work; the output does
- * not depend on how the two threads run, and every clean_io callback is
- * called on the caller's thread.
+ * written as they are), and clean_pipeline.c reads the input and runs libcsv,
+ * handing batches of records to clean_batch(); all of it on the caller's
+ * thread.
  *
  * Formula guard (unless clean_io.formulas_verbatim): a text cell that a
  * spreadsheet would evaluate gets a leading "'" (csvout_is_formula); the
@@ -767,11 +766,9 @@ dx_status clean_run_profile(const clean_io *io, const profile *client, clean_cou
 {
     profile defaults;
     engine e;
-    pipeline q;
     parser p;
 
     memset(&e, 0, sizeof(e));
-    memset(&q, 0, sizeof(q));
     memset(&p, 0, sizeof(p));
     memset(counts, 0, sizeof(*counts));
     if (reason_len > 0)
@@ -789,11 +786,11 @@ dx_status clean_run_profile(const clean_io *io, const profile *client, clean_cou
     bytebuf_init(&e.clean);
     bytebuf_init(&e.out);
     bytebuf_init(&e.rejects);
-    if (engine_init(&e) < 0 || clean_pipeline_init(&q, &p) < 0)
+    if (engine_init(&e) < 0 || clean_pipeline_init(&p, &e) < 0)
         clean_fail(&e, DX_ERR_NOMEM, "out of memory starting the cleaner");
     else
-        clean_pipeline_run(&e, &q, &p);
-    clean_pipeline_finish(&q, &p);
+        clean_pipeline_run(&e, &p);
+    clean_pipeline_finish(&p);
     engine_finish(&e);
     return e.status;
 }

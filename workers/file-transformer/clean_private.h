@@ -148,7 +148,7 @@ typedef struct parser {
     uint64_t record_line;
 
     /* The batch being filled, and the record being read in it. */
-    batch *batch; /* the one batch */
+    batch *batch;           /* the one batch */
     size_t record_first;    /* the record's first field in the batch */
     size_t record_raw;      /* where the record's bytes start in raw */
     size_t nfields_seen;    /* including those past MAX_COLUMNS */

@@ -21,6 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+/* The row hash compiled here rather than called in libxxhash: a short row's
+ * hash is then a few dozen inlined instructions, not a library call and its
+ * dispatch (the same XXH3 algorithm and version, so the same hashes). */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "clean_private.h"
@@ -98,17 +102,21 @@ static void resolve_pending(engine *e)
         clean_fail(e, DX_ERR_IO, "duplicate set: %s", dupset_error(e->seen));
         return;
     }
+    /* Kept rows move down over the duplicates a run at a time: one
+     * memmove() per run of kept rows, not one per row. */
     w = e->pending_start[0];
-    for (size_t i = 0; i < n; i++) {
-        size_t start = e->pending_start[i];
-        size_t end = i + 1 < n ? e->pending_start[i + 1] : e->out.len;
+    for (size_t i = 0; i < n;) {
+        size_t run = i, start = e->pending_start[i], end;
 
         if (!e->pending_fresh[i]) {
             e->counts->rows_duplicate++;
+            i++;
             continue;
         }
-        e->counts->rows_out++;
-        e->counts->cells_neutralised += e->pending_guarded[i];
+        for (; i < n && e->pending_fresh[i]; i++)
+            e->counts->cells_neutralised += e->pending_guarded[i];
+        e->counts->rows_out += i - run;
+        end = i < n ? e->pending_start[i] : e->out.len;
         if (w != start)
             memmove(e->out.data + w, e->out.data + start, end - start);
         w += end - start;

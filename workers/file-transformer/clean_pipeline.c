@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clean_private.h"
+#include "encoding.h"
 
 static void set_failure(failure *f, dx_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -67,13 +68,7 @@ static int record_is_blank(const parser *p)
 {
     const batch *b = p->batch;
 
-    if (p->row_over || p->nfields_seen > b->nfields - p->record_first)
-        return 0;
-    for (size_t i = p->record_first; i < b->nfields; i++) {
-        if (b->fields[i].len > 0)
-            return 0;
-    }
-    return 1;
+    return !p->row_over && p->nfields_seen <= b->nfields - p->record_first && !p->record_content;
 }
 
 static void on_field(void *s, size_t len, void *data)
@@ -81,6 +76,7 @@ static void on_field(void *s, size_t len, void *data)
     parser *p = data;
     batch *b = p->batch;
     span *field;
+    unsigned shape;
 
     if (p->failure.status != DX_OK)
         return;
@@ -110,16 +106,17 @@ static void on_field(void *s, size_t len, void *data)
                     (unsigned long long)p->record_line);
         return;
     }
-    /* The engine's thread last read these lines: claiming them ahead of the
-     * stores overlaps the transfers, which otherwise cost the parser thread
-     * as much as libcsv itself. */
-    __builtin_prefetch(b->raw.data + b->raw.len + 256, 1);
-    __builtin_prefetch(&b->fields[b->nfields + 16], 1);
     field = &b->fields[b->nfields++];
     field->off = (uint32_t)b->raw.len;
     field->len = (uint32_t)len;
-    b->shapes[b->nfields - 1] =
-        (unsigned char)clean_text_copy_field(b->raw.data + b->raw.len, s, len);
+    shape = clean_text_copy_field(b->raw.data + b->raw.len, s, len);
+    b->shapes[b->nfields - 1] = (unsigned char)shape;
+    /* What on_row() needs to know of the record, found while the field is
+     * at hand rather than in a second pass over the record. */
+    p->record_content |= len > 0;
+    if ((shape & SHAPE_HIGH) && !p->record_cp1252 &&
+        !encoding_utf8_valid(b->raw.data + b->raw.len, len))
+        p->record_cp1252 = 1;
     b->raw.len += len;
 }
 
@@ -152,12 +149,13 @@ static void on_row(int c, void *data)
             .nfields_seen = p->nfields_seen,
             .bytes = b->raw.len - p->record_raw,
             .over = p->row_over,
-            .cp1252 =
-                clean_text_record_is_cp1252(b->raw.data, b->fields + first, b->shapes + first, n),
+            .cp1252 = p->record_cp1252,
         };
         p->have_header = 1;
     }
     p->nfields_seen = 0;
+    p->record_content = 0;
+    p->record_cp1252 = 0;
     p->field_over = 0;
     p->row_over = REJECT_NONE;
     p->record_begun = 0;

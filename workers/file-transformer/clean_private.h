@@ -152,6 +152,8 @@ typedef struct parser {
     size_t record_first;    /* the record's first field in the batch */
     size_t record_raw;      /* where the record's bytes start in raw */
     size_t nfields_seen;    /* including those past MAX_COLUMNS */
+    int record_content;     /* a stored field of the record is not empty */
+    int record_cp1252;      /* a stored field of the record is not UTF-8 */
     int field_over;         /* the field in progress passed MAX_FIELD */
     reject_reason row_over; /* REJECT_FIELD_TOO_LONG or REJECT_ROW_TOO_LONG */
     int have_header;        /* a non-blank record was completed */
@@ -226,9 +228,6 @@ void clean_trim_buffer(csvout *buf);
 
 /* Copies n bytes of a field from src to dst and returns its SHAPE_* bits. */
 unsigned clean_text_copy_field(char *dst, const char *src, size_t n);
-/* 1 when a record's n fields must be read as Windows-1252. */
-int clean_text_record_is_cp1252(const char *raw, const span *fields, const unsigned char *shapes,
-                                size_t n);
 /*
  * Sets e->value[0..count) to the current record's fields cleaned; values
  * point into the record or into e->clean, valid until the next call.

@@ -4,6 +4,9 @@
  * only those that need it are trimmed, collapsed and transcoded.
  */
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "clean_private.h"
 #include "encoding.h"
@@ -83,6 +86,138 @@ static size_t collapse(const char *in, size_t n, char *out, int cp1252, int *pla
     *plain = !quotes;
     return w;
 }
+
+#if defined(__SSE2__)
+
+/* Bit i set when byte i of v has the property. */
+typedef struct lanes {
+    unsigned high;    /* over 0x7F */
+    unsigned control; /* under 0x20 */
+    unsigned space;
+    unsigned quote; /* ',' or '"' */
+} lanes;
+
+static inline lanes classify16(__m128i v)
+{
+    lanes m;
+
+    m.high = (unsigned)_mm_movemask_epi8(v);
+    m.control =
+        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v));
+    m.space = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+    m.quote = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')), _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
+    return m;
+}
+
+/* The SHAPE_* bits of a field: high, control and quote are "some byte is
+ * one", spaced "a space leads, trails or follows another". */
+static inline unsigned shape_of(unsigned high, unsigned control, int spaced, unsigned quote)
+{
+    unsigned shape = high ? SHAPE_HIGH : 0;
+
+    if (control || spaced)
+        return shape;
+    return shape | SHAPE_CLEAN | (quote ? 0 : SHAPE_PLAIN);
+}
+
+/* spaced for a field of n bytes (1 to 16) whose spaces are bit i of space. */
+static inline int spaced_of(unsigned space, size_t n)
+{
+    return (space & (space >> 1)) || (space & 1) || ((space >> (n - 1)) & 1);
+}
+
+/* The n bits of a field of n (h to 2h) bytes from the lanes of its first h
+ * bytes (lanes 0..h-1) and its last h bytes (lanes 8..8+h-1), which
+ * overlap when n < 2h. */
+static inline unsigned join_halves(unsigned m, size_t n, unsigned h)
+{
+    unsigned half = (1u << h) - 1;
+
+    return (m & half) | (((m >> 8) & half) << (n - h));
+}
+
+/*
+ * Copies a field to dst and classifies it on the way (SHAPE_*), sixteen
+ * bytes at a time where cleaning goes one by one: most fields of real files
+ * are clean, and then the raw bytes (transcoded for Windows-1252) are the
+ * value.  The copy's loads serve the classification, so the field is read
+ * once, and never past its end: a field shorter than sixteen bytes is
+ * loaded as two overlapping halves, whose lanes are then put back in field
+ * order.  A longer one goes in sixteen-byte chunks, the last one
+ * overlapping the one before; a byte seen twice changes nothing, and the
+ * space pairs across chunks are checked apart.
+ */
+unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)src;
+    __m128i v;
+    lanes m;
+
+    if (n >= 16) {
+        unsigned high = 0, control = 0, doubled = 0, quote = 0;
+        size_t i;
+
+        for (i = 0; i + 16 <= n; i += 16) {
+            v = _mm_loadu_si128((const __m128i *)(s + i));
+            _mm_storeu_si128((__m128i *)(dst + i), v);
+            m = classify16(v);
+            high |= m.high;
+            control |= m.control;
+            doubled |= m.space & (m.space >> 1);
+            quote |= m.quote;
+            if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
+                doubled = 1;
+        }
+        if (i < n) {
+            v = _mm_loadu_si128((const __m128i *)(s + n - 16));
+            _mm_storeu_si128((__m128i *)(dst + n - 16), v);
+            m = classify16(v);
+            high |= m.high;
+            control |= m.control;
+            doubled |= m.space & (m.space >> 1);
+            quote |= m.quote;
+        }
+        return shape_of(high, control, doubled || s[0] == ' ' || s[n - 1] == ' ', quote);
+    }
+    if (n >= 8) {
+        uint64_t head, tail;
+
+        memcpy(&head, s, 8);
+        memcpy(&tail, s + n - 8, 8);
+        memcpy(dst, &head, 8);
+        memcpy(dst + n - 8, &tail, 8);
+        m = classify16(_mm_set_epi64x((long long)tail, (long long)head));
+        return shape_of(m.high, m.control, spaced_of(join_halves(m.space, n, 8), n), m.quote);
+    }
+    if (n >= 4) {
+        uint32_t head, tail;
+
+        memcpy(&head, s, 4);
+        memcpy(&tail, s + n - 4, 4);
+        memcpy(dst, &head, 4);
+        memcpy(dst + n - 4, &tail, 4);
+        m = classify16(_mm_set_epi32(0, (int)tail, 0, (int)head));
+        /* Lanes 4..7 and 12..15 are zero bytes: not of the field. */
+        return shape_of(m.high & 0x0F0F, m.control & 0x0F0F,
+                        spaced_of(join_halves(m.space, n, 4), n), m.quote & 0x0F0F);
+    }
+    if (n > 0) {
+        uint32_t word = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            dst[i] = src[i];
+            word |= (uint32_t)s[i] << (8 * i);
+        }
+        m = classify16(_mm_cvtsi32_si128((int)word));
+        unsigned mask = (1u << n) - 1;
+        return shape_of(m.high & mask, m.control & mask, spaced_of(m.space & mask, n),
+                        m.quote & mask);
+    }
+    return SHAPE_CLEAN | SHAPE_PLAIN;
+}
+
+#else
 
 #define ONES  UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
@@ -178,17 +313,7 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
            ((b.quotes & HIGHS) ? 0 : SHAPE_PLAIN);
 }
 
-/* 1 when a record's fields must be read as Windows-1252: when one of
- * them, having a byte over 0x7F, is not UTF-8. */
-int clean_text_record_is_cp1252(const char *raw, const span *fields, const unsigned char *shapes,
-                                size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if ((shapes[i] & SHAPE_HIGH) && !encoding_utf8_valid(raw + fields[i].off, fields[i].len))
-            return 1;
-    }
-    return 0;
-}
+#endif
 
 /*
  * 1 when a field that clean_text_copy_field() found clean but for bytes over 0x7F

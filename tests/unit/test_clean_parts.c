@@ -546,16 +546,19 @@ static void test_dupset_spill_fails(void)
 /* What clean_text_copy_field() must say of a field, byte by byte. */
 static unsigned reference_shape(const unsigned char *s, size_t n)
 {
-    unsigned high = 0, dirty = 0, quotes = 0;
+    unsigned high = 0, dirty = 0, quotes = 0, spaces = 0;
 
     for (size_t i = 0; i < n; i++) {
         high |= s[i] > 0x7F;
+        spaces |= s[i] == 0xA0 ? SHAPE_NBSP_1252 : 0;
+        spaces |=
+            s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF ? SHAPE_LEAD_UTF8 : 0;
         dirty |= s[i] < 0x20 || (s[i] == ' ' && (i == 0 || i == n - 1 || s[i - 1] == ' '));
         quotes |= s[i] == ',' || s[i] == '"';
     }
     if (dirty)
-        return high ? SHAPE_HIGH : 0;
-    return (high ? SHAPE_HIGH : 0) | SHAPE_CLEAN | (quotes ? 0 : SHAPE_PLAIN);
+        return high ? SHAPE_HIGH | spaces : 0;
+    return (high ? SHAPE_HIGH | spaces : 0) | SHAPE_CLEAN | (quotes ? 0 : SHAPE_PLAIN);
 }
 
 /* The word-at-a-time classification against the byte loop above, on fields
@@ -564,7 +567,8 @@ static unsigned reference_shape(const unsigned char *s, size_t n)
 static void test_copy_field(void)
 {
     static const unsigned char alphabet[] = {' ',  'a',  ',',  '"',  '\t', 0x1F, 0x20,
-                                             0x21, 0x7F, 0x80, 0xE9, '\n', '0',  0xFF};
+                                             0x21, 0x7F, 0x80, 0xE9, '\n', '0',  0xFF,
+                                             0xA0, 0xC2, 0xE2, 0xE3, 0xEF};
     unsigned char src[80], dst[80];
     unsigned seed = 12345, mismatches = 0, copies = 0;
 

@@ -67,6 +67,12 @@ typedef struct span {
 #define SHAPE_CLEAN 1 /* no control byte, no leading, trailing or doubled space */
 #define SHAPE_PLAIN 2 /* nothing to quote in the output either */
 #define SHAPE_HIGH  4 /* some byte over 0x7F (UTF-8 or Windows-1252) */
+/* With SHAPE_HIGH, the bytes that make a clean-looking field need collapse()
+ * after all: the no-break space of Windows-1252 (0xA0), and the lead bytes
+ * of the Unicode spaces and byte order mark it drops in UTF-8 (0xC2, 0xE2,
+ * 0xE3, 0xEF). */
+#define SHAPE_NBSP_1252 8
+#define SHAPE_LEAD_UTF8 16
 
 /* A cleaned value, pointing into the row buffers (stable while the row is
  * processed); plain when it needs neither cleaning nor quoting. */

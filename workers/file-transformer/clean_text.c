@@ -110,6 +110,18 @@ static inline lanes classify16(__m128i v)
     return m;
 }
 
+/* SHAPE_NBSP_1252 and SHAPE_LEAD_UTF8 of the bytes of v. */
+static inline unsigned high_spaces16(__m128i v)
+{
+    __m128i lead = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xC2)),
+                                             _mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xE2))),
+                                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xE3)),
+                                             _mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xEF))));
+
+    return (_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xA0))) ? SHAPE_NBSP_1252 : 0) |
+           (_mm_movemask_epi8(lead) ? SHAPE_LEAD_UTF8 : 0);
+}
+
 /* The SHAPE_* bits of a field: high, control and quote are "some byte is
  * one", spaced "a space leads, trails or follows another". */
 static inline unsigned shape_of(unsigned high, unsigned control, int spaced, unsigned quote)
@@ -155,7 +167,7 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
     lanes m;
 
     if (n >= 16) {
-        unsigned high = 0, control = 0, doubled = 0, quote = 0;
+        unsigned high = 0, control = 0, doubled = 0, quote = 0, spaces = 0;
         size_t i;
 
         for (i = 0; i + 16 <= n; i += 16) {
@@ -166,6 +178,8 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
             control |= m.control;
             doubled |= m.space & (m.space >> 1);
             quote |= m.quote;
+            if (m.high)
+                spaces |= high_spaces16(v);
             if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
                 doubled = 1;
         }
@@ -177,8 +191,10 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
             control |= m.control;
             doubled |= m.space & (m.space >> 1);
             quote |= m.quote;
+            if (m.high)
+                spaces |= high_spaces16(v);
         }
-        return shape_of(high, control, doubled || s[0] == ' ' || s[n - 1] == ' ', quote);
+        return shape_of(high, control, doubled || s[0] == ' ' || s[n - 1] == ' ', quote) | spaces;
     }
     if (n >= 8) {
         uint64_t head, tail;
@@ -187,8 +203,10 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
         memcpy(&tail, s + n - 8, 8);
         memcpy(dst, &head, 8);
         memcpy(dst + n - 8, &tail, 8);
-        m = classify16(_mm_set_epi64x((long long)tail, (long long)head));
-        return shape_of(m.high, m.control, spaced_of(join_halves(m.space, n, 8), n), m.quote);
+        v = _mm_set_epi64x((long long)tail, (long long)head);
+        m = classify16(v);
+        return shape_of(m.high, m.control, spaced_of(join_halves(m.space, n, 8), n), m.quote) |
+               (m.high ? high_spaces16(v) : 0);
     }
     if (n >= 4) {
         uint32_t head, tail;
@@ -197,10 +215,12 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
         memcpy(&tail, s + n - 4, 4);
         memcpy(dst, &head, 4);
         memcpy(dst + n - 4, &tail, 4);
-        m = classify16(_mm_set_epi32(0, (int)tail, 0, (int)head));
+        v = _mm_set_epi32(0, (int)tail, 0, (int)head);
+        m = classify16(v);
         /* Lanes 4..7 and 12..15 are zero bytes: not of the field. */
         return shape_of(m.high & 0x0F0F, m.control & 0x0F0F,
-                        spaced_of(join_halves(m.space, n, 4), n), m.quote & 0x0F0F);
+                        spaced_of(join_halves(m.space, n, 4), n), m.quote & 0x0F0F) |
+               (m.high ? high_spaces16(v) : 0);
     }
     if (n > 0) {
         uint32_t word = 0;
@@ -209,10 +229,12 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
             dst[i] = src[i];
             word |= (uint32_t)s[i] << (8 * i);
         }
-        m = classify16(_mm_cvtsi32_si128((int)word));
+        v = _mm_cvtsi32_si128((int)word);
+        m = classify16(v);
         unsigned mask = (1u << n) - 1;
         return shape_of(m.high & mask, m.control & mask, spaced_of(m.space & mask, n),
-                        m.quote & mask);
+                        m.quote & mask) |
+               (m.high ? high_spaces16(v) : 0);
     }
     return SHAPE_CLEAN | SHAPE_PLAIN;
 }
@@ -257,6 +279,20 @@ static inline void shape_word(shape_bits *b, uint64_t w, uint64_t pairs_ok)
     b->quotes |= any_zero(w ^ (',' * ONES)) | any_zero(w ^ ('"' * ONES));
 }
 
+/* SHAPE_NBSP_1252 and SHAPE_LEAD_UTF8 of s[0..n). */
+static unsigned high_spaces(const unsigned char *s, size_t n)
+{
+    unsigned bits = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == 0xA0)
+            bits |= SHAPE_NBSP_1252;
+        else if (s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF)
+            bits |= SHAPE_LEAD_UTF8;
+    }
+    return bits;
+}
+
 /*
  * Copies a field to dst and classifies it on the way (SHAPE_*), eight bytes
  * at a time where cleaning goes one by one: most fields of real files are
@@ -269,6 +305,7 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
 {
     const unsigned char *s = (const unsigned char *)src;
     shape_bits b = {0, 0, 0, 0};
+    unsigned spaces = 0;
     uint64_t w;
 
     if (n == 0)
@@ -307,32 +344,15 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
         }
         shape_word(&b, w, ~UINT64_C(0));
     }
+    if (b.high & HIGHS)
+        spaces = high_spaces(s, n);
     if ((b.control | b.doubled) & HIGHS || s[0] == ' ' || s[n - 1] == ' ')
-        return (b.high & HIGHS) ? SHAPE_HIGH : 0;
+        return (b.high & HIGHS) ? SHAPE_HIGH | spaces : 0;
     return ((b.high & HIGHS) ? SHAPE_HIGH : 0) | SHAPE_CLEAN |
-           ((b.quotes & HIGHS) ? 0 : SHAPE_PLAIN);
+           ((b.quotes & HIGHS) ? 0 : SHAPE_PLAIN) | spaces;
 }
 
 #endif
-
-/*
- * 1 when a field that clean_text_copy_field() found clean but for bytes over 0x7F
- * reads the same cleaned: in Windows-1252 when it has no no-break space
- * (0xA0); in UTF-8 when it has none of the lead bytes of the Unicode spaces
- * and byte order mark collapse() looks for (0xC2, 0xE2, 0xE3, 0xEF).
- */
-static int high_is_clean(const char *in, size_t n, int cp1252)
-{
-    const unsigned char *s = (const unsigned char *)in;
-
-    if (cp1252)
-        return memchr(s, 0xA0, n) == NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF)
-            return 0;
-    }
-    return 1;
-}
 
 /*
  * Sets value[0..count) to the record's fields cleaned: clean fields point
@@ -356,7 +376,9 @@ int clean_text_decode(engine *e, size_t count, int cp1252)
         unsigned shape = e->shape[i];
         text *t = &e->value[i];
 
-        if ((shape & SHAPE_CLEAN) && (!(shape & SHAPE_HIGH) || high_is_clean(s, n, cp1252))) {
+        /* A clean field reads the same cleaned unless it has one of the
+         * bytes collapse() looks for past 0x7F in its encoding. */
+        if ((shape & SHAPE_CLEAN) && !(shape & (cp1252 ? SHAPE_NBSP_1252 : SHAPE_LEAD_UTF8))) {
             /* Transcoding cannot make a quote or a comma: plain stays plain. */
             if ((shape & SHAPE_HIGH) && cp1252) {
                 *t = (text){clean, encoding_cp1252_to_utf8(s, n, clean), shape & SHAPE_PLAIN};

@@ -370,11 +370,17 @@ int clean_text_decode(engine *e, size_t count, int cp1252)
     if (bytebuf_reserve(&e->clean, 3 * e->raw_len + 1) < 0)
         return -1;
     clean = e->clean.data;
+    /* In locals: the stores through t could alias e, and the compiler would
+     * reload every pointer for every field. */
+    const char *raw = e->raw;
+    const span *fields = e->fields;
+    const unsigned char *shapes = e->shape;
+    text *values = e->value;
     for (size_t i = 0; i < count; i++) {
-        const char *s = e->raw + e->fields[i].off;
-        size_t n = e->fields[i].len;
-        unsigned shape = e->shape[i];
-        text *t = &e->value[i];
+        const char *s = raw + fields[i].off;
+        size_t n = fields[i].len;
+        unsigned shape = shapes[i];
+        text *t = &values[i];
 
         /* A clean field reads the same cleaned unless it has one of the
          * bytes collapse() looks for past 0x7F in its encoding. */

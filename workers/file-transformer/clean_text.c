@@ -149,6 +149,56 @@ static inline unsigned join_halves(unsigned m, size_t n, unsigned h)
     return (m & half) | (((m >> 8) & half) << (n - h));
 }
 
+/* The SHAPE_* bits of a field of n bytes (under sixteen) loaded into v:
+ * the lanes in valid are its bytes, as two halves of h bytes (see
+ * join_halves()) or, when h is 0, in field order. */
+static inline unsigned short_shape(__m128i v, unsigned valid, size_t n, unsigned h)
+{
+    lanes m = classify16(v);
+    unsigned space = h ? join_halves(m.space, n, h) : m.space & valid;
+    unsigned high = m.high & valid;
+
+    return shape_of(high, m.control & valid, spaced_of(space, n), m.quote & valid) |
+           (high ? high_spaces16(v) : 0);
+}
+
+/* Copies a field of n bytes (h to 2h - 1, h being 4 or 8) to dst as two
+ * overlapping halves of h bytes, and returns its SHAPE_* bits.  With h = 4
+ * lanes 4..7 and 12..15 hold zero bytes, not of the field. */
+static inline unsigned halves_shape(const unsigned char *s, char *dst, size_t n, unsigned h)
+{
+    uint64_t head = 0, tail = 0;
+
+    memcpy(&head, s, h);
+    memcpy(&tail, s + n - h, h);
+    memcpy(dst, &head, h);
+    memcpy(dst + n - h, &tail, h);
+    return short_shape(_mm_set_epi64x((long long)tail, (long long)head), h == 8 ? 0xFFFF : 0x0F0F,
+                       n, h);
+}
+
+/* What the sixteen-byte chunks of a long field have shown so far. */
+typedef struct chunks {
+    unsigned high, control, quote; /* some byte is one */
+    unsigned doubled;              /* two spaces in a row inside a chunk */
+    unsigned spaces;               /* SHAPE_NBSP_1252 and SHAPE_LEAD_UTF8 */
+} chunks;
+
+/* Copies the sixteen bytes at s to dst and adds them to c. */
+static inline void add_chunk(chunks *c, const unsigned char *s, char *dst)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    lanes m = classify16(v);
+
+    _mm_storeu_si128((__m128i *)dst, v);
+    c->high |= m.high;
+    c->control |= m.control;
+    c->doubled |= m.space & (m.space >> 1);
+    c->quote |= m.quote;
+    if (m.high)
+        c->spaces |= high_spaces16(v);
+}
+
 /*
  * Copies a field to dst and classifies it on the way (SHAPE_*), sixteen
  * bytes at a time where cleaning goes one by one: most fields of real files
@@ -163,65 +213,25 @@ static inline unsigned join_halves(unsigned m, size_t n, unsigned h)
 unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
 {
     const unsigned char *s = (const unsigned char *)src;
-    __m128i v;
-    lanes m;
 
     if (n >= 16) {
-        unsigned high = 0, control = 0, doubled = 0, quote = 0, spaces = 0;
+        chunks c = {0, 0, 0, 0, 0};
         size_t i;
 
         for (i = 0; i + 16 <= n; i += 16) {
-            v = _mm_loadu_si128((const __m128i *)(s + i));
-            _mm_storeu_si128((__m128i *)(dst + i), v);
-            m = classify16(v);
-            high |= m.high;
-            control |= m.control;
-            doubled |= m.space & (m.space >> 1);
-            quote |= m.quote;
-            if (m.high)
-                spaces |= high_spaces16(v);
+            add_chunk(&c, s + i, dst + i);
             if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
-                doubled = 1;
+                c.doubled = 1;
         }
-        if (i < n) {
-            v = _mm_loadu_si128((const __m128i *)(s + n - 16));
-            _mm_storeu_si128((__m128i *)(dst + n - 16), v);
-            m = classify16(v);
-            high |= m.high;
-            control |= m.control;
-            doubled |= m.space & (m.space >> 1);
-            quote |= m.quote;
-            if (m.high)
-                spaces |= high_spaces16(v);
-        }
-        return shape_of(high, control, doubled || s[0] == ' ' || s[n - 1] == ' ', quote) | spaces;
+        if (i < n)
+            add_chunk(&c, s + n - 16, dst + n - 16);
+        return shape_of(c.high, c.control, c.doubled || s[0] == ' ' || s[n - 1] == ' ', c.quote) |
+               c.spaces;
     }
-    if (n >= 8) {
-        uint64_t head, tail;
-
-        memcpy(&head, s, 8);
-        memcpy(&tail, s + n - 8, 8);
-        memcpy(dst, &head, 8);
-        memcpy(dst + n - 8, &tail, 8);
-        v = _mm_set_epi64x((long long)tail, (long long)head);
-        m = classify16(v);
-        return shape_of(m.high, m.control, spaced_of(join_halves(m.space, n, 8), n), m.quote) |
-               (m.high ? high_spaces16(v) : 0);
-    }
-    if (n >= 4) {
-        uint32_t head, tail;
-
-        memcpy(&head, s, 4);
-        memcpy(&tail, s + n - 4, 4);
-        memcpy(dst, &head, 4);
-        memcpy(dst + n - 4, &tail, 4);
-        v = _mm_set_epi32(0, (int)tail, 0, (int)head);
-        m = classify16(v);
-        /* Lanes 4..7 and 12..15 are zero bytes: not of the field. */
-        return shape_of(m.high & 0x0F0F, m.control & 0x0F0F,
-                        spaced_of(join_halves(m.space, n, 4), n), m.quote & 0x0F0F) |
-               (m.high ? high_spaces16(v) : 0);
-    }
+    if (n >= 8)
+        return halves_shape(s, dst, n, 8);
+    if (n >= 4)
+        return halves_shape(s, dst, n, 4);
     if (n > 0) {
         uint32_t word = 0;
 
@@ -229,12 +239,7 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
             dst[i] = src[i];
             word |= (uint32_t)s[i] << (8 * i);
         }
-        v = _mm_cvtsi32_si128((int)word);
-        m = classify16(v);
-        unsigned mask = (1u << n) - 1;
-        return shape_of(m.high & mask, m.control & mask, spaced_of(m.space & mask, n),
-                        m.quote & mask) |
-               (m.high ? high_spaces16(v) : 0);
+        return short_shape(_mm_cvtsi32_si128((int)word), (1u << n) - 1, n, 0);
     }
     return SHAPE_CLEAN | SHAPE_PLAIN;
 }

@@ -67,6 +67,23 @@ int encoding_utf8_sequence(const unsigned char *s, size_t n)
     return len;
 }
 
+/* The bytes of the ASCII eight-byte words that s[0..n) starts with: order
+ * files are nearly all ASCII, so both passes below skip it a word at a time. */
+static size_t ascii_words(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i + 8 <= n) {
+        uint64_t word;
+
+        memcpy(&word, s + i, sizeof(word));
+        if (word & UINT64_C(0x8080808080808080))
+            break;
+        i += 8;
+    }
+    return i;
+}
+
 /* Index of the first byte that is not part of a complete well-formed
  * sequence; *cut is set when that byte starts a sequence cut short. */
 static size_t valid_length(const char *s, size_t n, int *cut)
@@ -76,15 +93,7 @@ static size_t valid_length(const char *s, size_t n, int *cut)
 
     *cut = 0;
     while (i < n) {
-        /* Order files are nearly all ASCII: skip eight bytes at a time. */
-        while (i + 8 <= n) {
-            uint64_t word;
-
-            memcpy(&word, u + i, sizeof(word));
-            if (word & UINT64_C(0x8080808080808080))
-                break;
-            i += 8;
-        }
+        i += ascii_words(u + i, n - i);
         if (i >= n)
             break;
         int len = encoding_utf8_sequence(u + i, n - i);
@@ -111,18 +120,11 @@ size_t encoding_cp1252_to_utf8(const char *in, size_t n, char *out)
     size_t i = 0;
 
     while (i < n) {
-        /* ASCII eight bytes at a time: each byte is one, so at most the
-         * 3 * n bytes of out are reached. */
-        while (i + 8 <= n) {
-            uint64_t word;
+        size_t ascii = ascii_words(u + i, n - i);
 
-            memcpy(&word, u + i, sizeof(word));
-            if (word & UINT64_C(0x8080808080808080))
-                break;
-            memcpy(o, &word, sizeof(word));
-            o += 8;
-            i += 8;
-        }
+        memcpy(o, u + i, ascii);
+        o += ascii;
+        i += ascii;
         for (; i < n; i++) {
             uint32_t utf8;
 

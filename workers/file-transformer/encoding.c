@@ -67,9 +67,10 @@ int encoding_utf8_sequence(const unsigned char *s, size_t n)
     return len;
 }
 
-/* The bytes of the ASCII eight-byte words that s[0..n) starts with: order
- * files are nearly all ASCII, so both passes below skip it a word at a time. */
-static size_t ascii_words(const unsigned char *s, size_t n)
+/* The bytes of the ASCII eight-byte words that s[0..n) starts with, also
+ * copied to copy unless it is NULL: order files are nearly all ASCII, so
+ * both passes below go through it a word at a time. */
+static inline size_t ascii_words(const unsigned char *s, size_t n, char *copy)
 {
     size_t i = 0;
 
@@ -79,6 +80,8 @@ static size_t ascii_words(const unsigned char *s, size_t n)
         memcpy(&word, s + i, sizeof(word));
         if (word & UINT64_C(0x8080808080808080))
             break;
+        if (copy != NULL)
+            memcpy(copy + i, &word, sizeof(word));
         i += 8;
     }
     return i;
@@ -93,7 +96,7 @@ static size_t valid_length(const char *s, size_t n, int *cut)
 
     *cut = 0;
     while (i < n) {
-        i += ascii_words(u + i, n - i);
+        i += ascii_words(u + i, n - i, NULL);
         if (i >= n)
             break;
         int len = encoding_utf8_sequence(u + i, n - i);
@@ -120,9 +123,8 @@ size_t encoding_cp1252_to_utf8(const char *in, size_t n, char *out)
     size_t i = 0;
 
     while (i < n) {
-        size_t ascii = ascii_words(u + i, n - i);
+        size_t ascii = ascii_words(u + i, n - i, o);
 
-        memcpy(o, u + i, ascii);
         o += ascii;
         i += ascii;
         for (; i < n; i++) {

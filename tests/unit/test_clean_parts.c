@@ -463,16 +463,6 @@ static int model_insert(model *m, dupset_key k)
     return 1;
 }
 
-/* The number of bits of n (0 for 0). */
-static size_t bit_length(size_t n)
-{
-    size_t bits = 0;
-
-    for (; n > 0; n >>= 1)
-        bits++;
-    return bits;
-}
-
 /*
  * The set under a budget of 64 KiB: it spills every few thousand keys, and
  * every answer must still be the model's.  Repeats come from anywhere in
@@ -486,7 +476,7 @@ static void test_dupset_spill(void)
     dupset_key *keys = malloc(N * sizeof(*keys));
     unsigned char *fresh = malloc(N);
     dupset *set = dupset_create(DUPSET_MIN_BUDGET);
-    size_t wrong = 0, expected = 0, spills = 0, max_files = 0;
+    size_t wrong = 0, expected = 0;
 
     CHECK(m.slot != NULL && m.used != NULL && keys != NULL && fresh != NULL && set != NULL);
     if (m.slot == NULL || m.used == NULL || keys == NULL || fresh == NULL || set == NULL)
@@ -504,12 +494,9 @@ static void test_dupset_spill(void)
         }
     }
     for (size_t at = 0; at < N; at += BATCH) {
-        size_t n = N - at < BATCH ? N - at : BATCH, before = dupset_count_spilled(set);
+        size_t n = N - at < BATCH ? N - at : BATCH;
         CHECK_EQ_INT(dupset_insert_many(set, keys + at, n, fresh + at), 0);
-        spills += dupset_count_spilled(set) != before;
-        max_files = dupset_spill_files(set) > max_files ? dupset_spill_files(set) : max_files;
     }
-    CHECK(max_files <= bit_length(spills));
     for (size_t i = 0; i < N; i++) {
         int want = model_insert(&m, keys[i]);
         expected += (size_t)want;
@@ -520,12 +507,6 @@ static void test_dupset_spill(void)
     /* It did spill, and kept within its budget. */
     CHECK(dupset_count_spilled(set) > expected / 2);
     CHECK(dupset_bytes(set) <= DUPSET_MIN_BUDGET + 64 * 1024);
-    /* Dozens of spills, merged like a binary counter: several files (so
-     * lookups crossed files above), and no more than the bits of the
-     * number of spills. */
-    CHECK(spills >= 16);
-    CHECK(dupset_spill_files(set) >= 2);
-    CHECK(dupset_spill_files(set) <= bit_length(spills));
     /* Every key is found again, one at a time too. */
     for (size_t i = 0; i < N; i += 37)
         CHECK_EQ_INT(dupset_insert(set, keys[i]), 0);

@@ -24,31 +24,12 @@
 /* Keys per page of a spill file: one pread() of 4 KiB per lookup that the
  * filter lets through, and one 16-byte fence key in memory per page. */
 #define PAGE_KEYS 256
-/* Keys per write() buffer of a new spill file, and per read() buffer of
- * each spill file merged into it. */
-#define STREAM_KEYS     4096
-#define MERGE_READ_KEYS 1024
-/* A new spill file is merged with the newest files while they are under
- * MERGE_RATIO times its size.  2 keeps the fewest keys rewritten, but every
- * lookup the filter lets through reads one page per file: on 20M rows, 2, 4
- * and a single file (no ratio) cost the same CPU time within noise, and
- * 4 keeps the files half as many as 2 (docs/development.md, benchmarks). */
-#define MERGE_RATIO 4
-/* Spill files at most: each is a quarter of the one before it at most, and
- * the set holds under 2^32 keys. */
-#define MAX_SPILL_FILES 40
+/* Keys per read() or write() buffer while a spill file is rewritten. */
+#define STREAM_KEYS 4096
 /* Bits set per key in a 512-bit block of the filter.  Four is the best
  * choice from about 5 bits per key (20M rows in 12 MiB: ~9% of lookups reach
  * the file) to 20 (5M rows: 0.1%). */
 #define FILTER_BITS 4
-
-/* One sorted spill file: unlinked, so it goes away with the process, and
- * its first key of every page. */
-typedef struct spill_file {
-    int fd;
-    size_t count;
-    dupset_key *fences; /* (count + PAGE_KEYS - 1) / PAGE_KEYS */
-} spill_file;
 
 struct dupset {
     dupset_key *sorted; /* mmap()ed, count_sorted keys in order */
@@ -62,13 +43,14 @@ struct dupset {
     unsigned recent_min_bits;
     size_t count_recent;
     size_t budget; /* bytes the set may hold, spill file excluded */
-    /* Keys moved out of memory: sorted files, each at most a quarter of
-     * the one before (spill() keeps them so), and a blocked Bloom filter of
-     * 64-byte blocks over all of them that answers "surely not there" for
-     * most new keys without reading any file. */
-    spill_file files[MAX_SPILL_FILES];
-    size_t file_count;
+    /* Keys moved out of memory: one sorted file (unlinked, so it goes away
+     * with the process), its first key of every page, and a blocked Bloom
+     * filter of 64-byte blocks that answers "surely not there" for most
+     * new keys without reading the file. */
+    int fd; /* -1 before the first spill */
     size_t count_disk;
+    dupset_key *fences; /* one per PAGE_KEYS keys of the file */
+    size_t fence_cap;
     uint64_t *filter; /* filter_blocks * 8 words */
     size_t filter_blocks;
     dupset_key *page; /* PAGE_KEYS, the page a lookup reads */
@@ -122,6 +104,7 @@ dupset *dupset_create(size_t budget)
 
     if (set == NULL)
         return NULL;
+    set->fd = -1;
     set->budget = budget ? budget : DUPSET_DEFAULT_BUDGET;
     if (set->budget < DUPSET_MIN_BUDGET)
         set->budget = DUPSET_MIN_BUDGET;
@@ -146,12 +129,11 @@ void dupset_destroy(dupset *set)
         return;
     if (set->sorted != NULL)
         munmap(set->sorted, set->mapped);
-    for (size_t f = 0; f < set->file_count; f++) {
-        close(set->files[f].fd);
-        free(set->files[f].fences);
-    }
+    if (set->fd >= 0)
+        close(set->fd);
     free(set->directory);
     free(set->recent);
+    free(set->fences);
     free(set->filter);
     free(set->page);
     free(set);
@@ -167,27 +149,17 @@ size_t dupset_count_spilled(const dupset *set)
     return set->count_disk;
 }
 
-size_t dupset_spill_files(const dupset *set)
-{
-    return set->file_count;
-}
-
 const char *dupset_error(const dupset *set)
 {
     return set->error[0] ? set->error : "out of memory";
 }
 
 /* What the spilled part holds in memory: filter, fences, page buffer. */
-static size_t fence_count(size_t keys)
-{
-    return (keys + PAGE_KEYS - 1) / PAGE_KEYS;
-}
-
 static size_t spill_bytes(const dupset *set)
 {
-    if (set->file_count == 0)
+    if (set->fd < 0)
         return 0;
-    return set->filter_blocks * 64 + fence_count(set->count_disk) * sizeof(dupset_key) +
+    return set->filter_blocks * 64 + set->fence_cap * sizeof(dupset_key) +
            PAGE_KEYS * sizeof(dupset_key);
 }
 
@@ -260,22 +232,25 @@ static int read_keys(dupset *set, int fd, size_t first, dupset_key *keys, size_t
     return 0;
 }
 
-/* 1 when key is in the spill file f, 0 when not, -1 on a read error. */
-static int in_file(dupset *set, const spill_file *f, dupset_key key)
+/* 1 when key is in the spill file, 0 when not, -1 on a read error. */
+static int in_disk(dupset *set, dupset_key key)
 {
-    size_t lo = 0, hi = fence_count(f->count), first, n;
+    size_t lo = 0, hi, first, n;
 
+    if (set->count_disk == 0 || !filter_may_hold(set, key))
+        return 0;
     /* The last page whose first key is <= key. */
+    hi = (set->count_disk + PAGE_KEYS - 1) / PAGE_KEYS;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        if (key_less(key, f->fences[mid]))
+        if (key_less(key, set->fences[mid]))
             hi = mid;
         else
             lo = mid;
     }
     first = lo * PAGE_KEYS;
-    n = f->count - first < PAGE_KEYS ? f->count - first : PAGE_KEYS;
-    if (read_keys(set, f->fd, first, set->page, n) < 0)
+    n = set->count_disk - first < PAGE_KEYS ? set->count_disk - first : PAGE_KEYS;
+    if (read_keys(set, set->fd, first, set->page, n) < 0)
         return -1;
     lo = 0;
     hi = n;
@@ -287,20 +262,6 @@ static int in_file(dupset *set, const spill_file *f, dupset_key key)
             hi = mid;
     }
     return lo < n && key_equal(set->page[lo], key);
-}
-
-/* 1 when key is in a spill file, 0 when not, -1 on a read error.  The
- * largest file first: it is the likeliest to hold a repeat. */
-static int in_disk(dupset *set, dupset_key key)
-{
-    if (set->count_disk == 0 || !filter_may_hold(set, key))
-        return 0;
-    for (size_t f = 0; f < set->file_count; f++) {
-        int found = in_file(set, &set->files[f], key);
-        if (found != 0)
-            return found;
-    }
-    return 0;
 }
 
 static int in_sorted(const dupset *set, dupset_key key)
@@ -531,110 +492,108 @@ static int write_keys(dupset *set, int fd, const dupset_key *keys, size_t n)
     return 0;
 }
 
-/* One sorted input of a merge: a key array in memory, or a spill file read
- * through a buffer of MERGE_READ_KEYS keys. */
-typedef struct merge_input {
-    const dupset_key *keys; /* keys[pos..len) not merged yet */
-    size_t pos, len;
-    const spill_file *file; /* NULL for keys in memory */
-    size_t file_next;       /* next key index of file to buffer */
-    dupset_key *buffer;
-} merge_input;
+/* The keys of one spill being written: the old file streamed in, the new
+ * one streamed out, each through a buffer of STREAM_KEYS keys. */
+typedef struct spill_run {
+    int out_fd;
+    size_t disk_next; /* next key index of the old file to buffer */
+    dupset_key *in;   /* buffered old keys, in[in_pos..in_len) unread */
+    size_t in_pos, in_len;
+    dupset_key *out;
+    size_t out_len;
+    size_t written;
+} spill_run;
 
-/* The new spill file being written, through a buffer of STREAM_KEYS keys. */
-typedef struct merge_output {
-    spill_file file;
-    dupset_key *buffer;
-    size_t buffered;
-} merge_output;
-
-/* Whether in has a key left, refilling its buffer from its file; 1, 0 at
- * the end, -1 on a read error. */
-static int input_ready(dupset *set, merge_input *in)
+/* The next key of the old file, refilling the buffer; 1, 0 at the end, -1 on
+ * a read error. */
+static int peek_disk(dupset *set, spill_run *run, dupset_key *key)
 {
-    size_t n;
+    if (run->in_pos == run->in_len) {
+        size_t n = set->count_disk - run->disk_next;
 
-    if (in->pos < in->len)
-        return 1;
-    if (in->file == NULL || in->file_next == in->file->count)
-        return 0;
-    n = in->file->count - in->file_next;
-    if (n > MERGE_READ_KEYS)
-        n = MERGE_READ_KEYS;
-    if (read_keys(set, in->file->fd, in->file_next, in->buffer, n) < 0)
-        return -1;
-    in->file_next += n;
-    in->keys = in->buffer;
-    in->pos = 0;
-    in->len = n;
+        if (n == 0)
+            return 0;
+        if (n > STREAM_KEYS)
+            n = STREAM_KEYS;
+        if (read_keys(set, set->fd, run->disk_next, run->in, n) < 0)
+            return -1;
+        run->disk_next += n;
+        run->in_pos = 0;
+        run->in_len = n;
+    }
+    *key = run->in[run->in_pos];
     return 1;
 }
 
-static int emit(dupset *set, merge_output *out, dupset_key key)
+static int emit(dupset *set, spill_run *run, dupset_key key)
 {
-    if (out->file.count % PAGE_KEYS == 0)
-        out->file.fences[out->file.count / PAGE_KEYS] = key;
-    out->file.count++;
-    out->buffer[out->buffered++] = key;
-    if (out->buffered < STREAM_KEYS)
+    if (run->written % PAGE_KEYS == 0)
+        set->fences[run->written / PAGE_KEYS] = key;
+    run->written++;
+    run->out[run->out_len++] = key;
+    if (run->out_len < STREAM_KEYS)
         return 0;
-    out->buffered = 0;
-    return write_keys(set, out->file.fd, out->buffer, STREAM_KEYS);
+    run->out_len = 0;
+    return write_keys(set, run->out_fd, run->out, STREAM_KEYS);
 }
 
-/*
- * Merges inputs[0..n) into out.  The inputs hold distinct keys.  Keys from
- * memory go into the filter when there is one; the filter block of a key a
- * few places ahead is prefetched, as blocks are random and the filter is
- * far larger than the cache.  Returns 0 or -1.
- */
-static int merge_inputs(dupset *set, merge_input *inputs, size_t n, merge_output *out)
+/* Merges the old file, the sorted array and the m sorted recent keys r into
+ * run->out_fd.  The three hold distinct keys.  Keys coming from memory go
+ * into the filter when there is one.  Returns 0 or -1. */
+static int merge_to_file(dupset *set, spill_run *run, const dupset_key *r, size_t m)
 {
-    enum { AHEAD = 8 };
+    size_t i = 0, j = 0;
+    dupset_key d = {0};
+    int have_d = peek_disk(set, run, &d);
 
-    for (size_t k = 0; k < n; k++) {
-        if (input_ready(set, &inputs[k]) < 0)
-            return -1;
-    }
     for (;;) {
-        merge_input *least = NULL;
-        dupset_key key;
+        dupset_key k = {0};
+        int from = -1; /* 0: sorted array, 1: recent keys, 2: old file */
 
-        for (size_t k = 0; k < n; k++) {
-            merge_input *in = &inputs[k];
-            if (in->pos < in->len &&
-                (least == NULL || key_less(in->keys[in->pos], least->keys[least->pos])))
-                least = in;
+        if (i < set->count_sorted) {
+            k = set->sorted[i];
+            from = 0;
         }
-        if (least == NULL)
+        if (j < m && (from < 0 || key_less(r[j], k))) {
+            k = r[j];
+            from = 1;
+        }
+        if (have_d > 0 && (from < 0 || key_less(d, k))) {
+            k = d;
+            from = 2;
+        }
+        if (from < 0)
             break;
-        key = least->keys[least->pos];
-        if (least->file == NULL && set->filter != NULL) {
-            if (least->pos + AHEAD < least->len)
-                __builtin_prefetch(filter_block(set, least->keys[least->pos + AHEAD]));
-            filter_add(set, key);
-        }
-        least->pos++;
-        if (emit(set, out, key) < 0 || input_ready(set, least) < 0)
+        if (from == 0)
+            i++;
+        else if (from == 1)
+            j++;
+        else
+            run->in_pos++;
+        if (from != 2 && set->filter != NULL)
+            filter_add(set, k);
+        if (emit(set, run, k) < 0)
             return -1;
+        if (from == 2)
+            have_d = peek_disk(set, run, &d);
     }
-    return write_keys(set, out->file.fd, out->buffer, out->buffered);
+    if (have_d < 0)
+        return -1;
+    return write_keys(set, run->out_fd, run->out, run->out_len);
 }
 
-/* Fills a new filter from the only spill file (the first spill: the filter
- * could not be allocated while the keys were still in memory). */
-static int fill_filter(dupset *set, dupset_key *buf, size_t buf_keys)
+/* Fills a new filter from the spill file (the first spill: the filter could
+ * not be allocated while the keys were still in memory). */
+static int fill_filter(dupset *set, dupset_key *buf)
 {
-    const spill_file *f = &set->files[0];
-
     set->filter_blocks = set->budget / 2 / 64;
     set->filter = calloc(set->filter_blocks, 64);
     if (set->filter == NULL)
         return -1;
-    for (size_t at = 0; at < f->count; at += buf_keys) {
-        size_t n = f->count - at < buf_keys ? f->count - at : buf_keys;
+    for (size_t at = 0; at < set->count_disk; at += STREAM_KEYS) {
+        size_t n = set->count_disk - at < STREAM_KEYS ? set->count_disk - at : STREAM_KEYS;
 
-        if (read_keys(set, f->fd, at, buf, n) < 0)
+        if (read_keys(set, set->fd, at, buf, n) < 0)
             return -1;
         for (size_t k = 0; k < n; k++)
             filter_add(set, buf[k]);
@@ -666,83 +625,52 @@ static int forget_memory(dupset *set)
     return 0;
 }
 
-/* How many of the newest spill files a spill of fresh keys merges with:
- * while the newest file left is under MERGE_RATIO times what is merged so
- * far.  Each file is then at least MERGE_RATIO times the next, so there are
- * O(log n) of them, and a key is rewritten only when its file grows by a
- * quarter at least, O(log n) times: O(n log n) in all, where one file
- * rewritten at every spill cost O(n^2). */
-static size_t files_to_merge(const dupset *set, size_t fresh)
-{
-    size_t merged = 0, total = fresh;
-
-    while (merged < set->file_count &&
-           set->files[set->file_count - 1 - merged].count < MERGE_RATIO * total) {
-        total += set->files[set->file_count - 1 - merged].count;
-        merged++;
-    }
-    /* Never more files than there are slots (only a near-2^32 set could
-     * get there): the last slot then takes every newer spill. */
-    if (set->file_count - merged >= MAX_SPILL_FILES)
-        merged = set->file_count - MAX_SPILL_FILES + 1;
-    return merged;
-}
-
 /*
- * Moves every key in memory to a new spill file, merged with the newest
- * spill files (files_to_merge()), so that a lookup the filter lets through
- * costs one pread() per file, O(log n) of them, and no spill rewrites all
- * that was spilled before.  Returns 0 or -1 (the set can then only be
- * destroyed).
+ * Moves every key in memory to a new spill file, merged with the old one:
+ * one sorted file, so a lookup the filter lets through costs one pread().
+ * Rewriting the file each time costs O(n) per spill; at the default budget
+ * a spill holds about half a million keys, so 20M rows rewrite ~6 GB through
+ * the page cache, and 5M rows a tenth of that.  Returns 0 or -1 (the set can
+ * then only be destroyed).
  */
 static int spill(dupset *set)
 {
     size_t m = gather_recent(set);
-    size_t fresh = set->count_sorted + m;
-    size_t merged = files_to_merge(set, fresh);
-    size_t first = set->file_count - merged, total = fresh;
-    merge_input inputs[2 + MAX_SPILL_FILES] = {{0}};
-    merge_output out = {.file = {.fd = -1}};
-    dupset_key *reads = NULL;
+    size_t total = set->count_disk + set->count_sorted + m;
+    size_t pages = (total + PAGE_KEYS - 1) / PAGE_KEYS;
+    spill_run run = {.out_fd = -1};
+    dupset_key *fences;
     int ret = -1;
 
-    for (size_t f = first; f < set->file_count; f++)
-        total += set->files[f].count;
-    out.file.fences = malloc(fence_count(total) * sizeof(dupset_key));
-    out.buffer = malloc(STREAM_KEYS * sizeof(dupset_key));
-    reads = malloc((merged > 0 ? merged : 1) * MERGE_READ_KEYS * sizeof(dupset_key));
+    fences = realloc(set->fences, pages * sizeof(dupset_key));
+    if (fences == NULL)
+        goto done;
+    set->fences = fences;
+    set->fence_cap = pages;
+    run.in = malloc(STREAM_KEYS * sizeof(dupset_key));
+    run.out = malloc(STREAM_KEYS * sizeof(dupset_key));
     if (set->page == NULL)
         set->page = malloc(PAGE_KEYS * sizeof(dupset_key));
-    if (out.file.fences == NULL || out.buffer == NULL || reads == NULL || set->page == NULL)
+    if (run.in == NULL || run.out == NULL || set->page == NULL)
         goto done;
-    inputs[0] = (merge_input){.keys = set->sorted, .len = set->count_sorted};
-    inputs[1] = (merge_input){.keys = set->recent, .len = m};
-    for (size_t k = 0; k < merged; k++)
-        inputs[2 + k] =
-            (merge_input){.file = &set->files[first + k], .buffer = reads + k * MERGE_READ_KEYS};
-    out.file.fd = open_spill_file(set);
-    if (out.file.fd < 0 || merge_inputs(set, inputs, 2 + merged, &out) < 0)
+    run.out_fd = open_spill_file(set);
+    if (run.out_fd < 0 || merge_to_file(set, &run, set->recent, m) < 0)
         goto done;
-    for (size_t f = first; f < set->file_count; f++) {
-        close(set->files[f].fd);
-        free(set->files[f].fences);
-    }
-    set->files[first] = out.file;
-    set->file_count = first + 1;
-    out.file.fd = -1;
-    out.file.fences = NULL;
-    set->count_disk += fresh;
+    if (set->fd >= 0)
+        close(set->fd);
+    set->fd = run.out_fd;
+    run.out_fd = -1;
+    set->count_disk = total;
     if (forget_memory(set) < 0)
         goto done;
-    if (set->filter == NULL && fill_filter(set, out.buffer, STREAM_KEYS) < 0)
+    if (set->filter == NULL && fill_filter(set, run.in) < 0)
         goto done;
     ret = 0;
 done:
-    if (out.file.fd >= 0)
-        close(out.file.fd);
-    free(out.file.fences);
-    free(out.buffer);
-    free(reads);
+    if (run.out_fd >= 0)
+        close(run.out_fd);
+    free(run.in);
+    free(run.out);
     return ret;
 }
 

@@ -19,15 +19,13 @@
  * batch of keys first, so the cache misses of a batch overlap.
  *
  * Memory is bounded by a budget.  When merging the recent keys would take the
- * set over it, every key in memory is written instead into a sorted spill
+ * set over it, every key in memory is merged instead into one sorted spill
  * file under TMPDIR (unlinked at once, so it never outlives the process) and
- * memory starts again from empty.  The new file is merged with the newest
- * files while they are under four times its size: O(log n) files, each key
- * rewritten O(log n) times.  Half the budget then goes to a blocked Bloom
- * filter of the spilled keys: a new key is looked up in the files (one
- * 4 KiB pread() per file, found through one fence key per page kept in
- * memory) only when the filter says it may be there.  The answer is exact
- * either way; only the time a lookup takes depends on the filter.
+ * memory starts again from empty.  Half the budget then goes to a blocked
+ * Bloom filter of the spilled keys: a new key is looked up in the file (one
+ * 4 KiB pread() found through one fence key per page kept in memory) only
+ * when the filter says it may be there.  The answer is exact either way;
+ * only the time a lookup takes depends on the filter.
  */
 
 /* The budget when none is given, and the smallest one accepted. */
@@ -65,11 +63,8 @@ int dupset_insert_many(dupset *set, const dupset_key *keys, size_t n, unsigned c
 /* Number of keys in the set, in memory or spilled. */
 size_t dupset_count(const dupset *set);
 
-/* Number of keys in the spill files (0 while everything fits in memory). */
+/* Number of keys in the spill file (0 while everything fits in memory). */
 size_t dupset_count_spilled(const dupset *set);
-
-/* Number of spill files (0 while everything fits in memory). */
-size_t dupset_spill_files(const dupset *set);
 
 /* Bytes of memory the set holds (mapped, not necessarily resident). */
 size_t dupset_bytes(const dupset *set);

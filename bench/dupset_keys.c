@@ -1,11 +1,9 @@
 /*
  * dupset_keys N BUDGET_MB: the duplicate set alone, N random 128-bit keys
- * (rounded up to a whole batch)
- * (one in 50 a repeat of the key before it) inserted in batches of 512 as
- * the engine does, within BUDGET_MB; prints the repeats found and the keys
- * spilled.  Time it with /usr/bin/time: the spill's cost at a size is this
- * program's CPU time against the same N with a budget it never reaches
- * (docs/development.md, "Memory at any size").
+ * (rounded up to a whole batch; one in 50 a repeat of the key before it)
+ * inserted in batches of 512 as the engine does, within BUDGET_MB; prints the repeats found and the
+ * keys spilled.  Time it with /usr/bin/time: the spill's cost at a size is this program's CPU time
+ * against the same N with a budget it never reaches (docs/development.md, "Memory at any size").
  */
 #include <inttypes.h>
 #include <stdio.h>

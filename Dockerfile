@@ -42,18 +42,22 @@ COPY meson.build meson_options.txt ./
 COPY proto/ proto/
 COPY workers/ workers/
 # /out/<worker>/ is the file tree of each worker's image: the worker, its
-# `worker` link and dxctl.
+# `worker` link and dxctl; file-transformer's also has the
+# file-transformer-service that `file-transformer` execs to run the service.
 RUN meson setup /build --buildtype=release --prefix=/usr/local -Dtests=false \
  && ninja -C /build workers/daily-checker/daily-checker \
-      workers/file-transformer/file-transformer workers/status-checker/status-checker \
-      workers/dxctl/dxctl \
+      workers/file-transformer/file-transformer workers/file-transformer/file-transformer-service \
+      workers/status-checker/status-checker workers/dxctl/dxctl \
  && strip --strip-unneeded /build/workers/dxctl/dxctl \
  && for w in daily-checker file-transformer status-checker; do \
       install -D -m 0755 "/build/workers/$w/$w" "/out/$w/usr/local/bin/$w" \
       && strip --strip-unneeded "/out/$w/usr/local/bin/$w" \
       && install -m 0755 /build/workers/dxctl/dxctl "/out/$w/usr/local/bin/dxctl" \
       && ln -s "$w" "/out/$w/usr/local/bin/worker" || exit 1; \
-    done
+    done \
+ && install -m 0755 /build/workers/file-transformer/file-transformer-service \
+      /out/file-transformer/usr/local/bin/file-transformer-service \
+ && strip --strip-unneeded /out/file-transformer/usr/local/bin/file-transformer-service
 # Only from here on does the build depend on WORKER.
 ARG WORKER
 RUN case "${WORKER}" in \

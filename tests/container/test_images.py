@@ -197,6 +197,9 @@ def check_image(t, podman, worker, workdir):
             not any(f"usr/local/bin/{w}" in names for w in pm.WORKERS if w != worker),
             f"{worker}: holds its own binary and no other worker's")
     t.check("usr/local/bin/dxctl" in names, f"{worker}: holds dxctl, the operator's command")
+    # `file-transformer` execs the service from its own folder (main.c).
+    t.check(("usr/local/bin/file-transformer-service" in names) == (worker == "file-transformer"),
+            f"{worker}: holds file-transformer-service exactly when it is file-transformer")
     t.check(not any(n.startswith("var/cache/apt/") and n.endswith(".bin") for n in names) and
             not any(n.startswith("var/lib/apt/lists/") and n.endswith("_Packages") for n in names),
             f"{worker}: no apt cache or package list left in the image")

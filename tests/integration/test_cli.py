@@ -9,15 +9,23 @@
     every variable of those tables is either listed or read elsewhere (the
     SFTP backend's SFTP_*, dxctl's STATUS_URL), so the docs and the code
     cannot drift apart unnoticed;
-  - an unknown flag prints one line naming it and exits 2.
+  - an unknown flag prints one line naming it and exits 2;
+  - `file-transformer` links none of the service's libraries (nats.c,
+    libssh, libmicrohttpd, OpenSSL, protobuf-c), so that a one-shot clean
+    starts in a few milliseconds, and runs the service by exec'ing
+    `file-transformer-service` from its own folder: a bad setting still
+    gets the service's one line and exit 2 through it, and without the
+    service beside it the command says so in one line and exits 1.
 No server is started: nothing here touches the network.
 """
 
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import harness
 
@@ -69,6 +77,49 @@ def run(name, *args):
     return res.returncode, res.stdout.decode(), res.stderr.decode()
 
 
+# The libraries only the service needs; `file-transformer clean` must not
+# load them (their relocations are most of the service's start-up).
+SERVICE_LIBRARIES = re.compile(r"^lib(nats|ssh|microhttpd|gnutls|crypto|ssl|protobuf-c)\.so")
+
+
+def needed_libraries(path):
+    out = subprocess.run(["readelf", "-d", path], stdout=subprocess.PIPE, check=True,
+                         timeout=30).stdout.decode()
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+
+
+def check_clean_command(t, version):
+    front = harness.binary("file-transformer")
+    service = os.path.join(os.path.dirname(front), "file-transformer-service")
+    needed = needed_libraries(front)
+    heavy = [lib for lib in needed if SERVICE_LIBRARIES.match(lib)]
+    t.check(any(lib.startswith("libcsv.so") for lib in needed) and not heavy,
+            f"file-transformer links libcsv and none of the service's libraries "
+            f"(NEEDED: {needed})")
+    t.check(any(SERVICE_LIBRARIES.match(lib) for lib in needed_libraries(service)),
+            "file-transformer-service links the service's libraries (the check above reads "
+            "the right thing)")
+    res = subprocess.run([service, "--version"], stdout=subprocess.PIPE, timeout=30)
+    t.check(res.returncode == 0 and res.stdout.decode() == f"file-transformer-service {version}\n",
+            f"file-transformer-service --version (got {res.returncode}, {res.stdout!r})")
+    res = subprocess.run([front], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                         env={"PATH": os.environ["PATH"], "PORT": "not-a-port"})
+    err = res.stderr.decode()
+    t.check(res.returncode == 2 and "PORT" in err and len(err.splitlines()) == 1,
+            f"a bad setting reaches the service through the exec: one line, exit 2 "
+            f"(got {res.returncode}, {err!r})")
+    with tempfile.TemporaryDirectory(prefix="dx-cli-") as alone:
+        copy = os.path.join(alone, "file-transformer")
+        shutil.copy2(front, copy)
+        res = subprocess.run([copy], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30,
+                             env={"PATH": os.environ["PATH"]})
+        err = res.stderr.decode()
+        t.check(res.returncode == 1 and "file-transformer-service" in err and
+                len(err.splitlines()) == 1,
+                f"without file-transformer-service beside it: one line, exit 1 "
+                f"(got {res.returncode}, {err!r})")
+
+
 def main():
     t = harness.TestRun("test_cli")
     version = project_version()
@@ -99,6 +150,7 @@ def main():
         code, out, err = run(name, "--no-such-flag")
         t.check(code == 2 and "--no-such-flag" in err and len(err.splitlines()) == 1,
                 f"{name} refuses an unknown flag with one line and exit 2 (got {code}, {err!r})")
+    check_clean_command(t, version)
     return t.finish()
 
 

@@ -42,14 +42,3 @@ void transform_handle(worker *w, const event_order_date *ev, const bus_delivery 
  * bucket handle).  Call after worker_finish(), once no thread can handle an
  * event; nats.c keeps the connection alive for the handle. */
 void transform_finish(void);
-
-/*
- * Cleans the local file in_path into out_path and rejects_path (each
- * written to a temporary name and renamed into place), with the formula
- * guard when formula_guard is set, the duplicate set holding at most
- * memory_budget bytes (clean_io.memory_budget).  Prints nothing; fills
- * counts.  Returns DX_ERR_INVALID with reason for an unusable file.
- */
-dx_status transform_clean_local(const char *in_path, const char *out_path, const char *rejects_path,
-                                int formula_guard, size_t memory_budget, clean_counts *counts,
-                                char *reason, size_t reason_len);

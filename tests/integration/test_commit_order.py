@@ -4,6 +4,9 @@ seen in the system calls of the real file-transformer (under strace).
   - every file it publishes in the depot was fsync'd under its temporary name
     before the rename that makes it visible: after a crash the depot holds
     the old file or the complete new one, never a torn one;
+  - the depot folder is fsync'd after every rename into it (one sync for a
+    clean file and its rejects, after the second rename), so that the new
+    names survive a crash;
   - a drop rewritten by its client while it is being cleaned is not archived:
     the clean output is the version that was read, and the new version stays
     in the inbox for the next run (README: "the new version stays in the
@@ -80,6 +83,30 @@ def commits(lines):
     return renames, fsynced
 
 
+def unsynced_renames(lines, depot):
+    """The depot renames (final paths) that no fsync of their folder
+    completed after: the folder sync that makes a new name survive a crash
+    may serve several renames into one folder, but it must come after each
+    of them."""
+    pending = []
+    for line in lines:
+        m = LINE.match(line)
+        if not m:
+            continue
+        call, rest = m.group(2), m.group(3)
+        if not re.search(r"= 0( \(DELAYED\))?$", rest):
+            continue
+        if call.startswith("rename"):
+            paths = re.findall(r'"([^"]*)"', rest)
+            if len(paths) >= 2 and is_depot_temp(paths[0], depot):
+                pending.append(paths[1])
+        elif call in ("fsync", "fdatasync"):
+            m_path = re.search(r"^\(\d+<([^>]*)>", rest)
+            if m_path:
+                pending = [p for p in pending if os.path.dirname(p) != m_path.group(1)]
+    return pending
+
+
 def is_depot_temp(path, depot):
     return path.startswith(depot + "/") and ".tmp-" in os.path.basename(path)
 
@@ -144,6 +171,11 @@ def main():
                         " before its rename")
         t.check(any(os.path.dirname(final) in fsynced for _, final, _ in published),
                 "the depot folder is fsync'd too, so that the new name survives a crash")
+        # The clean file and its rejects share one folder sync, which must
+        # come after both renames (storage_writer_commit_pair).
+        unsynced = unsynced_renames(lines, depot)
+        t.check(not unsynced, "the depot folder is fsync'd after every rename into it "
+                              f"(not after: {[os.path.relpath(f, depot) for f in unsynced]})")
     return t.finish()
 
 

@@ -72,6 +72,46 @@ int main(void)
     storage_writer_abort(wr);
     CHECK_EQ_INT(count_entries(path), 1);
 
+    /* A pair: both renamed, the first before the second, in one folder or
+     * in two; when the second cannot be renamed (its temporary file was
+     * removed behind its back), *committed says the first one was. */
+    {
+        storage_writer *first = NULL, *second = NULL;
+        int committed = -1;
+
+        CHECK_EQ_INT(storage_writer_open(st, "pair/a.rejects.csv", &first), DX_OK);
+        CHECK_EQ_INT(storage_writer_open(st, "pair/a.csv", &second), DX_OK);
+        CHECK_EQ_INT(storage_write(second, "a\n", 2), DX_OK);
+        CHECK_EQ_INT(storage_writer_commit_pair(first, second, &committed), DX_OK);
+        CHECK_EQ_INT(committed, 2);
+        CHECK_EQ_INT(storage_stat(st, "pair/a.csv", &entry), DX_OK);
+        CHECK_EQ_INT(entry.size, 2);
+        CHECK_EQ_INT(storage_stat(st, "pair/a.rejects.csv", &entry), DX_OK);
+        snprintf(path, sizeof(path), "%s/pair", root);
+        CHECK_EQ_INT(count_entries(path), 2); /* no temporary file left */
+
+        CHECK_EQ_INT(storage_writer_open(st, "pair/one/b.csv", &first), DX_OK);
+        CHECK_EQ_INT(storage_writer_open(st, "pair/two/b.csv", &second), DX_OK);
+        CHECK_EQ_INT(storage_writer_commit_pair(first, second, &committed), DX_OK);
+        CHECK_EQ_INT(committed, 2);
+        CHECK_EQ_INT(storage_stat(st, "pair/one/b.csv", &entry), DX_OK);
+        CHECK_EQ_INT(storage_stat(st, "pair/two/b.csv", &entry), DX_OK);
+
+        CHECK_EQ_INT(storage_writer_open(st, "pair/c.rejects.csv", &first), DX_OK);
+        CHECK_EQ_INT(storage_writer_open(st, "pair/three/c.csv", &second), DX_OK);
+        CHECK_EQ_INT(storage_list(st, "pair/three", &entries, &count), DX_OK);
+        CHECK_EQ_INT(count, 1);
+        if (count == 1) {
+            snprintf(path, sizeof(path), "%s/pair/three/%s", root, entries[0].name);
+            CHECK_EQ_INT(unlink(path), 0);
+        }
+        storage_entries_free(entries, count);
+        CHECK(storage_writer_commit_pair(first, second, &committed) != DX_OK);
+        CHECK_EQ_INT(committed, 1);
+        CHECK_EQ_INT(storage_stat(st, "pair/c.rejects.csv", &entry), DX_OK);
+        CHECK(storage_stat(st, "pair/three/c.csv", &entry) != DX_OK);
+    }
+
     /* Read back. */
     CHECK_EQ_INT(storage_reader_open(st, "US1/2026-11-24/out.csv", &rd), DX_OK);
     CHECK_EQ_INT(storage_read(rd, buf, sizeof(buf), &got), DX_OK);

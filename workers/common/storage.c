@@ -225,6 +225,27 @@ dx_status storage_writer_commit(storage_writer *wr)
     return wr->owner->ops->writer_commit(wr);
 }
 
+dx_status storage_writer_commit_pair(storage_writer *first, storage_writer *second, int *committed)
+{
+    const storage_ops *ops = first->owner->ops;
+    dx_status s;
+
+    *committed = 0;
+    if (first->owner == second->owner && ops->writer_commit_before != NULL)
+        s = ops->writer_commit_before(first, second);
+    else
+        s = storage_writer_commit(first);
+    if (s != DX_OK) {
+        storage_writer_abort(second);
+        return s;
+    }
+    *committed = 1;
+    s = storage_writer_commit(second);
+    if (s == DX_OK)
+        *committed = 2;
+    return s;
+}
+
 void storage_writer_abort(storage_writer *wr)
 {
     if (wr != NULL)

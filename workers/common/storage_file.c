@@ -605,10 +605,14 @@ static void fsync_parent(const char *abs)
     }
 }
 
-static dx_status file_writer_commit(storage_writer *base)
+/*
+ * Flushes wr to stable storage, renames it into place and, when
+ * sync_folder, syncs its folder so that the new name survives a crash.
+ * Frees wr whatever the outcome.
+ */
+static dx_status commit_file(file_writer *wr, int sync_folder)
 {
-    file_writer *wr = (file_writer *)base;
-    storage *st = base->owner;
+    storage *st = wr->base.owner;
     dx_status s = DX_OK;
 
     /* Data first, then the name: after a crash the target is either the
@@ -620,12 +624,17 @@ static dx_status file_writer_commit(storage_writer *base)
     wr->fp = NULL;
     if (s == DX_OK && rename(wr->tmp_path, wr->final_path) != 0)
         s = fail_errno(st, "rename", "", errno);
-    if (s == DX_OK)
+    if (s == DX_OK && sync_folder)
         fsync_parent(wr->final_path);
-    else
+    else if (s != DX_OK)
         unlink(wr->tmp_path);
     free(wr);
     return s;
+}
+
+static dx_status file_writer_commit(storage_writer *base)
+{
+    return commit_file((file_writer *)base, 1);
 }
 
 static void file_writer_abort(storage_writer *base)
@@ -636,6 +645,25 @@ static void file_writer_abort(storage_writer *base)
         fclose(wr->fp);
     unlink(wr->tmp_path);
     free(wr);
+}
+
+/* True when the absolute paths a and b are in the same folder. */
+static int same_folder(const char *a, const char *b)
+{
+    const char *sa = strrchr(a, '/'), *sb = strrchr(b, '/');
+
+    return sa != NULL && sb != NULL && sa - a == sb - b && memcmp(a, b, (size_t)(sa - a)) == 0;
+}
+
+/*
+ * Commits wr, to be followed at once by the commit of next: when both are in
+ * one folder, next's commit syncs it for both (storage_writer_commit_pair).
+ */
+static dx_status file_writer_commit_before(storage_writer *base, const storage_writer *next)
+{
+    file_writer *wr = (file_writer *)base;
+
+    return commit_file(wr, !same_folder(wr->final_path, ((const file_writer *)next)->final_path));
 }
 
 static const storage_ops file_ops = {
@@ -653,5 +681,6 @@ static const storage_ops file_ops = {
     .writer_open = file_writer_open,
     .write = file_write,
     .writer_commit = file_writer_commit,
+    .writer_commit_before = file_writer_commit_before,
     .writer_abort = file_writer_abort,
 };

@@ -259,15 +259,14 @@ static dx_status clean_drop(run_ctx *run, const char *source, event_file_ready *
         snprintf(reason, reason_len, "inbox: %s", storage_last_error(w->inbox));
     else if (s != DX_OK && reason[0] == '\0')
         snprintf(reason, reason_len, "%s", storage_last_error(w->depot));
-    /* Rejects first: once the clean output is visible, its rejects are too. */
+    /* Rejects first: once the clean output is visible, its rejects are too;
+     * their shared folder is synced once, after both renames. */
     if (s == DX_OK) {
-        s = storage_writer_commit(rejects);
-        rejects = NULL;
-    }
-    if (s == DX_OK) {
-        s = storage_writer_commit(out);
-        out = NULL;
-        if (s != DX_OK) {
+        int committed = 0;
+
+        s = storage_writer_commit_pair(rejects, out, &committed);
+        rejects = out = NULL;
+        if (s != DX_OK && committed == 1) {
             snprintf(reason, reason_len, "depot: %s", storage_last_error(w->depot));
             /* No half result: the rejects without their clean file go too. */
             storage_remove(w->depot, ready->rejects);

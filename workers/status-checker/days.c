@@ -47,9 +47,12 @@ typedef struct day_rec {
     char last_state[16]; /* at the last evaluation */
 } day_rec;
 
+/* A day record is about 7 KB: they are allocated one by one as dates are
+ * seen, so that a client seen once costs one record, not DAYS_KEEP (100 KB
+ * of zeroed pages per new client was a third of a burst's CPU time). */
 typedef struct client_rec {
     char client_id[EVENT_CLIENT_MAX];
-    day_rec days[DAYS_KEEP]; /* unordered */
+    day_rec *days[DAYS_KEEP]; /* unordered, the first day_count owned */
     size_t day_count;
     int64_t last_success_ms;
 } client_rec;
@@ -91,8 +94,11 @@ void days_destroy(days_book *d)
 {
     if (d == NULL)
         return;
-    for (size_t i = 0; i < d->client_count; i++)
+    for (size_t i = 0; i < d->client_count; i++) {
+        for (size_t j = 0; j < d->clients[i]->day_count; j++)
+            free(d->clients[i]->days[j]);
         free(d->clients[i]);
+    }
     free(d->clients);
     free(d->profiles);
     pthread_mutex_destroy(&d->lock);
@@ -158,17 +164,19 @@ static day_rec *find_day(days_book *d, const char *client_id, const char *order_
     if (!util_date_to_days(order_date, &civil) || (c = find_client(d, client_id, 1)) == NULL)
         return NULL;
     for (size_t i = 0; i < c->day_count; i++) {
-        if (c->days[i].civil == civil)
-            return &c->days[i];
-        if (c->days[i].civil < c->days[oldest].civil)
+        if (c->days[i]->civil == civil)
+            return c->days[i];
+        if (c->days[i]->civil < c->days[oldest]->civil)
             oldest = i;
     }
     if (c->day_count < DAYS_KEEP) {
-        r = &c->days[c->day_count++];
-    } else {
-        if (civil < c->days[oldest].civil)
+        if ((r = malloc(sizeof(*r))) == NULL)
             return NULL;
-        r = &c->days[oldest];
+        c->days[c->day_count++] = r;
+    } else {
+        if (civil < c->days[oldest]->civil)
+            return NULL;
+        r = c->days[oldest];
     }
     memset(r, 0, sizeof(*r));
     util_copy(r->order_date, sizeof(r->order_date), order_date);
@@ -538,7 +546,7 @@ static size_t client_dates(const client_rec *c, const days_profile *p, int64_t n
     size_t n = 0;
 
     for (size_t i = 0; c != NULL && i < c->day_count; i++)
-        out[n++] = c->days[i].civil;
+        out[n++] = c->days[i]->civil;
     for (int64_t run = today - 1; run <= today; run++) {
         int known = 0;
 
@@ -553,8 +561,8 @@ static size_t client_dates(const client_rec *c, const days_profile *p, int64_t n
 static day_rec *rec_of(client_rec *c, int64_t civil)
 {
     for (size_t i = 0; c != NULL && i < c->day_count; i++) {
-        if (c->days[i].civil == civil)
-            return &c->days[i];
+        if (c->days[i]->civil == civil)
+            return c->days[i];
     }
     return NULL;
 }
@@ -748,7 +756,7 @@ char *days_encode(days_book *d)
         put_number(co, "last_success_ms", c->last_success_ms);
         list = cJSON_AddArrayToObject(co, "days");
         for (size_t j = 0; j < c->day_count; j++)
-            cJSON_AddItemToArray(list, day_json(&c->days[j]));
+            cJSON_AddItemToArray(list, day_json(c->days[j]));
     }
     pthread_mutex_unlock(&d->lock);
     text = cJSON_PrintUnformatted(root);

@@ -189,18 +189,6 @@ static void filter_add(dupset *set, dupset_key key)
     }
 }
 
-/* Adds keys[0..n) to the filter.  Their blocks are all over it (10 MiB at
- * the default budget): fetching each a few keys ahead overlaps the cache
- * misses, which one by one cost a spill as much as writing its keys. */
-static void filter_add_all(dupset *set, const dupset_key *keys, size_t n)
-{
-    for (size_t k = 0; k < n; k++) {
-        if (k + BATCH_AHEAD < n)
-            __builtin_prefetch(filter_block(set, keys[k + BATCH_AHEAD]), 1);
-        filter_add(set, keys[k]);
-    }
-}
-
 static int filter_may_hold(const dupset *set, dupset_key key)
 {
     const uint64_t *block = filter_block(set, key);
@@ -550,7 +538,8 @@ static int emit(dupset *set, spill_run *run, dupset_key key)
 }
 
 /* Merges the old file, the sorted array and the m sorted recent keys r into
- * run->out_fd.  The three hold distinct keys.  Returns 0 or -1. */
+ * run->out_fd.  The three hold distinct keys.  Keys coming from memory go
+ * into the filter when there is one.  Returns 0 or -1. */
 static int merge_to_file(dupset *set, spill_run *run, const dupset_key *r, size_t m)
 {
     /* Keys from memory go into the filter, whose blocks are random and far
@@ -589,6 +578,8 @@ static int merge_to_file(dupset *set, spill_run *run, const dupset_key *r, size_
             j++;
         else
             run->in_pos++;
+        if (from != 2 && set->filter != NULL)
+            filter_add(set, k);
         if (emit(set, run, k) < 0)
             return -1;
         if (from == 2)
@@ -612,7 +603,8 @@ static int fill_filter(dupset *set, dupset_key *buf)
 
         if (read_keys(set, set->fd, at, buf, n) < 0)
             return -1;
-        filter_add_all(set, buf, n);
+        for (size_t k = 0; k < n; k++)
+            filter_add(set, buf[k]);
     }
     return 0;
 }
@@ -672,12 +664,6 @@ static int spill(dupset *set)
     run.out_fd = open_spill_file(set);
     if (run.out_fd < 0 || merge_to_file(set, &run, set->recent, m) < 0)
         goto done;
-    /* The keys from memory join the filter (the first spill builds it from
-     * the file instead, below, once memory is free for it). */
-    if (set->filter != NULL) {
-        filter_add_all(set, set->sorted, set->count_sorted);
-        filter_add_all(set, set->recent, m);
-    }
     if (set->fd >= 0)
         close(set->fd);
     set->fd = run.out_fd;

@@ -1,6 +1,7 @@
 /*
  * Table-driven tests of the cleaning engine's helper modules: csvdate, money,
- * fold, vocab, encoding, csvout and dupset.  The engine as a whole is tested
+ * fold, vocab, encoding, csvout and dupset, and of the field classification
+ * of clean_text.c.  The engine as a whole is tested
  * in test_clean.c.
  */
 #include <iconv.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clean_private.h"
 #include "csvdate.h"
 #include "csvout.h"
 #include "dupset.h"
@@ -541,6 +543,58 @@ static void test_dupset_spill_fails(void)
     dupset_destroy(set);
 }
 
+/* What clean_text_copy_field() must say of a field, byte by byte. */
+static unsigned reference_shape(const unsigned char *s, size_t n)
+{
+    unsigned high = 0, dirty = 0, quotes = 0, spaces = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        high |= s[i] > 0x7F;
+        spaces |= s[i] == 0xA0 ? SHAPE_NBSP_1252 : 0;
+        spaces |=
+            s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF ? SHAPE_LEAD_UTF8 : 0;
+        dirty |= s[i] < 0x20 || (s[i] == ' ' && (i == 0 || i == n - 1 || s[i - 1] == ' '));
+        quotes |= s[i] == ',' || s[i] == '"';
+    }
+    if (dirty)
+        return high ? SHAPE_HIGH | spaces : 0;
+    return (high ? SHAPE_HIGH | spaces : 0) | SHAPE_CLEAN | (quotes ? 0 : SHAPE_PLAIN);
+}
+
+/* The word-at-a-time classification against the byte loop above, on fields
+ * of every length up to past three chunks, made of the bytes that matter
+ * (and their neighbours in value), at every alignment. */
+static void test_copy_field(void)
+{
+    static const unsigned char alphabet[] = {' ',  'a',  ',',  '"',  '\t', 0x1F, 0x20,
+                                             0x21, 0x7F, 0x80, 0xE9, '\n', '0',  0xFF,
+                                             0xA0, 0xC2, 0xE2, 0xE3, 0xEF};
+    unsigned char src[80], dst[80];
+    unsigned seed = 12345, mismatches = 0, copies = 0;
+
+    for (int round = 0; round < 200000; round++) {
+        size_t n = (size_t)(round % 70), at = (size_t)(round / 70 % 8);
+
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245u + 12345u;
+            /* Mostly letters, so that a lone space or quote is tested too. */
+            src[at + i] = (seed >> 16) % 4 ? 'a' : alphabet[(seed >> 20) % sizeof(alphabet)];
+        }
+        memset(dst, 0xAA, sizeof(dst));
+        unsigned got = clean_text_copy_field((char *)dst + at, (const char *)src + at, n);
+        mismatches += got != reference_shape(src + at, n);
+        copies += memcmp(dst + at, src + at, n) != 0 || (at > 0 && dst[at - 1] != 0xAA) ||
+                  dst[at + n] != 0xAA;
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    CHECK_EQ_INT(copies, 0);
+    /* The cases a chunked reader is likeliest to miss. */
+    CHECK_EQ_INT(clean_text_copy_field((char *)dst, "aaaaaaaaaaaaaaa  bbbbbbbbbbbbbbb", 32), 0);
+    CHECK_EQ_INT(clean_text_copy_field((char *)dst, "aaaaaaa  b", 10), 0);
+    CHECK_EQ_INT(clean_text_copy_field((char *)dst, "aaaaaaaaaaaaaaaa ", 17), 0);
+    CHECK_EQ_INT(clean_text_copy_field((char *)dst, "abc d", 5), SHAPE_CLEAN | SHAPE_PLAIN);
+}
+
 int main(void)
 {
     test_dates();
@@ -552,5 +606,6 @@ int main(void)
     test_dupset();
     test_dupset_spill();
     test_dupset_spill_fails();
+    test_copy_field();
     return testing_finish("clean_parts");
 }

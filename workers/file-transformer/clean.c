@@ -8,10 +8,9 @@
  *
  * Around the rules: clean_text.c classifies, trims and transcodes fields
  * (eight bytes at a time, so the fields already clean, most of them, are
- * written as they are), and clean_pipeline.c reads the input and runs libcsv
- * on a second thread, since it takes about half of the work; the output does
- * not depend on how the two threads run, and every clean_io callback is
- * called on the caller's thread.
+ * written as they are), and clean_pipeline.c reads the input and runs libcsv,
+ * handing batches of records to clean_batch(); all of it on the caller's
+ * thread.
  *
  * Formula guard (unless clean_io.formulas_verbatim): a text cell that a
  * spreadsheet would evaluate gets a leading "'" (csvout_is_formula); the
@@ -22,6 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+/* The row hash compiled here rather than called in libxxhash: a short row's
+ * hash is then a few dozen inlined instructions, not a library call and its
+ * dispatch (the same XXH3 algorithm and version, so the same hashes). */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "clean_private.h"
@@ -99,17 +102,21 @@ static void resolve_pending(engine *e)
         clean_fail(e, DX_ERR_IO, "duplicate set: %s", dupset_error(e->seen));
         return;
     }
+    /* Kept rows move down over the duplicates a run at a time: one
+     * memmove() per run of kept rows, not one per row. */
     w = e->pending_start[0];
-    for (size_t i = 0; i < n; i++) {
-        size_t start = e->pending_start[i];
-        size_t end = i + 1 < n ? e->pending_start[i + 1] : e->out.len;
+    for (size_t i = 0; i < n;) {
+        size_t run = i, start = e->pending_start[i], end;
 
         if (!e->pending_fresh[i]) {
             e->counts->rows_duplicate++;
+            i++;
             continue;
         }
-        e->counts->rows_out++;
-        e->counts->cells_neutralised += e->pending_guarded[i];
+        for (; i < n && e->pending_fresh[i]; i++)
+            e->counts->cells_neutralised += e->pending_guarded[i];
+        e->counts->rows_out += i - run;
+        end = i < n ? e->pending_start[i] : e->out.len;
         if (w != start)
             memmove(e->out.data + w, e->out.data + start, end - start);
         w += end - start;
@@ -767,11 +774,9 @@ dx_status clean_run_profile(const clean_io *io, const profile *client, clean_cou
 {
     profile defaults;
     engine e;
-    pipeline q;
     parser p;
 
     memset(&e, 0, sizeof(e));
-    memset(&q, 0, sizeof(q));
     memset(&p, 0, sizeof(p));
     memset(counts, 0, sizeof(*counts));
     if (reason_len > 0)
@@ -789,11 +794,11 @@ dx_status clean_run_profile(const clean_io *io, const profile *client, clean_cou
     bytebuf_init(&e.clean);
     bytebuf_init(&e.out);
     bytebuf_init(&e.rejects);
-    if (engine_init(&e) < 0 || clean_pipeline_init(&q, &p) < 0)
+    if (engine_init(&e) < 0 || clean_pipeline_init(&p, &e) < 0)
         clean_fail(&e, DX_ERR_NOMEM, "out of memory starting the cleaner");
     else
-        clean_pipeline_run(&e, &q, &p);
-    clean_pipeline_finish(&q, &p);
+        clean_pipeline_run(&e, &p);
+    clean_pipeline_finish(&p);
     engine_finish(&e);
     return e.status;
 }

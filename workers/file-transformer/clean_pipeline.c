@@ -1,7 +1,7 @@
 /*
- * The cleaning engine's pipeline (see clean_private.h): the parser thread,
- * libcsv callbacks and feeding, and the reading of the input, which hand
- * batches of records to the rules of clean.c.
+ * The cleaning engine's pipeline (see clean_private.h): reading the input,
+ * feeding libcsv and its callbacks, which hand batches of records to the
+ * rules of clean.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clean_private.h"
+#include "encoding.h"
 
 static void set_failure(failure *f, dx_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -27,48 +28,17 @@ static void set_failure(failure *f, dx_status status, const char *fmt, ...)
 }
 
 /*
- * Parsing (libcsv) and cleaning each take about half of the work, so they
- * run on two threads: the engine's thread (the caller's) reads blocks and
- * cleans and writes batches of records, a parser thread turns blocks into
- * batches.  All callbacks of clean_io are called on the caller's thread,
- * exactly as without the parser thread.  Records reach the engine in input
- * order and it flushes at the same rows, so the output bytes do not depend
- * on how the threads run; memory is the fixed BLOCKS and BATCHES buffers.
- * A failure found while reading (a NUL byte, a read error) is queued after
- * the blocks before it, and one found by the parser after the records before
- * it, so that the first failure in input order wins, as it would in one
- * thread.  Only bytes_in may then count a few blocks read ahead.
+ * One thread does everything, the caller's: it reads a block, feeds it to
+ * libcsv, and cleans the parsed records each time their batch is full.
+ * Parsing once ran on a second thread, which halved the wall time of one
+ * big file but cost more CPU time than it saved: every hand-over between the
+ * threads was a futex wake-up and a context switch, and the records crossed
+ * from one core's cache to the other's.  A worker cleaning several drops at
+ * once, on a machine whose other cores are busy, only has CPU time to spend.
+ * Failures keep their input order: a failure found while reading (a NUL
+ * byte, a read error) ends the input after the blocks before it, and one
+ * found by the parser comes after the records before it.
  */
-
-/* Parser side: the next block to parse, or NULL once the engine stopped. */
-static block *pipeline_next_block(pipeline *q)
-{
-    block *b = NULL;
-
-    pthread_mutex_lock(&q->lock);
-    while (q->block_count == 0 && !q->stop)
-        pthread_cond_wait(&q->parser_wake, &q->lock);
-    if (!q->stop)
-        b = &q->blocks[q->block_head];
-    pthread_mutex_unlock(&q->lock);
-    return b;
-}
-
-/* Parser side: the block from pipeline_next_block() is parsed. */
-static void pipeline_done_block(pipeline *q)
-{
-    pthread_mutex_lock(&q->lock);
-    q->block_head = (q->block_head + 1) % BLOCKS;
-    q->block_count--;
-    pthread_cond_signal(&q->engine_wake);
-    pthread_mutex_unlock(&q->lock);
-}
-
-/* The batch the parser fills: the slot after the published ones. */
-static batch *filling_batch(pipeline *q)
-{
-    return &q->batches[(q->batch_head + q->batch_count) % BATCHES];
-}
 
 static void reset_batch(batch *b)
 {
@@ -79,38 +49,15 @@ static void reset_batch(batch *b)
     b->failure.status = DX_OK;
 }
 
-/*
- * Parser side: publishes the batch being filled and returns the next one,
- * empty, once a slot is free; NULL once the engine stopped, or after the
- * last batch.
- */
-static batch *pipeline_publish(pipeline *q)
+/* Cleans the batch and empties it for the next records; once the engine
+ * has failed, parsing stops. */
+static void hand_over(parser *p)
 {
-    batch *next = NULL;
-    int last;
-
-    pthread_mutex_lock(&q->lock);
-    last = filling_batch(q)->last;
-    q->batch_count++;
-    pthread_cond_signal(&q->engine_wake);
-    while (!last && q->batch_count == BATCHES && !q->stop)
-        pthread_cond_wait(&q->parser_wake, &q->lock);
-    if (!last && !q->stop)
-        next = filling_batch(q);
-    pthread_mutex_unlock(&q->lock);
-    if (next != NULL)
-        reset_batch(next);
-    return next;
-}
-
-/* Engine side: the parser returns at its next wait (the engine failed, or
- * has its last batch). */
-static void pipeline_stop(pipeline *q)
-{
-    pthread_mutex_lock(&q->lock);
-    q->stop = 1;
-    pthread_cond_signal(&q->parser_wake);
-    pthread_mutex_unlock(&q->lock);
+    clean_batch(p->engine, p->batch);
+    clean_trim_buffer(&p->batch->raw);
+    reset_batch(p->batch);
+    if (p->engine->status != DX_OK)
+        set_failure(&p->failure, DX_ERR_IO, "stopped");
 }
 
 /* ------------------------------------------------------------------ */
@@ -121,13 +68,7 @@ static int record_is_blank(const parser *p)
 {
     const batch *b = p->batch;
 
-    if (p->row_over || p->nfields_seen > b->nfields - p->record_first)
-        return 0;
-    for (size_t i = p->record_first; i < b->nfields; i++) {
-        if (b->fields[i].len > 0)
-            return 0;
-    }
-    return 1;
+    return !p->row_over && p->nfields_seen <= b->nfields - p->record_first && !p->record_content;
 }
 
 static void on_field(void *s, size_t len, void *data)
@@ -135,6 +76,7 @@ static void on_field(void *s, size_t len, void *data)
     parser *p = data;
     batch *b = p->batch;
     span *field;
+    unsigned shape;
 
     if (p->failure.status != DX_OK)
         return;
@@ -164,16 +106,17 @@ static void on_field(void *s, size_t len, void *data)
                     (unsigned long long)p->record_line);
         return;
     }
-    /* The engine's thread last read these lines: claiming them ahead of the
-     * stores overlaps the transfers, which otherwise cost the parser thread
-     * as much as libcsv itself. */
-    __builtin_prefetch(b->raw.data + b->raw.len + 256, 1);
-    __builtin_prefetch(&b->fields[b->nfields + 16], 1);
     field = &b->fields[b->nfields++];
     field->off = (uint32_t)b->raw.len;
     field->len = (uint32_t)len;
-    b->shapes[b->nfields - 1] =
-        (unsigned char)clean_text_copy_field(b->raw.data + b->raw.len, s, len);
+    shape = clean_text_copy_field(b->raw.data + b->raw.len, s, len);
+    b->shapes[b->nfields - 1] = (unsigned char)shape;
+    /* What on_row() needs to know of the record, found while the field is
+     * at hand rather than in a second pass over the record. */
+    p->record_content |= len > 0;
+    if ((shape & SHAPE_HIGH) && !p->record_cp1252 &&
+        !encoding_utf8_valid(b->raw.data + b->raw.len, len))
+        p->record_cp1252 = 1;
     b->raw.len += len;
 }
 
@@ -206,25 +149,20 @@ static void on_row(int c, void *data)
             .nfields_seen = p->nfields_seen,
             .bytes = b->raw.len - p->record_raw,
             .over = p->row_over,
-            .cp1252 =
-                clean_text_record_is_cp1252(b->raw.data, b->fields + first, b->shapes + first, n),
+            .cp1252 = p->record_cp1252,
         };
         p->have_header = 1;
     }
     p->nfields_seen = 0;
+    p->record_content = 0;
+    p->record_cp1252 = 0;
     p->field_over = 0;
     p->row_over = REJECT_NONE;
     p->record_begun = 0;
-    if (batch_full(b)) {
-        p->batch = pipeline_publish(p->pipe);
-        if (p->batch == NULL) {
-            /* The engine stopped: it reads nothing more. */
-            set_failure(&p->failure, DX_ERR_IO, "stopped");
-            return;
-        }
-    }
-    p->record_first = p->batch->nfields;
-    p->record_raw = p->batch->raw.len;
+    if (batch_full(b))
+        hand_over(p);
+    p->record_first = b->nfields;
+    p->record_raw = b->raw.len;
 }
 
 /*
@@ -307,38 +245,6 @@ static void feed(parser *p, const char *buf, size_t n)
         }
         pos = end;
     }
-}
-
-/*
- * The parser thread: parses blocks until the last one, then publishes the
- * last batch with why it stopped (DX_OK at the end of the input).
- */
-static void *parser_main(void *arg)
-{
-    parser *p = arg;
-    block *b;
-    int last = 0;
-
-    while (!last && (b = pipeline_next_block(p->pipe)) != NULL) {
-        last = b->last;
-        feed(p, b->data + b->start, b->len - b->start);
-        if (last && p->failure.status == DX_OK) {
-            if (b->failure.status != DX_OK)
-                p->failure = b->failure;
-            else
-                csv_fini(&p->csv, on_field, on_row, p);
-        }
-        pipeline_done_block(p->pipe);
-        if (p->failure.status != DX_OK)
-            last = 1;
-    }
-    /* After a stop the engine reads nothing more, and the batch may be gone. */
-    if (last && p->batch != NULL) {
-        p->batch->last = 1;
-        p->batch->failure = p->failure;
-        pipeline_publish(p->pipe);
-    }
-    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -430,58 +336,34 @@ static unsigned char detect_delimiter(const char *s, size_t n)
 }
 
 /*
- * The engine's side of the pipeline: keeps the parser supplied with blocks
- * and cleans its batches as they come, until the last one or a failure.
+ * Parses the blocks from the first one on, cleaning batches as they fill,
+ * until the last block or a failure; then cleans the last batch with why
+ * parsing stopped (DX_OK at the end of the input).
  */
-static void pump(engine *e, pipeline *q, int input_done)
+static void parse_all(engine *e, parser *p)
 {
+    block *b = p->block;
+
     for (;;) {
-        block *free_block = NULL;
-        batch *ready = NULL;
-        int done;
-
-        pthread_mutex_lock(&q->lock);
-        for (;;) {
-            /* Reading first, so that the parser never waits for input. */
-            if (!input_done && q->block_count < BLOCKS) {
-                free_block = &q->blocks[(q->block_head + q->block_count) % BLOCKS];
-                break;
-            }
-            if (q->batch_count > 0) {
-                ready = &q->batches[q->batch_head];
-                break;
-            }
-            pthread_cond_wait(&q->engine_wake, &q->lock);
+        feed(p, b->data + b->start, b->len - b->start);
+        if (b->last && p->failure.status == DX_OK) {
+            if (b->failure.status != DX_OK)
+                p->failure = b->failure;
+            else
+                csv_fini(&p->csv, on_field, on_row, p);
         }
-        pthread_mutex_unlock(&q->lock);
-
-        if (free_block != NULL) {
-            fill_block(e, free_block);
-            input_done = free_block->last;
-            pthread_mutex_lock(&q->lock);
-            q->block_count++;
-            pthread_cond_signal(&q->parser_wake);
-            pthread_mutex_unlock(&q->lock);
-            continue;
-        }
-        clean_batch(e, ready);
-        done = ready->last || e->status != DX_OK;
-        clean_trim_buffer(&ready->raw);
-        pthread_mutex_lock(&q->lock);
-        q->batch_head = (q->batch_head + 1) % BATCHES;
-        q->batch_count--;
-        pthread_cond_signal(&q->parser_wake);
-        pthread_mutex_unlock(&q->lock);
-        if (done)
-            return;
+        if (b->last || p->failure.status != DX_OK)
+            break;
+        fill_block(e, b);
     }
+    p->batch->last = 1;
+    p->batch->failure = p->failure;
+    clean_batch(e, p->batch);
 }
 
-void clean_pipeline_run(engine *e, pipeline *q, parser *p)
+void clean_pipeline_run(engine *e, parser *p)
 {
-    block *first = &q->blocks[0];
-    pthread_t thread;
-    int err;
+    block *first = p->block;
 
     /* The first block holds the header line, whose delimiter is needed
      * before parsing starts. */
@@ -506,17 +388,7 @@ void clean_pipeline_run(engine *e, pipeline *q, parser *p)
     e->counts->delimiter = (char)p->delimiter;
     e->counts->utf8_bom = first->start == 3;
     csv_set_delim(&p->csv, p->delimiter);
-    q->block_count = 1;
-    p->batch = filling_batch(q);
-
-    err = pthread_create(&thread, NULL, parser_main, p);
-    if (err != 0) {
-        clean_fail(e, DX_ERR_NOMEM, "cannot start the parser thread: %s", strerror(err));
-        return;
-    }
-    pump(e, q, first->last);
-    pipeline_stop(q);
-    pthread_join(thread, NULL);
+    parse_all(e, p);
     if (e->status != DX_OK)
         return;
     if (!e->have_header)
@@ -524,29 +396,21 @@ void clean_pipeline_run(engine *e, pipeline *q, parser *p)
     clean_flush(e, 1);
 }
 
-int clean_pipeline_init(pipeline *q, parser *p)
+int clean_pipeline_init(parser *p, engine *e)
 {
-    q->blocks = calloc(BLOCKS, sizeof(block));
-    q->batches = calloc(BATCHES, sizeof(batch));
-    if (q->blocks == NULL || q->batches == NULL)
+    p->engine = e;
+    p->block = malloc(sizeof(block));
+    p->batch = calloc(1, sizeof(batch));
+    if (p->block == NULL || p->batch == NULL)
         return -1;
-    for (size_t i = 0; i < BATCHES; i++) {
-        bytebuf_init(&q->batches[i].raw);
-        /* Not zeroed: slots are written before they are read (see
-         * engine_init() in clean.c for why that matters). */
-        q->batches[i].fields = malloc(BATCH_FIELDS * sizeof(span));
-        q->batches[i].shapes = malloc(BATCH_FIELDS);
-        q->batches[i].records = malloc(BATCH_RECORDS * sizeof(record));
-        if (q->batches[i].fields == NULL || q->batches[i].shapes == NULL ||
-            q->batches[i].records == NULL)
-            return -1;
-    }
-    if (pthread_mutex_init(&q->lock, NULL) != 0)
+    bytebuf_init(&p->batch->raw);
+    /* Not zeroed: slots are written before they are read (see engine_init()
+     * in clean.c for why that matters). */
+    p->batch->fields = malloc(BATCH_FIELDS * sizeof(span));
+    p->batch->shapes = malloc(BATCH_FIELDS);
+    p->batch->records = malloc(BATCH_RECORDS * sizeof(record));
+    if (p->batch->fields == NULL || p->batch->shapes == NULL || p->batch->records == NULL)
         return -1;
-    if (pthread_cond_init(&q->parser_wake, NULL) != 0 ||
-        pthread_cond_init(&q->engine_wake, NULL) != 0)
-        return -1;
-    p->pipe = q;
     p->line = 1;
     if (csv_init(&p->csv, 0) != 0)
         return -1;
@@ -555,18 +419,16 @@ int clean_pipeline_init(pipeline *q, parser *p)
     return 0;
 }
 
-void clean_pipeline_finish(pipeline *q, parser *p)
+void clean_pipeline_finish(parser *p)
 {
     if (p->csv_ready)
         csv_free(&p->csv);
-    if (q->batches != NULL) {
-        for (size_t i = 0; i < BATCHES; i++) {
-            bytebuf_finish(&q->batches[i].raw);
-            free(q->batches[i].fields);
-            free(q->batches[i].shapes);
-            free(q->batches[i].records);
-        }
+    if (p->batch != NULL) {
+        bytebuf_finish(&p->batch->raw);
+        free(p->batch->fields);
+        free(p->batch->shapes);
+        free(p->batch->records);
     }
-    free(q->batches);
-    free(q->blocks);
+    free(p->batch);
+    free(p->block);
 }

@@ -4,11 +4,10 @@
  * What the three files of the cleaning engine share, and nothing else
  * includes: clean.c (the header and row rules, what a new rule touches),
  * clean_text.c (field text: classification, trimming, transcoding) and
- * clean_pipeline.c (the parser thread, libcsv feeding and reading).
+ * clean_pipeline.c (reading, libcsv feeding and its callbacks).
  */
 
 #include <csv.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,13 +27,10 @@
 /* libcsv grows its field buffer by this step (its default, 128, would mean
  * thousands of reallocations for a long field). */
 #define PARSER_STEP (64 * 1024)
-/* The pipeline between the two threads (see clean_pipeline.c): read blocks
- * waiting to be parsed, and batches of parsed records waiting to be cleaned.
- * A batch is handed over at the first record end past BATCH_BYTES of fields,
- * or when fewer than MAX_COLUMNS of its BATCH_FIELDS field slots are left
- * (so a record always fits), or at BATCH_RECORDS records. */
-#define BLOCKS        4
-#define BATCHES       4
+/* Parsed records are cleaned in batches (see clean_pipeline.c): a batch is
+ * cleaned at the first record end past BATCH_BYTES of fields, or when fewer
+ * than MAX_COLUMNS of its BATCH_FIELDS field slots are left (so a record
+ * always fits), or at BATCH_RECORDS records. */
 #define BATCH_BYTES   (64 * 1024)
 #define BATCH_FIELDS  (8 * MAX_COLUMNS)
 #define BATCH_RECORDS 2048
@@ -61,7 +57,7 @@ typedef enum reject_reason {
 
 /* A field inside a buffer of fields, by offset since the buffer moves.
  * 32 bits are plenty (a batch holds at most MAX_ROW and BATCH_BYTES), and
- * keep the batches the parser thread hands over small. */
+ * keep the batches small. */
 typedef struct span {
     uint32_t off;
     uint32_t len;
@@ -71,6 +67,12 @@ typedef struct span {
 #define SHAPE_CLEAN 1 /* no control byte, no leading, trailing or doubled space */
 #define SHAPE_PLAIN 2 /* nothing to quote in the output either */
 #define SHAPE_HIGH  4 /* some byte over 0x7F (UTF-8 or Windows-1252) */
+/* With SHAPE_HIGH, the bytes that make a clean-looking field need collapse()
+ * after all: the no-break space of Windows-1252 (0xA0), and the lead bytes
+ * of the Unicode spaces and byte order mark it drops in UTF-8 (0xC2, 0xE2,
+ * 0xE3, 0xEF). */
+#define SHAPE_NBSP_1252 8
+#define SHAPE_LEAD_UTF8 16
 
 /* A cleaned value, pointing into the row buffers (stable while the row is
  * processed); plain when it needs neither cleaning nor quoting. */
@@ -108,7 +110,7 @@ typedef struct record {
 } record;
 
 /*
- * Records handed from the parser to the engine, in input order: their field
+ * Records parsed and waiting to be cleaned, in input order: their field
  * bytes one after the other in raw, their fields, and with the last batch
  * why parsing stopped.
  */
@@ -123,7 +125,7 @@ typedef struct batch {
     failure failure; /* with last: DX_OK at the end of the input */
 } batch;
 
-/* A block of input read by the engine's thread, for the parser. */
+/* A block of input, for the parser. */
 typedef struct block {
     char data[READ_BLOCK];
     size_t start; /* a byte order mark skipped in the first block */
@@ -132,29 +134,13 @@ typedef struct block {
     failure failure; /* with last: DX_OK at the end of the input */
 } block;
 
-/*
- * The two queues between the engine's thread and the parser's, rings under
- * one lock.  The engine fills blocks and cleans batches, the parser parses
- * blocks into batches; each side takes its queue's slots in order, so the
- * records reach the engine exactly in input order.
- */
-typedef struct pipeline {
-    pthread_mutex_t lock;
-    pthread_cond_t parser_wake; /* a block filled, a batch freed, or stop */
-    pthread_cond_t engine_wake; /* a batch published, or a block freed */
-    block *blocks;              /* BLOCKS */
-    size_t block_head;          /* the next block to parse */
-    size_t block_count;         /* filled, or being parsed */
-    batch *batches;             /* BATCHES */
-    size_t batch_head;          /* the next batch to clean */
-    size_t batch_count;         /* published, or being cleaned */
-    int stop;                   /* the engine gave up: the parser returns */
-} pipeline;
+/* The parse side: libcsv and the batch it fills, which is cleaned (by
+ * clean_batch() on engine) whenever it is full. */
+typedef struct engine engine;
 
-/* The parse side: runs on its own thread, and shares nothing with the
- * engine but the pipeline. */
 typedef struct parser {
-    pipeline *pipe;
+    engine *engine; /* where full batches go */
+    block *block;   /* the one read block */
     struct csv_parser csv;
     int csv_ready;
     unsigned char delimiter;
@@ -168,16 +154,18 @@ typedef struct parser {
     uint64_t record_line;
 
     /* The batch being filled, and the record being read in it. */
-    batch *batch;
+    batch *batch;           /* the one batch */
     size_t record_first;    /* the record's first field in the batch */
     size_t record_raw;      /* where the record's bytes start in raw */
     size_t nfields_seen;    /* including those past MAX_COLUMNS */
+    int record_content;     /* a stored field of the record is not empty */
+    int record_cp1252;      /* a stored field of the record is not UTF-8 */
     int field_over;         /* the field in progress passed MAX_FIELD */
     reject_reason row_over; /* REJECT_FIELD_TOO_LONG or REJECT_ROW_TOO_LONG */
     int have_header;        /* a non-blank record was completed */
 } parser;
 
-typedef struct engine {
+struct engine {
     const clean_io *io;
     const profile *profile; /* the client's settings; never NULL */
     clean_counts *counts;
@@ -228,7 +216,7 @@ typedef struct engine {
     /* Cells given a leading "'" in each pending row (PENDING_MAX), counted
      * only for the rows that are kept. */
     uint16_t *pending_guarded;
-} engine;
+};
 
 /* clean.c */
 
@@ -246,9 +234,6 @@ void clean_trim_buffer(csvout *buf);
 
 /* Copies n bytes of a field from src to dst and returns its SHAPE_* bits. */
 unsigned clean_text_copy_field(char *dst, const char *src, size_t n);
-/* 1 when a record's n fields must be read as Windows-1252. */
-int clean_text_record_is_cp1252(const char *raw, const span *fields, const unsigned char *shapes,
-                                size_t n);
 /*
  * Sets e->value[0..count) to the current record's fields cleaned; values
  * point into the record or into e->clean, valid until the next call.
@@ -259,11 +244,11 @@ int clean_text_decode(engine *e, size_t count, int cp1252);
 /* clean_pipeline.c */
 
 /*
- * Allocates the pipeline's buffers into q and the parser's libcsv into p
- * (both zeroed by the caller); returns 0 or -1.  clean_pipeline_finish()
+ * Allocates the parser's block, batch and libcsv into p (zeroed by the
+ * caller), for the engine e; returns 0 or -1.  clean_pipeline_finish()
  * releases them, also after a failure here.
  */
-int clean_pipeline_init(pipeline *q, parser *p);
-void clean_pipeline_finish(pipeline *q, parser *p);
+int clean_pipeline_init(parser *p, engine *e);
+void clean_pipeline_finish(parser *p);
 /* Reads, parses and cleans the whole input; failures are recorded in e. */
-void clean_pipeline_run(engine *e, pipeline *q, parser *p);
+void clean_pipeline_run(engine *e, parser *p);

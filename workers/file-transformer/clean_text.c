@@ -4,6 +4,9 @@
  * only those that need it are trimmed, collapsed and transcoded.
  */
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "clean_private.h"
 #include "encoding.h"
@@ -84,6 +87,165 @@ static size_t collapse(const char *in, size_t n, char *out, int cp1252, int *pla
     return w;
 }
 
+#if defined(__SSE2__)
+
+/* Bit i set when byte i of v has the property. */
+typedef struct lanes {
+    unsigned high;    /* over 0x7F */
+    unsigned control; /* under 0x20 */
+    unsigned space;
+    unsigned quote; /* ',' or '"' */
+} lanes;
+
+static inline lanes classify16(__m128i v)
+{
+    lanes m;
+
+    m.high = (unsigned)_mm_movemask_epi8(v);
+    m.control =
+        (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v));
+    m.space = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')));
+    m.quote = (unsigned)_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(',')), _mm_cmpeq_epi8(v, _mm_set1_epi8('"'))));
+    return m;
+}
+
+/* SHAPE_NBSP_1252 and SHAPE_LEAD_UTF8 of the bytes of v. */
+static inline unsigned high_spaces16(__m128i v)
+{
+    __m128i lead = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xC2)),
+                                             _mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xE2))),
+                                _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xE3)),
+                                             _mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xEF))));
+
+    return (_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8((char)0xA0))) ? SHAPE_NBSP_1252 : 0) |
+           (_mm_movemask_epi8(lead) ? SHAPE_LEAD_UTF8 : 0);
+}
+
+/* The SHAPE_* bits of a field: high, control and quote are "some byte is
+ * one", spaced "a space leads, trails or follows another". */
+static inline unsigned shape_of(unsigned high, unsigned control, int spaced, unsigned quote)
+{
+    unsigned shape = high ? SHAPE_HIGH : 0;
+
+    if (control || spaced)
+        return shape;
+    return shape | SHAPE_CLEAN | (quote ? 0 : SHAPE_PLAIN);
+}
+
+/* spaced for a field of n bytes (1 to 16) whose spaces are bit i of space. */
+static inline int spaced_of(unsigned space, size_t n)
+{
+    return (space & (space >> 1)) || (space & 1) || ((space >> (n - 1)) & 1);
+}
+
+/* The n bits of a field of n (h to 2h) bytes from the lanes of its first h
+ * bytes (lanes 0..h-1) and its last h bytes (lanes 8..8+h-1), which
+ * overlap when n < 2h. */
+static inline unsigned join_halves(unsigned m, size_t n, unsigned h)
+{
+    unsigned half = (1u << h) - 1;
+
+    return (m & half) | (((m >> 8) & half) << (n - h));
+}
+
+/* The SHAPE_* bits of a field of n bytes (under sixteen) loaded into v:
+ * the lanes in valid are its bytes, as two halves of h bytes (see
+ * join_halves()) or, when h is 0, in field order. */
+static inline unsigned short_shape(__m128i v, unsigned valid, size_t n, unsigned h)
+{
+    lanes m = classify16(v);
+    unsigned space = h ? join_halves(m.space, n, h) : m.space & valid;
+    unsigned high = m.high & valid;
+
+    return shape_of(high, m.control & valid, spaced_of(space, n), m.quote & valid) |
+           (high ? high_spaces16(v) : 0);
+}
+
+/* Copies a field of n bytes (h to 2h - 1, h being 4 or 8) to dst as two
+ * overlapping halves of h bytes, and returns its SHAPE_* bits.  With h = 4
+ * lanes 4..7 and 12..15 hold zero bytes, not of the field. */
+static inline unsigned halves_shape(const unsigned char *s, char *dst, size_t n, unsigned h)
+{
+    uint64_t head = 0, tail = 0;
+
+    memcpy(&head, s, h);
+    memcpy(&tail, s + n - h, h);
+    memcpy(dst, &head, h);
+    memcpy(dst + n - h, &tail, h);
+    return short_shape(_mm_set_epi64x((long long)tail, (long long)head), h == 8 ? 0xFFFF : 0x0F0F,
+                       n, h);
+}
+
+/* What the sixteen-byte chunks of a long field have shown so far. */
+typedef struct chunks {
+    unsigned high, control, quote; /* some byte is one */
+    unsigned doubled;              /* two spaces in a row inside a chunk */
+    unsigned spaces;               /* SHAPE_NBSP_1252 and SHAPE_LEAD_UTF8 */
+} chunks;
+
+/* Copies the sixteen bytes at s to dst and adds them to c. */
+static inline void add_chunk(chunks *c, const unsigned char *s, char *dst)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)s);
+    lanes m = classify16(v);
+
+    _mm_storeu_si128((__m128i *)dst, v);
+    c->high |= m.high;
+    c->control |= m.control;
+    c->doubled |= m.space & (m.space >> 1);
+    c->quote |= m.quote;
+    if (m.high)
+        c->spaces |= high_spaces16(v);
+}
+
+/*
+ * Copies a field to dst and classifies it on the way (SHAPE_*), sixteen
+ * bytes at a time where cleaning goes one by one: most fields of real files
+ * are clean, and then the raw bytes (transcoded for Windows-1252) are the
+ * value.  The copy's loads serve the classification, so the field is read
+ * once, and never past its end: a field shorter than sixteen bytes is
+ * loaded as two overlapping halves, whose lanes are then put back in field
+ * order.  A longer one goes in sixteen-byte chunks, the last one
+ * overlapping the one before; a byte seen twice changes nothing, and the
+ * space pairs across chunks are checked apart.
+ */
+unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)src;
+
+    if (n >= 16) {
+        chunks c = {0, 0, 0, 0, 0};
+        size_t i;
+
+        for (i = 0; i + 16 <= n; i += 16) {
+            add_chunk(&c, s + i, dst + i);
+            if (i > 0 && s[i] == ' ' && s[i - 1] == ' ')
+                c.doubled = 1;
+        }
+        if (i < n)
+            add_chunk(&c, s + n - 16, dst + n - 16);
+        return shape_of(c.high, c.control, c.doubled || s[0] == ' ' || s[n - 1] == ' ', c.quote) |
+               c.spaces;
+    }
+    if (n >= 8)
+        return halves_shape(s, dst, n, 8);
+    if (n >= 4)
+        return halves_shape(s, dst, n, 4);
+    if (n > 0) {
+        uint32_t word = 0;
+
+        for (size_t i = 0; i < n; i++) {
+            dst[i] = src[i];
+            word |= (uint32_t)s[i] << (8 * i);
+        }
+        return short_shape(_mm_cvtsi32_si128((int)word), (1u << n) - 1, n, 0);
+    }
+    return SHAPE_CLEAN | SHAPE_PLAIN;
+}
+
+#else
+
 #define ONES  UINT64_C(0x0101010101010101)
 #define HIGHS UINT64_C(0x8080808080808080)
 #define LOWS  UINT64_C(0x7F7F7F7F7F7F7F7F)
@@ -122,6 +284,20 @@ static inline void shape_word(shape_bits *b, uint64_t w, uint64_t pairs_ok)
     b->quotes |= any_zero(w ^ (',' * ONES)) | any_zero(w ^ ('"' * ONES));
 }
 
+/* SHAPE_NBSP_1252 and SHAPE_LEAD_UTF8 of s[0..n). */
+static unsigned high_spaces(const unsigned char *s, size_t n)
+{
+    unsigned bits = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == 0xA0)
+            bits |= SHAPE_NBSP_1252;
+        else if (s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF)
+            bits |= SHAPE_LEAD_UTF8;
+    }
+    return bits;
+}
+
 /*
  * Copies a field to dst and classifies it on the way (SHAPE_*), eight bytes
  * at a time where cleaning goes one by one: most fields of real files are
@@ -134,6 +310,7 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
 {
     const unsigned char *s = (const unsigned char *)src;
     shape_bits b = {0, 0, 0, 0};
+    unsigned spaces = 0;
     uint64_t w;
 
     if (n == 0)
@@ -172,42 +349,15 @@ unsigned clean_text_copy_field(char *dst, const char *src, size_t n)
         }
         shape_word(&b, w, ~UINT64_C(0));
     }
+    if (b.high & HIGHS)
+        spaces = high_spaces(s, n);
     if ((b.control | b.doubled) & HIGHS || s[0] == ' ' || s[n - 1] == ' ')
-        return (b.high & HIGHS) ? SHAPE_HIGH : 0;
+        return (b.high & HIGHS) ? SHAPE_HIGH | spaces : 0;
     return ((b.high & HIGHS) ? SHAPE_HIGH : 0) | SHAPE_CLEAN |
-           ((b.quotes & HIGHS) ? 0 : SHAPE_PLAIN);
+           ((b.quotes & HIGHS) ? 0 : SHAPE_PLAIN) | spaces;
 }
 
-/* 1 when a record's fields must be read as Windows-1252: when one of
- * them, having a byte over 0x7F, is not UTF-8. */
-int clean_text_record_is_cp1252(const char *raw, const span *fields, const unsigned char *shapes,
-                                size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if ((shapes[i] & SHAPE_HIGH) && !encoding_utf8_valid(raw + fields[i].off, fields[i].len))
-            return 1;
-    }
-    return 0;
-}
-
-/*
- * 1 when a field that clean_text_copy_field() found clean but for bytes over 0x7F
- * reads the same cleaned: in Windows-1252 when it has no no-break space
- * (0xA0); in UTF-8 when it has none of the lead bytes of the Unicode spaces
- * and byte order mark collapse() looks for (0xC2, 0xE2, 0xE3, 0xEF).
- */
-static int high_is_clean(const char *in, size_t n, int cp1252)
-{
-    const unsigned char *s = (const unsigned char *)in;
-
-    if (cp1252)
-        return memchr(s, 0xA0, n) == NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == 0xC2 || s[i] == 0xE2 || s[i] == 0xE3 || s[i] == 0xEF)
-            return 0;
-    }
-    return 1;
-}
+#endif
 
 /*
  * Sets value[0..count) to the record's fields cleaned: clean fields point
@@ -225,13 +375,21 @@ int clean_text_decode(engine *e, size_t count, int cp1252)
     if (bytebuf_reserve(&e->clean, 3 * e->raw_len + 1) < 0)
         return -1;
     clean = e->clean.data;
+    /* In locals: the stores through t could alias e, and the compiler would
+     * reload every pointer for every field. */
+    const char *raw = e->raw;
+    const span *fields = e->fields;
+    const unsigned char *shapes = e->shape;
+    text *values = e->value;
     for (size_t i = 0; i < count; i++) {
-        const char *s = e->raw + e->fields[i].off;
-        size_t n = e->fields[i].len;
-        unsigned shape = e->shape[i];
-        text *t = &e->value[i];
+        const char *s = raw + fields[i].off;
+        size_t n = fields[i].len;
+        unsigned shape = shapes[i];
+        text *t = &values[i];
 
-        if ((shape & SHAPE_CLEAN) && (!(shape & SHAPE_HIGH) || high_is_clean(s, n, cp1252))) {
+        /* A clean field reads the same cleaned unless it has one of the
+         * bytes collapse() looks for past 0x7F in its encoding. */
+        if ((shape & SHAPE_CLEAN) && !(shape & (cp1252 ? SHAPE_NBSP_1252 : SHAPE_LEAD_UTF8))) {
             /* Transcoding cannot make a quote or a comma: plain stays plain. */
             if ((shape & SHAPE_HIGH) && cp1252) {
                 *t = (text){clean, encoding_cp1252_to_utf8(s, n, clean), shape & SHAPE_PLAIN};

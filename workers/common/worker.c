@@ -33,22 +33,6 @@ void worker_install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-#ifndef DX_VERSION
-#define DX_VERSION "unknown"
-#endif
-
-void worker_print_help(const char *usage)
-{
-    fputs(usage, stdout);
-    fputc('\n', stdout);
-    config_print_help(stdout);
-}
-
-void worker_print_version(const char *name)
-{
-    printf("%s %s\n", name, DX_VERSION);
-}
-
 void worker_sleep(int64_t ms)
 {
     while (ms > 0 && !atomic_load(&worker_stop)) {

@@ -17,6 +17,7 @@
 
 #include "clean_local.h"
 #include "config.h"
+#include "worker.h"
 
 static const char usage[] =
     "usage: file-transformer [--help | --version]\n"
@@ -102,13 +103,11 @@ static int run_service(char **argv)
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(usage, stdout);
-        fputc('\n', stdout);
-        config_print_help(stdout);
+        worker_print_help(usage);
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
-        printf("file-transformer %s\n", DX_VERSION);
+        worker_print_version("file-transformer");
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "clean") == 0)

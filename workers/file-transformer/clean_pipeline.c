@@ -14,7 +14,7 @@
 static void set_failure(failure *f, dx_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Records the first failure of a thread that cannot reach the engine. */
+/* Records f's first failure: later ones are consequences of it. */
 static void set_failure(failure *f, dx_status status, const char *fmt, ...)
 {
     va_list ap;
